@@ -1,0 +1,196 @@
+//! The command line: `nango serve` plus the Nango 0.9 client commands, names and argument order
+//! as the original CLI had them (`config:create <key> <provider> ...`).
+
+use clap::{Args, Parser, Subcommand};
+
+/// Self-hosted OAuth token broker, wire-compatible with Nango 0.9.
+///
+/// `nango serve` runs the server; the other commands manage it over its REST API.
+#[derive(Debug, Parser)]
+#[command(name = "nango", version, arg_required_else_help = true)]
+pub struct Cli {
+    /// Print the server's JSON response (pretty-printed) instead of a table or message
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the server is and how to authenticate; every client command takes these.
+#[derive(Debug, Clone, Args)]
+pub struct ClientOpts {
+    /// URL of the Nango server [default: http://localhost:3003]
+    #[arg(long = "host", env = "NANGO_HOSTPORT", value_name = "URL")]
+    pub host: Option<String>,
+
+    /// Secret key of the server (sent as HTTP Basic username)
+    #[arg(
+        long,
+        env = "NANGO_SECRET_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub secret_key: Option<String>,
+}
+
+/// The five fields of a provider configuration, in the order the 0.9 CLI took them.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigFields {
+    /// Unique key of this configuration (e.g. github)
+    pub provider_config_key: String,
+    /// Provider template name from the catalog (e.g. github, google, slack)
+    pub provider: String,
+    /// OAuth client id issued by the provider
+    pub oauth_client_id: String,
+    /// OAuth client secret issued by the provider
+    pub oauth_client_secret: String,
+    /// Scopes to request, comma-separated (e.g. "repo,user")
+    pub oauth_scopes: String,
+}
+
+/// A connection is named by its config key and its connection id (0.9 order).
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionRef {
+    /// Key of the provider configuration the connection belongs to
+    pub provider_config_key: String,
+    /// Id the connection was created under (e.g. your user id)
+    pub connection_id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Nango server
+    Serve(nango_server::ServeArgs),
+
+    /// List the provider configurations
+    #[command(name = "config:list")]
+    ConfigList {
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+
+    /// Show one provider configuration (the client secret is masked)
+    #[command(name = "config:get")]
+    ConfigGet {
+        /// Key of the provider configuration
+        provider_config_key: String,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+
+    /// Create a provider configuration
+    #[command(name = "config:create")]
+    ConfigCreate {
+        #[command(flatten)]
+        fields: ConfigFields,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+
+    /// Replace the provider, client id, client secret and scopes of a provider configuration
+    #[command(name = "config:edit")]
+    ConfigEdit {
+        #[command(flatten)]
+        fields: ConfigFields,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+
+    /// Delete a provider configuration (its connections are kept)
+    #[command(name = "config:delete")]
+    ConfigDelete {
+        /// Key of the provider configuration
+        provider_config_key: String,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+
+    /// Show a connection with its fresh credentials, as JSON (tokens included)
+    #[command(name = "connection:get")]
+    ConnectionGet {
+        #[command(flatten)]
+        connection: ConnectionRef,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+
+    /// List the connections (without credentials)
+    #[command(name = "connection:list")]
+    ConnectionList {
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+
+    /// Delete a connection
+    #[command(name = "connection:delete")]
+    ConnectionDelete {
+        #[command(flatten)]
+        connection: ConnectionRef,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+
+    /// Print a fresh access token of a connection (OAuth1: token and secret)
+    #[command(name = "token:get")]
+    TokenGet {
+        #[command(flatten)]
+        connection: ConnectionRef,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn config_create_takes_the_0_9_argument_order() -> Result<(), clap::Error> {
+        let cli = Cli::try_parse_from([
+            "nango",
+            "config:create",
+            "gh",
+            "github",
+            "id",
+            "secret",
+            "repo,user",
+            "--host",
+            "http://h:1",
+            "--json",
+        ])?;
+        assert!(cli.json);
+        match cli.command {
+            Command::ConfigCreate { fields, client } => {
+                assert_eq!(fields.provider_config_key, "gh");
+                assert_eq!(fields.provider, "github");
+                assert_eq!(fields.oauth_client_id, "id");
+                assert_eq!(fields.oauth_client_secret, "secret");
+                assert_eq!(fields.oauth_scopes, "repo,user");
+                assert_eq!(client.host.as_deref(), Some("http://h:1"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn token_get_takes_key_then_connection_id() -> Result<(), clap::Error> {
+        let cli = Cli::try_parse_from(["nango", "--json", "token:get", "gh", "user-1"])?;
+        assert!(cli.json);
+        match cli.command {
+            Command::TokenGet { connection, .. } => {
+                assert_eq!(connection.provider_config_key, "gh");
+                assert_eq!(connection.connection_id, "user-1");
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+//! The client commands: one call to the server each, turned into the text to print.
+
+use std::io::IsTerminal;
+
+use nango_client::{Client, Error, NewConfig, Token};
+
+use crate::cli::{ClientOpts, Command, ConfigFields};
+use crate::output;
+
+/// Runs a client command and returns what goes to stdout. `Serve` is not a client command and
+/// is handled by `main`.
+pub async fn run(command: Command, json: bool) -> Result<String, Error> {
+    match command {
+        Command::Serve(_) => Err(Error::InvalidArgument(
+            "`serve` is not a client command".into(),
+        )),
+        Command::ConfigList { client } => {
+            let nango = connect(&client)?;
+            if json {
+                return Ok(output::pretty(&nango.list_configs_raw().await?));
+            }
+            Ok(output::configs_table(&nango.list_configs().await?))
+        }
+        Command::ConfigGet {
+            provider_config_key,
+            client,
+        } => {
+            let nango = connect(&client)?;
+            if json {
+                return Ok(output::pretty(
+                    &nango.get_config_raw(&provider_config_key).await?,
+                ));
+            }
+            Ok(output::config_table(
+                &nango.get_config(&provider_config_key).await?,
+            ))
+        }
+        Command::ConfigCreate { fields, client } => {
+            let config_id = connect(&client)?.create_config(&new_config(fields)).await?;
+            if json {
+                return Ok(output::pretty(
+                    &serde_json::json!({ "config_id": config_id }),
+                ));
+            }
+            Ok("✅ Successfully created a new provider configuration!".into())
+        }
+        Command::ConfigEdit { fields, client } => {
+            connect(&client)?.update_config(&new_config(fields)).await?;
+            Ok("✅ Successfully edited an existing provider configuration!".into())
+        }
+        Command::ConfigDelete {
+            provider_config_key,
+            client,
+        } => {
+            connect(&client)?
+                .delete_config(&provider_config_key)
+                .await?;
+            Ok("✅ Successfully deleted the provider configuration!".into())
+        }
+        Command::ConnectionGet { connection, client } => {
+            // Tokens in clear: showing the connection is exactly what was asked for.
+            let body = connect(&client)?
+                .get_connection_raw(&connection.provider_config_key, &connection.connection_id)
+                .await?;
+            Ok(output::pretty(&body))
+        }
+        Command::ConnectionList { client } => {
+            let nango = connect(&client)?;
+            if json {
+                return Ok(output::pretty(&nango.list_connections_raw().await?));
+            }
+            Ok(output::connections_table(&nango.list_connections().await?))
+        }
+        Command::ConnectionDelete { connection, client } => {
+            connect(&client)?
+                .delete_connection(&connection.provider_config_key, &connection.connection_id)
+                .await?;
+            Ok("✅ Successfully deleted the connection!".into())
+        }
+        Command::TokenGet { connection, client } => {
+            let nango = connect(&client)?;
+            let (key, id) = (&connection.provider_config_key, &connection.connection_id);
+            if json {
+                return Ok(output::pretty(&nango.get_connection_raw(key, id).await?));
+            }
+            // The bare token, so `$(nango token:get ...)` can be used as is.
+            Ok(match nango.get_token(key, id).await? {
+                Token::OAuth2(access_token) => access_token.expose().to_string(),
+                Token::OAuth1 {
+                    oauth_token,
+                    oauth_token_secret,
+                } => format!(
+                    "token:{}\nsecret:{}",
+                    oauth_token.expose(),
+                    oauth_token_secret.expose()
+                ),
+            })
+        }
+    }
+}
+
+/// The message after `❌`: the server's own words, plus what to do when that is not obvious.
+pub fn describe(error: &Error) -> String {
+    match error {
+        Error::Network { .. } => {
+            format!("{error}\n   Is the server running? Set NANGO_HOSTPORT (or --host) to its URL.")
+        }
+        Error::Api { status: 401, .. } => format!(
+            "{error}\n   Set NANGO_SECRET_KEY (or --secret-key) to the server's secret key."
+        ),
+        _ => error.to_string(),
+    }
+}
+
+fn new_config(f: ConfigFields) -> NewConfig {
+    NewConfig {
+        provider_config_key: f.provider_config_key,
+        provider: f.provider,
+        oauth_client_id: f.oauth_client_id,
+        oauth_client_secret: f.oauth_client_secret.into(),
+        oauth_scopes: f.oauth_scopes,
+    }
+}
+
+/// Builds the client. An empty variable counts as unset, as `process.env.X || default` did.
+fn connect(opts: &ClientOpts) -> Result<Client, Error> {
+    let host = opts.host.as_deref().filter(|h| !h.trim().is_empty());
+    if std::io::stderr().is_terminal() {
+        // Only for a person at a terminal: in scripts and pipes it would be noise on stderr.
+        match host {
+            None => eprintln!(
+                "Assuming you are running Nango on localhost:3003 because you did not set the NANGO_HOSTPORT env var.\n"
+            ),
+            Some(h) if std::env::var("NANGO_HOSTPORT").is_ok_and(|v| v == h) => eprintln!(
+                "Assuming you are self-hosting Nango (because you set the NANGO_HOSTPORT env var to {h}).\n"
+            ),
+            Some(_) => {}
+        }
+    }
+    let mut builder = Client::builder(host.unwrap_or(nango_client::DEFAULT_HOST));
+    if let Some(key) = &opts.secret_key {
+        builder = builder.secret_key(key.as_str());
+    }
+    builder.build()
+}

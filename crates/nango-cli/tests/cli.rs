@@ -1,0 +1,572 @@
+//! The built `nango` binary against a real `nango serve` child process: exit codes, messages and
+//! output of every client command, as reference §5 and §1 describe them.
+
+// A test that cannot set up its server should stop right there, with the reason.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+const NANGO: &str = env!("CARGO_BIN_EXE_nango");
+
+const DUPLICATE: &str =
+    "There is already a Provider Configuration matching the param 'provider_config_key'.";
+const UNKNOWN_CONFIG: &str = "There is no Provider Configuration matching this key.";
+const UNKNOWN_PROVIDER: &str = "No Provider Template matching the 'provider' parameter.";
+const UNKNOWN_CONNECTION: &str =
+    "No connection matching params 'connection_id' and 'provider_config_key'.";
+const WRONG_KEY: &str = "Authentication failed. The provided secret key is invalid.";
+const MISSING_KEY: &str = "Authentication failed. The request is missing the Authorization header.";
+
+/// Variables of the test runner's environment that would change what the server or the CLI does.
+const INHERITED_SETTINGS: &[&str] = &[
+    "NANGO_HOSTPORT",
+    "NANGO_SECRET_KEY",
+    "NANGO_DATABASE_URL",
+    "NANGO_SERVER_URL",
+    "NANGO_CALLBACK_URL",
+    "NANGO_BIND",
+    "NANGO_PROVIDERS_FILE",
+    "NANGO_DB_HOST",
+    "SERVER_PORT",
+    "PORT",
+    "LOG_LEVEL",
+];
+
+fn nango_command() -> Command {
+    let mut command = Command::new(NANGO);
+    for name in INHERITED_SETTINGS {
+        command.env_remove(name);
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+/// A port nothing listens on (free a moment ago).
+fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// What one CLI run did.
+struct Run {
+    args: Vec<String>,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn from_output(args: &[&str], output: Output) -> Run {
+        Run {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn context(&self) -> String {
+        format!(
+            "nango {:?} exited {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.args, self.code, self.stdout, self.stderr
+        )
+    }
+
+    /// Exit 0 and the stdout.
+    fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "expected success: {}", self.context());
+        &self.stdout
+    }
+
+    /// Exit non-zero with `❌ <message>` on stderr and nothing claiming success on stdout.
+    fn fails_with(&self, message: &str) {
+        assert!(
+            matches!(self.code, Some(c) if c != 0),
+            "expected a failure: {}",
+            self.context()
+        );
+        assert!(
+            self.stderr.contains(&format!("❌ {message}")),
+            "expected '❌ {message}' on stderr: {}",
+            self.context()
+        );
+        assert!(!self.stdout.contains('✅'), "{}", self.context());
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(self.ok())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.context()))
+    }
+}
+
+/// A `nango serve` child on its own port and SQLite file; killed when dropped.
+struct Server {
+    child: Child,
+    host: String,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        Server::start_with(None)
+    }
+
+    fn start_with(secret_key: Option<&str>) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = unused_port();
+        let log = dir.path().join("server.log");
+        let log_file = File::create(&log).expect("server log");
+        let mut command = nango_command();
+        command
+            .arg("serve")
+            .env("SERVER_PORT", port.to_string())
+            .env(
+                "NANGO_DATABASE_URL",
+                format!("sqlite://{}/t.db", dir.path().display()),
+            )
+            .env("LOG_LEVEL", "warn")
+            .stdout(log_file.try_clone().expect("log handle"))
+            .stderr(log_file);
+        if let Some(key) = secret_key {
+            command.env("NANGO_SECRET_KEY", key);
+        }
+        let child = command.spawn().expect("spawn nango serve");
+        let mut server = Server {
+            child,
+            host: format!("http://127.0.0.1:{port}"),
+            log,
+            _dir: dir,
+        };
+        server.wait_until_healthy(port);
+        server
+    }
+
+    fn wait_until_healthy(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if healthcheck(port) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "nango serve exited with {status} before answering:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nango serve did not answer GET / with {{\"result\":\"ok\"}} within 60 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs the CLI against this server, without a secret key.
+    fn nango(&self, args: &[&str]) -> Run {
+        self.nango_with(args, &[])
+    }
+
+    fn nango_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = nango_command();
+        command.args(args).env("NANGO_HOSTPORT", &self.host);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        Run::from_output(args, command.output().expect("run nango"))
+    }
+
+    fn create_github_config(&self, key: &str) {
+        let run = self.nango(&[
+            "config:create",
+            key,
+            "github",
+            "cid",
+            "csecret",
+            "repo,user",
+        ]);
+        assert!(
+            run.ok()
+                .contains("✅ Successfully created a new provider configuration!"),
+            "{}",
+            run.context()
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET /` answers `{"result":"ok"}` (Nango 0.9's healthcheck).
+fn healthcheck(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.1 200") && response.contains(r#"{"result":"ok"}"#)
+}
+
+fn data_rows(table: &str) -> Vec<&str> {
+    // comfy-table draws borders with box characters; data rows are the lines with cell text
+    // below the header separator.
+    table
+        .lines()
+        .skip_while(|l| !l.starts_with('╞'))
+        .skip(1)
+        .filter(|l| l.starts_with('│'))
+        .collect()
+}
+
+#[test]
+fn help_lists_every_command() {
+    let commands = [
+        "serve",
+        "config:list",
+        "config:get",
+        "config:create",
+        "config:edit",
+        "config:delete",
+        "connection:get",
+        "connection:list",
+        "connection:delete",
+        "token:get",
+    ];
+    for args in [&["help"][..], &["--help"][..]] {
+        let run = Run::from_output(args, nango_command().args(args).output().expect("run"));
+        let out = run.ok();
+        for command in commands {
+            assert!(
+                out.contains(command),
+                "{command} missing: {}",
+                run.context()
+            );
+        }
+    }
+
+    let args = ["config:create", "--help"];
+    let run = Run::from_output(&args, nango_command().args(args).output().expect("run"));
+    let out = run.ok();
+    assert!(
+        out.contains(
+            "<PROVIDER_CONFIG_KEY> <PROVIDER> <OAUTH_CLIENT_ID> <OAUTH_CLIENT_SECRET> <OAUTH_SCOPES>"
+        ),
+        "{}",
+        run.context()
+    );
+    assert!(
+        out.contains("NANGO_HOSTPORT") && out.contains("--secret-key"),
+        "{}",
+        run.context()
+    );
+
+    let args = ["token:get", "only-one-arg"];
+    let run = Run::from_output(&args, nango_command().args(args).output().expect("run"));
+    assert!(matches!(run.code, Some(c) if c != 0), "{}", run.context());
+    assert!(run.stderr.contains("<CONNECTION_ID>"), "{}", run.context());
+}
+
+#[test]
+fn config_create_list_get_edit_delete_round_trip() {
+    let server = Server::start();
+
+    let run = server.nango(&[
+        "config:create",
+        "github-dev",
+        "github",
+        "Iv1.client-id",
+        "client-secret-abcdef-9876",
+        "user public_repo",
+    ]);
+    assert!(
+        run.ok()
+            .contains("✅ Successfully created a new provider configuration!"),
+        "{}",
+        run.context()
+    );
+    // Nothing asks for the preamble when stderr is not a terminal.
+    assert!(!run.stderr.contains("Assuming"), "{}", run.context());
+
+    let run = server.nango(&["config:list"]);
+    let rows = data_rows(run.ok());
+    assert_eq!(rows.len(), 1, "{}", run.context());
+    assert!(
+        rows[0].contains("github-dev") && rows[0].contains("github"),
+        "{}",
+        run.context()
+    );
+    assert!(!run.stdout.contains("client-secret"), "{}", run.context());
+
+    let run = server.nango(&["config:get", "github-dev"]);
+    let out = run.ok();
+    for needle in [
+        "github-dev",
+        "Iv1.client-id",
+        "user,public_repo",
+        "********9876",
+    ] {
+        assert!(out.contains(needle), "{needle} missing: {}", run.context());
+    }
+    assert!(
+        !out.contains("client-secret-abcdef"),
+        "secret printed: {}",
+        run.context()
+    );
+
+    // Creation normalises scopes to a comma list (reference §1.6).
+    let config = server.nango(&["--json", "config:get", "github-dev"]).json();
+    assert_eq!(config["config"]["unique_key"], "github-dev");
+    assert_eq!(config["config"]["provider"], "github");
+    assert_eq!(config["config"]["oauth_scopes"], "user,public_repo");
+
+    let run = server.nango(&[
+        "config:edit",
+        "github-dev",
+        "github",
+        "Iv1.other-id",
+        "other-secret-xyz-1234",
+        "repo",
+    ]);
+    assert!(
+        run.ok()
+            .contains("✅ Successfully edited an existing provider configuration!"),
+        "{}",
+        run.context()
+    );
+    let config = server.nango(&["config:get", "github-dev", "--json"]).json();
+    assert_eq!(config["config"]["oauth_client_id"], "Iv1.other-id");
+    assert_eq!(
+        config["config"]["oauth_client_secret"],
+        "other-secret-xyz-1234"
+    );
+    assert_eq!(config["config"]["oauth_scopes"], "repo");
+
+    let run = server.nango(&["config:delete", "github-dev"]);
+    assert!(
+        run.ok()
+            .contains("✅ Successfully deleted the provider configuration!"),
+        "{}",
+        run.context()
+    );
+    server
+        .nango(&["config:get", "github-dev"])
+        .fails_with(UNKNOWN_CONFIG);
+    let list = server.nango(&["config:list", "--json"]).json();
+    assert_eq!(list, serde_json::json!({"configs": []}));
+}
+
+#[test]
+fn creating_a_duplicate_config_fails_with_the_server_message() {
+    let server = Server::start();
+    server.create_github_config("github");
+    server
+        .nango(&["config:create", "github", "github", "x", "y", "repo"])
+        .fails_with(DUPLICATE);
+}
+
+#[test]
+fn an_unknown_provider_is_refused() {
+    let server = Server::start();
+    server
+        .nango(&["config:create", "k", "no-such-provider", "x", "y", "repo"])
+        .fails_with(UNKNOWN_PROVIDER);
+    assert_eq!(
+        server.nango(&["--json", "config:list"]).json()["configs"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn config_get_of_an_unknown_key_fails() {
+    let server = Server::start();
+    server
+        .nango(&["config:get", "nope"])
+        .fails_with(UNKNOWN_CONFIG);
+}
+
+#[test]
+fn config_edit_of_an_unknown_key_fails() {
+    let server = Server::start();
+    server
+        .nango(&["config:edit", "nope", "github", "x", "y", "repo"])
+        .fails_with(UNKNOWN_CONFIG);
+}
+
+#[test]
+fn keys_with_spaces_and_slashes_survive_the_trip() {
+    let server = Server::start();
+    server.create_github_config("team a/b?c");
+    let config = server.nango(&["--json", "config:get", "team a/b?c"]).json();
+    assert_eq!(config["config"]["unique_key"], "team a/b?c");
+    server.nango(&["config:delete", "team a/b?c"]).ok();
+    server
+        .nango(&["config:get", "team a/b?c"])
+        .fails_with(UNKNOWN_CONFIG);
+}
+
+#[test]
+fn connection_list_of_a_new_server_is_empty() {
+    let server = Server::start();
+    let run = server.nango(&["connection:list"]);
+    let out = run.ok();
+    assert!(
+        out.contains("connection_id") && out.contains("created"),
+        "{}",
+        run.context()
+    );
+    assert!(data_rows(out).is_empty(), "{}", run.context());
+
+    let list = server.nango(&["connection:list", "--json"]).json();
+    assert_eq!(list, serde_json::json!({"connections": []}));
+}
+
+#[test]
+fn unknown_connections_fail_for_get_token_and_delete() {
+    let server = Server::start();
+    server.create_github_config("github");
+    for command in ["connection:get", "token:get", "connection:delete"] {
+        server
+            .nango(&[command, "github", "nobody"])
+            .fails_with(UNKNOWN_CONNECTION);
+    }
+    server
+        .nango(&["--json", "token:get", "github", "nobody"])
+        .fails_with(UNKNOWN_CONNECTION);
+}
+
+#[test]
+fn the_secret_key_is_required_and_checked() {
+    let server = Server::start_with(Some("right-key"));
+
+    server
+        .nango_with(&["config:list"], &[("NANGO_SECRET_KEY", "wrong-key")])
+        .fails_with(WRONG_KEY);
+    server.nango(&["config:list"]).fails_with(MISSING_KEY);
+
+    let run = server.nango_with(&["config:list"], &[("NANGO_SECRET_KEY", "right-key")]);
+    run.ok();
+    // The flag wins over the environment.
+    let run = server.nango_with(
+        &["config:list", "--secret-key", "right-key", "--json"],
+        &[("NANGO_SECRET_KEY", "wrong-key")],
+    );
+    assert_eq!(run.json(), serde_json::json!({"configs": []}));
+    server
+        .nango_with(
+            &["token:get", "github", "x", "--secret-key", "wrong-key"],
+            &[("NANGO_SECRET_KEY", "right-key")],
+        )
+        .fails_with(WRONG_KEY);
+}
+
+#[test]
+fn an_unreachable_server_fails_with_a_network_message() {
+    let host = format!("http://127.0.0.1:{}", unused_port());
+    for args in [
+        &["config:list"][..],
+        &["token:get", "github", "user-1"][..],
+        &["--json", "connection:list"][..],
+    ] {
+        let run = Run::from_output(
+            args,
+            nango_command()
+                .args(args)
+                .env("NANGO_HOSTPORT", &host)
+                .output()
+                .expect("run"),
+        );
+        run.fails_with(&format!("The Nango server at {host} could not be reached"));
+    }
+}
+
+#[test]
+fn hostport_may_end_with_a_slash_and_host_flag_overrides_it() {
+    let server = Server::start();
+    let with_slash = format!("{}/", server.host);
+    let run = server.nango_with(
+        &["--json", "config:list"],
+        &[("NANGO_HOSTPORT", &with_slash)],
+    );
+    assert_eq!(run.json(), serde_json::json!({"configs": []}));
+
+    let dead = format!("http://127.0.0.1:{}", unused_port());
+    let run = server.nango_with(
+        &["--json", "config:list", "--host", &server.host],
+        &[("NANGO_HOSTPORT", &dead)],
+    );
+    assert_eq!(run.json(), serde_json::json!({"configs": []}));
+
+    let run = server.nango_with(&["config:list"], &[("NANGO_HOSTPORT", "localhost:3003")]);
+    run.fails_with("Invalid URL provided for the Nango host: localhost:3003");
+}
+
+#[test]
+fn json_output_is_the_parseable_response_body() {
+    let server = Server::start();
+    let created = server
+        .nango(&[
+            "--json",
+            "config:create",
+            "github",
+            "github",
+            "cid",
+            "csecret-long-0001",
+            "repo",
+        ])
+        .json();
+    let config_id = created["config_id"].as_i64();
+    assert!(config_id.is_some(), "{created}");
+
+    let list = server.nango(&["--json", "config:list"]).json();
+    let configs = list["configs"].as_array().expect("configs array");
+    assert_eq!(configs.len(), 1, "{list}");
+    assert_eq!(configs[0]["id"].as_i64(), config_id);
+    assert_eq!(configs[0]["unique_key"], "github");
+    // The raw body, as the server sent it: `--json` is an explicit request for the data.
+    assert_eq!(configs[0]["oauth_client_secret"], "csecret-long-0001");
+
+    let one = server.nango(&["config:get", "github", "--json"]).json();
+    assert_eq!(one["config"]["id"].as_i64(), config_id);
+}
+
+#[test]
+fn serve_with_a_bad_setting_exits_non_zero_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["serve"];
+    let output = nango_command()
+        .args(args)
+        .env("SERVER_PORT", "not-a-port")
+        .env(
+            "NANGO_DATABASE_URL",
+            format!("sqlite://{}/t.db", dir.path().display()),
+        )
+        .output()
+        .expect("run");
+    let run = Run::from_output(&args, output);
+    run.fails_with("The Nango server could not start");
+    assert!(run.stderr.contains("SERVER_PORT"), "{}", run.context());
+}

@@ -1,0 +1,271 @@
+//! Typed server settings: defaults, then `NANGO_*` / Nango-era environment variables, then flags.
+//!
+//! `ServeArgs` is what the command line and the environment say; `Settings` is the checked,
+//! resolved result the server runs with. Secrets are wrapped in `Secret` so `Debug` never prints them.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::secret::Secret;
+
+/// Flags of `nango serve`; every flag can also be given by its environment variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Port to listen on [env: SERVER_PORT, then PORT] [default: 3003]
+    #[arg(long)]
+    pub port: Option<u16>,
+
+    /// Address to bind (default 127.0.0.1 without a secret key, 0.0.0.0 with one)
+    #[arg(long, env = "NANGO_BIND")]
+    pub bind: Option<IpAddr>,
+
+    /// Public base URL of this server [default: http://localhost:<port>]
+    #[arg(long, env = "NANGO_SERVER_URL")]
+    pub server_url: Option<String>,
+
+    /// OAuth callback URL registered with providers [default: <server url>/oauth/callback]
+    #[arg(long, env = "NANGO_CALLBACK_URL")]
+    pub callback_url: Option<String>,
+
+    /// Database URL: sqlite://path or postgres://... [default: sqlite://nango.db, or NANGO_DB_*]
+    #[arg(long, env = "NANGO_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Secret key required (HTTP Basic username or Bearer token) on /config and /connection
+    #[arg(long, env = "NANGO_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// YAML file of provider templates merged over the built-in catalog
+    #[arg(long, env = "NANGO_PROVIDERS_FILE")]
+    pub providers_file: Option<PathBuf>,
+
+    /// Log filter (error, warn, info, debug, trace or a tracing directive)
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+/// Errors in the configuration: the server refuses to start and says which setting is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid {name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        reason: reason.into(),
+    }
+}
+
+/// Resolved settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// Public base URL, without a trailing slash.
+    pub server_url: String,
+    /// `redirect_uri` sent to providers.
+    pub callback_url: String,
+    pub database_url: Secret<String>,
+    pub secret_key: Option<Secret<String>>,
+    pub providers_file: Option<PathBuf>,
+    /// How long an OAuth flow may take between `/oauth/connect` and `/oauth/callback`.
+    pub oauth_state_ttl: Duration,
+    /// Tokens expiring sooner than this are refreshed before being handed out.
+    pub refresh_margin: Duration,
+    /// Timeout of every call to a provider's token endpoint.
+    pub provider_timeout: Duration,
+}
+
+/// Where `Settings::from_env` reads variables from; a closure in tests, the process otherwise.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl Settings {
+    /// Settings for a server reachable at `listen` (e.g. a test server on an ephemeral port).
+    pub fn for_address(listen: SocketAddr, database_url: impl Into<String>) -> Settings {
+        let server_url = format!("http://{listen}");
+        Settings {
+            listen,
+            callback_url: format!("{server_url}/oauth/callback"),
+            server_url,
+            database_url: Secret::new(database_url.into()),
+            secret_key: None,
+            providers_file: None,
+            oauth_state_ttl: Duration::from_secs(600),
+            refresh_margin: Duration::from_secs(15 * 60),
+            provider_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Resolves flags and the process environment into settings.
+    pub fn from_args(args: &ServeArgs) -> Result<Settings, ConfigError> {
+        Settings::resolve(args, &|name| std::env::var(name).ok())
+    }
+
+    /// Resolves flags plus the Nango-era variables clap does not model (`SERVER_PORT`/`PORT`,
+    /// `NANGO_DB_*`). Empty variables count as unset, as they did in Nango.
+    pub fn resolve(args: &ServeArgs, env: EnvLookup<'_>) -> Result<Settings, ConfigError> {
+        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let port = match args.port {
+            Some(port) => port,
+            None => match env("SERVER_PORT").or_else(|| env("PORT")) {
+                Some(raw) => raw
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid("SERVER_PORT/PORT", format!("{raw:?} is not a port")))?,
+                None => 3003,
+            },
+        };
+        let secret_key = args
+            .secret_key
+            .clone()
+            .filter(|k| !k.is_empty())
+            .map(Secret::new);
+        let bind = args.bind.unwrap_or(if secret_key.is_some() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        });
+
+        let server_url = match args.server_url.as_deref().filter(|s| !s.is_empty()) {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://localhost:{port}"),
+        };
+        url::Url::parse(&server_url)
+            .map_err(|e| invalid("NANGO_SERVER_URL", format!("{server_url:?}: {e}")))?;
+        let callback_url = match args.callback_url.as_deref().filter(|s| !s.is_empty()) {
+            Some(url) => url.to_string(),
+            None => format!("{server_url}/oauth/callback"),
+        };
+        url::Url::parse(&callback_url)
+            .map_err(|e| invalid("NANGO_CALLBACK_URL", format!("{callback_url:?}: {e}")))?;
+
+        let database_url = match args.database_url.as_deref().filter(|s| !s.is_empty()) {
+            Some(url) => url.to_string(),
+            None => match env("NANGO_DB_HOST") {
+                Some(host) => postgres_url_from_parts(&host, &env)?,
+                None => "sqlite://nango.db".to_string(),
+            },
+        };
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "NANGO_DATABASE_URL",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+
+        Ok(Settings {
+            listen: SocketAddr::new(bind, port),
+            server_url,
+            callback_url,
+            database_url: Secret::new(database_url),
+            secret_key,
+            providers_file: args.providers_file.clone(),
+            ..Settings::for_address(SocketAddr::new(bind, port), String::new())
+        })
+    }
+}
+
+/// Builds a PostgreSQL URL from the Nango-era `NANGO_DB_*` variables, with their era defaults.
+fn postgres_url_from_parts(
+    host: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut url = url::Url::parse("postgres://localhost")
+        .map_err(|e| invalid("NANGO_DB_HOST", e.to_string()))?;
+    url.set_host(Some(host))
+        .map_err(|e| invalid("NANGO_DB_HOST", format!("{host:?}: {e}")))?;
+    let port = env("NANGO_DB_PORT").unwrap_or_else(|| "5432".into());
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid("NANGO_DB_PORT", format!("{port:?} is not a port")))?;
+    let _ = url.set_port(Some(port));
+    let _ = url.set_username(&env("NANGO_DB_USER").unwrap_or_else(|| "nango".into()));
+    let _ = url.set_password(Some(
+        &env("NANGO_DB_PASSWORD").unwrap_or_else(|| "nango".into()),
+    ));
+    url.set_path(&env("NANGO_DB_NAME").unwrap_or_else(|| "nango".into()));
+    let ssl = env("NANGO_DB_SSL").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    // The era used TLS without certificate verification; `require` is the libpq equivalent.
+    url.query_pairs_mut()
+        .append_pair("sslmode", if ssl { "require" } else { "disable" });
+    Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(args: ServeArgs, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::resolve(&args, &|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_sqlite_on_localhost_3003() -> Result<(), ConfigError> {
+        let s = resolve(ServeArgs::default(), &[])?;
+        assert_eq!(s.listen.to_string(), "127.0.0.1:3003");
+        assert_eq!(s.server_url, "http://localhost:3003");
+        assert_eq!(s.callback_url, "http://localhost:3003/oauth/callback");
+        assert_eq!(s.database_url.expose(), "sqlite://nango.db");
+        Ok(())
+    }
+
+    #[test]
+    fn server_port_wins_over_port_and_secret_key_opens_bind() -> Result<(), ConfigError> {
+        let args = ServeArgs {
+            secret_key: Some("k".into()),
+            ..Default::default()
+        };
+        let s = resolve(args, &[("SERVER_PORT", "4000"), ("PORT", "5000")])?;
+        assert_eq!(s.listen.to_string(), "0.0.0.0:4000");
+        assert_eq!(s.server_url, "http://localhost:4000");
+        let s = resolve(ServeArgs::default(), &[("PORT", "5000")])?;
+        assert_eq!(s.listen.port(), 5000);
+        Ok(())
+    }
+
+    #[test]
+    fn nango_db_variables_build_a_postgres_url() -> Result<(), ConfigError> {
+        let s = resolve(
+            ServeArgs::default(),
+            &[("NANGO_DB_HOST", "db"), ("NANGO_DB_PASSWORD", "p@ss")],
+        )?;
+        assert_eq!(
+            s.database_url.expose(),
+            "postgres://nango:p%40ss@db:5432/nango?sslmode=disable"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(resolve(ServeArgs::default(), &[("SERVER_PORT", "x")]).is_err());
+        let args = ServeArgs {
+            database_url: Some("mysql://x".into()),
+            ..Default::default()
+        };
+        assert!(resolve(args, &[]).is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() -> Result<(), ConfigError> {
+        let args = ServeArgs {
+            secret_key: Some("super-secret-key".into()),
+            ..Default::default()
+        };
+        let s = resolve(args, &[])?;
+        assert!(!format!("{s:?}").contains("super-secret-key"));
+        Ok(())
+    }
+}

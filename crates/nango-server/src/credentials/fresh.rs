@@ -1,0 +1,182 @@
+//! Fresh credentials for `GET /connection/:id`: the hot path is one read; a token about to expire
+//! is refreshed by exactly one task per connection while the others wait and re-read the result.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+
+use super::{parse_oauth2_response, Credentials, OAuth2Credentials};
+use crate::oauth::oauth2::{TokenCall, TokenEndpointError};
+use crate::providers::interpolate_url;
+use crate::store::{Connection, ProviderConfig};
+use crate::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FreshError {
+    #[error("unknown connection")]
+    UnknownConnection,
+    #[error("unknown provider config")]
+    UnknownConfig,
+    /// The provider refused the refresh (e.g. `invalid_grant`).
+    #[error("refresh rejected: {0}")]
+    Rejected(String),
+    /// The provider was unreachable or failed.
+    #[error("refresh unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+type ConnectionKey = (String, String);
+
+/// Per-connection refresh locks of this process.
+#[derive(Default)]
+pub struct Refresher {
+    locks: Mutex<HashMap<ConnectionKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Refresher {
+    /// The connection with credentials that are good for at least the refresh margin (or as good
+    /// as they get: a token without a refresh token is returned as stored).
+    pub async fn fresh_connection(
+        &self,
+        state: &AppState,
+        provider_config_key: &str,
+        connection_id: &str,
+    ) -> Result<Connection, FreshError> {
+        let store = &state.store;
+        let internal = |e: crate::store::StoreError| FreshError::Internal(e.to_string());
+        let connection = store
+            .get_connection(provider_config_key, connection_id)
+            .await
+            .map_err(internal)?
+            .ok_or(FreshError::UnknownConnection)?;
+        let config = store
+            .get_config(provider_config_key)
+            .await
+            .map_err(internal)?
+            .ok_or(FreshError::UnknownConfig)?;
+        let margin = state.settings.refresh_margin;
+        if !connection.credentials.needs_refresh(Utc::now(), margin) {
+            return Ok(connection);
+        }
+
+        let key: ConnectionKey = (provider_config_key.to_string(), connection_id.to_string());
+        let lock = match self.locks.lock() {
+            Ok(mut locks) => locks.entry(key.clone()).or_default().clone(),
+            Err(_) => return Err(FreshError::Internal("refresh lock table poisoned".into())),
+        };
+        let result = {
+            let _guard = lock.lock().await;
+            // Whoever held the lock before us may have refreshed already: re-read.
+            let mut current = store
+                .get_connection(provider_config_key, connection_id)
+                .await
+                .map_err(internal)?
+                .ok_or(FreshError::UnknownConnection)?;
+            match &current.credentials {
+                Credentials::OAuth2(stale)
+                    if current.credentials.needs_refresh(Utc::now(), margin) =>
+                {
+                    let refreshed = refresh_oauth2(state, &config, &current, stale).await?;
+                    let refreshed = Credentials::OAuth2(refreshed);
+                    // Persist before anyone uses the new token: a rotated refresh token that
+                    // only lived in memory would be lost with this process.
+                    store
+                        .update_credentials(provider_config_key, connection_id, &refreshed)
+                        .await
+                        .map_err(internal)?;
+                    current.credentials = refreshed;
+                    current.updated_at = Utc::now();
+                    Ok(current)
+                }
+                _ => Ok(current),
+            }
+        };
+        drop(lock);
+        if let Ok(mut locks) = self.locks.lock() {
+            locks.remove_if_unused(&key);
+        }
+        result
+    }
+}
+
+trait RemoveIfUnused {
+    fn remove_if_unused(&mut self, key: &ConnectionKey);
+}
+
+impl RemoveIfUnused for HashMap<ConnectionKey, Arc<tokio::sync::Mutex<()>>> {
+    /// Drops the lock entry when no other task holds or waits on it, so the table only holds
+    /// connections being refreshed right now.
+    fn remove_if_unused(&mut self, key: &ConnectionKey) {
+        if self.get(key).is_some_and(|l| Arc::strong_count(l) == 1) {
+            self.remove(key);
+        }
+    }
+}
+
+/// One refresh call: `grant_type=refresh_token` (always, even when the template's token params
+/// say otherwise), the template's token params, the refresh token. A response without a refresh
+/// token keeps the old one.
+async fn refresh_oauth2(
+    state: &AppState,
+    config: &ProviderConfig,
+    connection: &Connection,
+    stale: &OAuth2Credentials,
+) -> Result<OAuth2Credentials, FreshError> {
+    let template = state.catalog.get(&config.provider).ok_or_else(|| {
+        FreshError::Internal(format!("no provider template named {:?}", config.provider))
+    })?;
+    let refresh_token = stale.refresh_token.clone().unwrap_or_default();
+    let token_url = template
+        .refresh_url
+        .as_deref()
+        .unwrap_or(&template.token_url);
+    let token_url = interpolate_url(token_url, &connection.connection_config)
+        .map_err(|e| FreshError::Internal(format!("token URL: {e}")))?;
+    let mut params = vec![("grant_type".to_string(), "refresh_token".to_string())];
+    params.extend(
+        template
+            .token_params
+            .iter()
+            .filter(|(k, _)| k.as_str() != "grant_type")
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    params.push(("refresh_token".into(), refresh_token.clone()));
+
+    let raw = TokenCall {
+        template,
+        token_url: &token_url,
+        client_id: &config.oauth_client_id,
+        client_secret: config.oauth_client_secret.expose(),
+        params,
+        timeout: state.settings.provider_timeout,
+    }
+    .send(&state.http)
+    .await
+    .map_err(|e| {
+        tracing::warn!(
+            provider_config_key = %connection.provider_config_key,
+            connection_id = %connection.connection_id,
+            error = %e,
+            "token refresh failed"
+        );
+        match e {
+            TokenEndpointError::Rejected(reason) => FreshError::Rejected(reason),
+            TokenEndpointError::Unavailable(reason)
+            | TokenEndpointError::InvalidResponse(reason) => FreshError::Unavailable(reason),
+        }
+    })?;
+    let mut fresh = parse_oauth2_response(raw, Utc::now())
+        .map_err(|e| FreshError::Unavailable(e.to_string()))?;
+    if fresh.refresh_token.is_none() {
+        fresh.refresh_token = Some(refresh_token);
+    }
+    tracing::info!(
+        provider_config_key = %connection.provider_config_key,
+        connection_id = %connection.connection_id,
+        "refreshed OAuth 2 credentials"
+    );
+    Ok(fresh)
+}

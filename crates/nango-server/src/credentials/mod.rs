@@ -1,0 +1,256 @@
+//! Credentials of a connection: their stored shape, parsing a provider's token response into them,
+//! and handing out fresh ones (refresh policy and single-flight refresh in `fresh`).
+
+mod fresh;
+
+pub use fresh::{FreshError, Refresher};
+
+use std::fmt;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Credentials as stored and as returned by `GET /connection/:id`; the JSON key order
+/// (`type, access_token, refresh_token, expires_at, raw`) is the one Nango 0.9 produced.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Credentials {
+    #[serde(rename = "OAUTH2")]
+    OAuth2(OAuth2Credentials),
+    #[serde(rename = "OAUTH1")]
+    OAuth1(OAuth1Credentials),
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct OAuth2Credentials {
+    pub access_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "iso_millis_opt"
+    )]
+    pub expires_at: Option<DateTime<Utc>>,
+    pub raw: Value,
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct OAuth1Credentials {
+    pub oauth_token: String,
+    pub oauth_token_secret: String,
+    pub raw: Value,
+}
+
+// Tokens must never reach a log line, so Debug shows only the shape.
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::OAuth2(c) => f
+                .debug_struct("OAuth2Credentials")
+                .field("refresh_token", &c.refresh_token.as_ref().map(|_| "***"))
+                .field("expires_at", &c.expires_at)
+                .finish_non_exhaustive(),
+            Credentials::OAuth1(_) => f.debug_struct("OAuth1Credentials").finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Credentials {
+    /// True when the token must be refreshed before being handed out: it expires within `margin`
+    /// (or has expired) and there is a refresh token to do it with.
+    pub fn needs_refresh(&self, now: DateTime<Utc>, margin: std::time::Duration) -> bool {
+        match self {
+            Credentials::OAuth2(c) => match (&c.refresh_token, c.expires_at) {
+                (Some(_), Some(expires_at)) => {
+                    let margin = chrono::Duration::from_std(margin).unwrap_or_default();
+                    expires_at - now < margin
+                }
+                _ => false,
+            },
+            Credentials::OAuth1(_) => false,
+        }
+    }
+}
+
+/// Why a token response could not be turned into credentials.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TokenResponseError {
+    #[error("the token response has no access_token")]
+    MissingAccessToken,
+}
+
+/// Turns a provider's OAuth 2 token response into credentials, the way Nango 0.9 did: `expires_at`
+/// (UNIX seconds, or a date string) wins over `expires_in`, and the computed expiry is written back
+/// into `raw` as an ISO string so that clients reading `raw.expires_at` keep working.
+pub fn parse_oauth2_response(
+    mut raw: Map<String, Value>,
+    now: DateTime<Utc>,
+) -> Result<OAuth2Credentials, TokenResponseError> {
+    let access_token = match raw.get("access_token") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(TokenResponseError::MissingAccessToken),
+    };
+    let refresh_token = match raw.get("refresh_token") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    let expires_at = raw
+        .get("expires_at")
+        .and_then(parse_expires_at)
+        .or_else(|| {
+            let secs = raw.get("expires_in").and_then(parse_seconds)?;
+            now.checked_add_signed(chrono::Duration::try_seconds(secs)?)
+        });
+    if let Some(at) = expires_at {
+        raw.insert("expires_at".into(), Value::String(iso_millis(at)));
+    }
+    Ok(OAuth2Credentials {
+        access_token,
+        refresh_token,
+        expires_at,
+        raw: Value::Object(raw),
+    })
+}
+
+fn parse_expires_at(value: &Value) -> Option<DateTime<Utc>> {
+    match value {
+        Value::Number(n) => Utc.timestamp_opt(n.as_f64()? as i64, 0).single(),
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .map(|d| d.with_timezone(&Utc))
+            .ok()
+            .or_else(|| Utc.timestamp_opt(s.trim().parse().ok()?, 0).single()),
+        _ => None,
+    }
+}
+
+/// `expires_in` arrives as a number or, from some providers, a numeric string.
+fn parse_seconds(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse::<f64>().ok().map(|f| f as i64),
+        _ => None,
+    }
+}
+
+/// ISO-8601 UTC with milliseconds, the timestamp format of every Nango JSON body.
+pub fn iso_millis(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Serde glue for `Option<DateTime<Utc>>` written as ISO-8601 with milliseconds.
+pub mod iso_millis_opt {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(at) => s.serialize_str(&super::iso_millis(*at)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<DateTime<Utc>>::deserialize(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn expires_in_becomes_expires_at_in_credentials_and_raw() {
+        let c = parse_oauth2_response(
+            obj(json!({"access_token":"a","refresh_token":"r","expires_in":3600})),
+            now(),
+        );
+        let c = c.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.refresh_token.as_deref(), Some("r"));
+        assert_eq!(c.expires_at.map(|t| t.timestamp()), Some(1_700_003_600));
+        assert_eq!(c.raw["expires_at"], json!("2023-11-14T23:13:20.000Z"));
+    }
+
+    #[test]
+    fn numeric_expires_at_is_unix_seconds_and_string_expires_in_is_accepted() {
+        let c = parse_oauth2_response(
+            obj(json!({"access_token":"a","expires_at":1_700_000_100})),
+            now(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.expires_at.map(|t| t.timestamp()), Some(1_700_000_100));
+        let c = parse_oauth2_response(obj(json!({"access_token":"a","expires_in":"60"})), now())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.expires_at.map(|t| t.timestamp()), Some(1_700_000_060));
+    }
+
+    #[test]
+    fn no_expiry_and_empty_refresh_token_are_left_out() {
+        let c = parse_oauth2_response(obj(json!({"access_token":"a","refresh_token":""})), now())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.refresh_token, None);
+        assert_eq!(c.expires_at, None);
+        let s = serde_json::to_string(&Credentials::OAuth2(c)).unwrap_or_default();
+        assert_eq!(
+            s,
+            r#"{"type":"OAUTH2","access_token":"a","raw":{"access_token":"a","refresh_token":""}}"#
+        );
+    }
+
+    #[test]
+    fn missing_or_empty_access_token_is_an_error() {
+        for body in [
+            json!({"ok":false,"error":"invalid_code"}),
+            json!({"access_token":""}),
+        ] {
+            assert_eq!(
+                parse_oauth2_response(obj(body), now()).err(),
+                Some(TokenResponseError::MissingAccessToken)
+            );
+        }
+    }
+
+    #[test]
+    fn refresh_window_is_margin_before_expiry_and_needs_a_refresh_token() {
+        let margin = std::time::Duration::from_secs(15 * 60);
+        let creds = |refresh: Option<&str>, in_secs: i64| {
+            Credentials::OAuth2(OAuth2Credentials {
+                access_token: "a".into(),
+                refresh_token: refresh.map(String::from),
+                expires_at: Some(now() + chrono::Duration::seconds(in_secs)),
+                raw: json!({}),
+            })
+        };
+        assert!(creds(Some("r"), 14 * 60).needs_refresh(now(), margin));
+        assert!(creds(Some("r"), -10).needs_refresh(now(), margin));
+        assert!(!creds(Some("r"), 16 * 60).needs_refresh(now(), margin));
+        assert!(!creds(None, -10).needs_refresh(now(), margin));
+    }
+
+    #[test]
+    fn debug_never_shows_tokens() {
+        let c = Credentials::OAuth2(OAuth2Credentials {
+            access_token: "tok-123".into(),
+            refresh_token: Some("ref-456".into()),
+            expires_at: None,
+            raw: json!({"access_token":"tok-123"}),
+        });
+        let d = format!("{c:?}");
+        assert!(!d.contains("tok-123") && !d.contains("ref-456"), "{d}");
+    }
+}

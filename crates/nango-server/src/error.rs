@@ -1,0 +1,122 @@
+//! `ApiError`: every REST error, with the status and message Nango 0.9 used, rendered once as
+//! `{"error": "<message>", "type": "<type>"}`. Internal causes are logged, never sent.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::credentials::FreshError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Missing request body.")]
+    MissingBody,
+    #[error("Missing param 'provider_config_key'.")]
+    MissingProviderConfig,
+    #[error("There is no Provider Configuration matching this key.")]
+    UnknownProviderConfig,
+    #[error("Missing param 'provider'.")]
+    MissingProviderTemplate,
+    #[error("No Provider Template matching the 'provider' parameter.")]
+    UnknownProviderTemplate,
+    #[error("Missing param 'oauth_client_id'.")]
+    MissingClientId,
+    #[error("Missing param 'oauth_client_secret'.")]
+    MissingClientSecret,
+    #[error("Missing param 'oauth_scopes'.")]
+    MissingScopes,
+    #[error("Missing param 'connection_id'.")]
+    MissingConnection,
+    #[error("No connection matching params 'connection_id' and 'provider_config_key'.")]
+    UnknownConnection,
+    #[error("There is already a Provider Configuration matching the param 'provider_config_key'.")]
+    DuplicateProviderConfig,
+    #[error("Authentication failed. The request is missing the Authorization header.")]
+    MissingAuthorization,
+    #[error("Authentication failed. The provided secret key is invalid.")]
+    InvalidSecretKey,
+    /// Malformed input the era answered with a 500 or not at all; we say what is wrong.
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("Request body is too large (limit {limit_kb} kB).")]
+    PayloadTooLarge { limit_kb: usize },
+    #[error("Cannot {method} {path}")]
+    RouteNotFound { method: String, path: String },
+    /// The provider refused to refresh the token (e.g. `invalid_grant`): the user must re-authorize.
+    #[error("The provider refused to refresh the OAuth 2 credentials ({error}). The stored credentials were kept; the connection needs to be re-authorized if this persists.")]
+    RefreshRejected { error: String },
+    /// The provider could not be reached or failed (timeout, 5xx) while refreshing.
+    #[error("The provider failed to refresh the OAuth 2 credentials ({reason}). The stored credentials were kept; try again later.")]
+    RefreshUnavailable { reason: String },
+    #[error("An unhandled error has occured.")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            MissingAuthorization | InvalidSecretKey => StatusCode::UNAUTHORIZED,
+            PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            RefreshUnavailable { .. } => StatusCode::BAD_GATEWAY,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Machine-readable name; the Nango error-table names where one exists (typos included).
+    pub fn kind(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            MissingBody => "missing_body",
+            MissingProviderConfig => "missing_provider_config",
+            UnknownProviderConfig => "unknown_provider_config",
+            MissingProviderTemplate => "missing_provider_template",
+            UnknownProviderTemplate => "unknown_provider_template",
+            MissingClientId => "missing_client_id",
+            MissingClientSecret => "missing_client_secret",
+            MissingScopes => "missing_scopes",
+            MissingConnection => "missing_connection",
+            UnknownConnection => "unkown_connection",
+            DuplicateProviderConfig => "duplicate_provider_config",
+            MissingAuthorization => "missing_auth_header",
+            InvalidSecretKey => "invalid_secret_key",
+            InvalidRequest(_) => "invalid_request",
+            PayloadTooLarge { .. } => "payload_too_large",
+            RouteNotFound { .. } => "not_found",
+            RefreshRejected { .. } => "refresh_rejected",
+            RefreshUnavailable { .. } => "refresh_unavailable",
+            Internal(_) => "server_error",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(cause = %cause, "request failed");
+        }
+        let body = json!({ "error": self.to_string(), "type": self.kind() });
+        crate::api::json_response(self.status(), &body)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(format!("store: {e}"))
+    }
+}
+
+impl From<FreshError> for ApiError {
+    fn from(e: FreshError) -> Self {
+        match e {
+            FreshError::UnknownConnection => ApiError::UnknownConnection,
+            FreshError::UnknownConfig => ApiError::UnknownProviderConfig,
+            FreshError::Rejected(error) => ApiError::RefreshRejected { error },
+            FreshError::Unavailable(reason) => ApiError::RefreshUnavailable { reason },
+            FreshError::Internal(cause) => ApiError::Internal(cause),
+        }
+    }
+}

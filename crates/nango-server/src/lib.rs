@@ -1,0 +1,212 @@
+//! Nango-compatible OAuth token broker: the whole server as a library.
+//!
+//! `main` (in `nango-cli`) parses flags and calls [`run`]; tests build an [`AppState`] with
+//! [`AppState::new`] and call [`serve`] on a listener they bound, so every test gets a real server
+//! on a real port.
+
+pub mod api;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod oauth;
+pub mod providers;
+pub mod secret;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use tower_http::cors::{AllowHeaders, Any, CorsLayer};
+
+pub use config::{ServeArgs, Settings};
+
+use credentials::Refresher;
+use oauth::notify::WsHub;
+use providers::Catalog;
+use store::Store;
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub catalog: Arc<Catalog>,
+    /// Client for provider token endpoints (no redirects, rustls).
+    pub http: reqwest::Client,
+    pub ws: Arc<WsHub>,
+    pub refresher: Arc<Refresher>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("provider catalog: {0}")]
+    Catalog(#[from] providers::CatalogError),
+    #[error("database: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+impl AppState {
+    /// Loads the catalog, opens (and migrates) the database and builds the shared clients.
+    pub async fn new(settings: Settings) -> Result<AppState, StartupError> {
+        let catalog = Catalog::load(settings.providers_file.as_deref())?;
+        let store = store::connect(settings.database_url.expose()).await?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(AppState {
+            settings: Arc::new(settings),
+            store,
+            catalog: Arc::new(catalog),
+            http,
+            ws: Arc::new(WsHub::default()),
+            refresher: Arc::new(Refresher::default()),
+        })
+    }
+}
+
+/// All routes, with open CORS (as Nango had) and the body limit.
+pub fn router(state: AppState) -> Router {
+    let secured = Router::new()
+        .merge(api::configs::routes())
+        .merge(api::connections::routes())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            api::require_secret_key,
+        ));
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::PATCH,
+            Method::POST,
+            Method::DELETE,
+        ])
+        .allow_headers(AllowHeaders::mirror_request());
+    Router::new()
+        .merge(api::health::routes())
+        .merge(oauth::routes())
+        .merge(secured)
+        .fallback(api::route_not_found)
+        .layer(DefaultBodyLimit::max(api::BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            oauth::notify::upgrade_websockets,
+        ))
+        .layer(cors)
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// One line per request: method, path (never the query: it carries codes and states), status.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(
+        %method,
+        path = %path.chars().take(200).collect::<String>(),
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// Serves on `listener` until `shutdown` completes, then drains in-flight requests. Expired OAuth
+/// flow states are purged in the background.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let purge_store = state.store.clone();
+    let purger = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = purge_store
+                .delete_expired_oauth_sessions(chrono::Utc::now())
+                .await
+            {
+                tracing::warn!(error = %e, "could not purge expired OAuth flow states");
+            }
+        }
+    });
+    let result = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    purger.abort();
+    result
+}
+
+/// Resolves settings from flags and environment, binds, and serves until SIGTERM or Ctrl-C.
+pub async fn run(args: ServeArgs) -> Result<(), StartupError> {
+    let settings = Settings::from_args(&args)?;
+    if settings.secret_key.is_none() {
+        tracing::warn!(
+            "NANGO_SECRET_KEY is not set: the /config and /connection API is open to anyone who can reach {}",
+            settings.listen
+        );
+    }
+    let listen = settings.listen;
+    let port = listen.port();
+    let callback_url = settings.callback_url.clone();
+    let state = AppState::new(settings).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartupError::Bind {
+            addr: listen,
+            source,
+        })?;
+    println!("✅ Nango Server is listening on port {port}. OAuth callback URL: {callback_url}");
+    serve(listener, state, shutdown_signal())
+        .await
+        .map_err(StartupError::Serve)?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,172 @@
+//! `GET /oauth/callback`: consumes the flow state (once, before it expires), exchanges the code,
+//! stores the connection and only then tells the frontend it succeeded.
+
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use chrono::Utc;
+use serde_json::{Map, Value};
+
+use super::flow_error as fe;
+use super::notify::{finish_flow as notify_frontend, FlowOutcome};
+use super::oauth2::TokenCall;
+use crate::api::query_value;
+use crate::credentials::{parse_oauth2_response, Credentials};
+use crate::providers::interpolate_url;
+use crate::store::{ConnectionFields, OAuthSession};
+use crate::AppState;
+
+pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let state_param = query_value(&query, "state").unwrap_or_default();
+    let session = match state
+        .store
+        .take_oauth_session(state_param, Utc::now())
+        .await
+    {
+        Ok(Some(session)) => session,
+        Ok(None) => {
+            // Unknown, reused or expired: no socket to tell, so the page carries the error.
+            let shown: String = state_param.chars().take(100).collect();
+            return notify_frontend(
+                &state,
+                None,
+                FlowOutcome::Failure {
+                    error_type: fe::STATE,
+                    message: format!("Invalid state parameter passed in the callback: {shown}"),
+                    provider_config_key: None,
+                    connection_id: None,
+                },
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not read the OAuth flow state");
+            return notify_frontend(
+                &state,
+                None,
+                FlowOutcome::Failure {
+                    error_type: fe::UNKNOWN,
+                    message: fe::UNKNOWN_MESSAGE.into(),
+                    provider_config_key: None,
+                    connection_id: None,
+                },
+            );
+        }
+    };
+
+    let outcome = match complete_oauth2(&state, &session, &query).await {
+        Ok(()) => FlowOutcome::Success {
+            provider_config_key: session.provider_config_key.clone(),
+            connection_id: session.connection_id.clone(),
+        },
+        Err((error_type, message)) => FlowOutcome::Failure {
+            error_type,
+            message,
+            provider_config_key: Some(session.provider_config_key.clone()),
+            connection_id: Some(session.connection_id.clone()),
+        },
+    };
+    notify_frontend(&state, session.ws_client_id.as_deref(), outcome)
+}
+
+type FlowFailure = (&'static str, String);
+
+fn unknown(context: &str, detail: &dyn std::fmt::Display) -> FlowFailure {
+    tracing::warn!(error = %detail, "{context}");
+    (fe::UNKNOWN, fe::UNKNOWN_MESSAGE.into())
+}
+
+async fn complete_oauth2(
+    state: &AppState,
+    session: &OAuthSession,
+    query: &[(String, String)],
+) -> Result<(), FlowFailure> {
+    let param = |name: &str| query_value(query, name);
+    let Some(code) = param("code").filter(|c| !c.is_empty()) else {
+        if let Some(error) = param("error") {
+            tracing::info!(provider_error = %error.chars().take(100).collect::<String>(), "the provider returned an error to the callback");
+        }
+        return Err((fe::CALLBACK, fe::CALLBACK_MESSAGE.into()));
+    };
+    let config = state
+        .store
+        .get_config(&session.provider_config_key)
+        .await
+        .map_err(|e| unknown("could not read the provider config", &e))?
+        .ok_or_else(|| {
+            (
+                fe::PROVIDER_CONFIG,
+                format!(
+                    "Could not find a Provider Config matching the \"{}\" key.",
+                    session.provider_config_key
+                ),
+            )
+        })?;
+    let template = state.catalog.get(&config.provider).ok_or_else(|| {
+        (
+            fe::UNKNOWN_CONFIG_KEY,
+            format!(
+                "No Provider Configuration with key \"{}\".",
+                config.provider
+            ),
+        )
+    })?;
+    let token_url = interpolate_url(&template.token_url, &session.connection_config)
+        .map_err(|e| unknown("could not interpolate the token URL", &e))?;
+
+    let mut params = vec![
+        ("grant_type".to_string(), "authorization_code".to_string()),
+        ("code".to_string(), code.to_string()),
+        ("redirect_uri".to_string(), session.callback_url.clone()),
+    ];
+    params.extend(
+        template
+            .token_params
+            .iter()
+            .filter(|(k, _)| k.as_str() != "grant_type")
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    if let Some(verifier) = &session.code_verifier {
+        params.push(("code_verifier".into(), verifier.expose().clone()));
+    }
+    let raw = TokenCall {
+        template,
+        token_url: &token_url,
+        client_id: &config.oauth_client_id,
+        client_secret: config.oauth_client_secret.expose(),
+        params,
+        timeout: state.settings.provider_timeout,
+    }
+    .send(&state.http)
+    .await
+    .map_err(|e| unknown("the code exchange failed", &e))?;
+
+    let mut metadata = Map::new();
+    for name in &template.redirect_uri_metadata {
+        if let Some(value) = param(name) {
+            metadata.insert(name.clone(), Value::String(value.to_string()));
+        }
+    }
+    for name in &template.token_response_metadata {
+        if let Some(value @ Value::String(_)) = raw.get(name) {
+            metadata.insert(name.clone(), value.clone());
+        }
+    }
+    let credentials = parse_oauth2_response(raw, Utc::now())
+        .map_err(|e| unknown("the token response was unusable", &e))?;
+
+    state
+        .store
+        .upsert_connection(&ConnectionFields {
+            provider_config_key: session.provider_config_key.clone(),
+            connection_id: session.connection_id.clone(),
+            credentials: Credentials::OAuth2(credentials),
+            connection_config: session.connection_config.clone(),
+            metadata,
+        })
+        .await
+        .map_err(|e| unknown("could not store the connection", &e))?;
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! `GET /oauth/connect/:key`: validates the request, records the flow in the database (so any
+//! replica, or this one after a restart, can finish it) and redirects to the provider.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::{Map, Value};
+
+use super::flow_error as fe;
+use super::notify::{finish_flow, FlowOutcome};
+use super::{oauth2, pkce};
+use crate::api::MAX_ID_LEN;
+use crate::providers::{interpolate_url, AuthMode, InterpolationError, ProviderTemplate};
+use crate::secret::Secret;
+use crate::store::{OAuthSession, ProviderConfig};
+use crate::AppState;
+
+/// What `/oauth/connect` was asked, read leniently (the published SDKs do not URL-encode).
+struct ConnectRequest {
+    connection_id: Option<String>,
+    ws_client_id: Option<String>,
+    /// `params[name]=value` as `{"connectionConfig.params.name": "value"}`.
+    connection_config: Map<String, Value>,
+}
+
+impl ConnectRequest {
+    fn parse(query: Option<&str>) -> ConnectRequest {
+        let mut connection_ids = Vec::new();
+        let mut ws_client_id = None;
+        let mut connection_config = Map::new();
+        for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match name.as_ref() {
+                "connection_id" => connection_ids.push(value.into_owned()),
+                "ws_client_id" if !value.is_empty() => ws_client_id = Some(value.into_owned()),
+                other => {
+                    if let Some(param) = other
+                        .strip_prefix("params[")
+                        .and_then(|p| p.strip_suffix(']'))
+                        .filter(|p| !p.is_empty() && !p.contains(['[', ']']))
+                    {
+                        connection_config.insert(
+                            format!("connectionConfig.params.{param}"),
+                            Value::String(value.into_owned()),
+                        );
+                    }
+                }
+            }
+        }
+        // Nango joined a repeated connection_id with commas (qs turned it into an array).
+        let connection_id = (!connection_ids.is_empty())
+            .then(|| connection_ids.join(","))
+            .filter(|id| !id.is_empty());
+        ConnectRequest {
+            connection_id,
+            ws_client_id,
+            connection_config,
+        }
+    }
+}
+
+pub async fn start_flow(
+    State(state): State<AppState>,
+    Path(provider_config_key): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let request = ConnectRequest::parse(query.as_deref());
+    let ws_client_id = request.ws_client_id.clone();
+    match redirect_to_provider(&state, &provider_config_key, request).await {
+        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        Err(failure) => finish_flow(&state, ws_client_id.as_deref(), failure),
+    }
+}
+
+fn failure(
+    error_type: &'static str,
+    message: impl Into<String>,
+    key: &str,
+    connection_id: Option<&str>,
+) -> FlowOutcome {
+    FlowOutcome::Failure {
+        error_type,
+        message: message.into(),
+        provider_config_key: Some(key.to_string()),
+        connection_id: connection_id.map(String::from),
+    }
+}
+
+async fn redirect_to_provider(
+    state: &AppState,
+    key: &str,
+    request: ConnectRequest,
+) -> Result<String, FlowOutcome> {
+    let Some(connection_id) = request.connection_id.as_deref() else {
+        return Err(failure(
+            fe::MISSING_CONNECTION_ID,
+            "Missing Connection ID.",
+            key,
+            None,
+        ));
+    };
+    let cid = Some(connection_id);
+    if connection_id.chars().count() > MAX_ID_LEN || connection_id.chars().any(char::is_control) {
+        return Err(failure(
+            fe::INVALID_REQUEST,
+            format!("The Connection ID must be at most {MAX_ID_LEN} characters, without control characters."),
+            key,
+            cid,
+        ));
+    }
+    let internal = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "could not start the OAuth flow");
+        failure(fe::UNKNOWN, fe::UNKNOWN_MESSAGE, key, cid)
+    };
+    let config = state
+        .store
+        .get_config(key)
+        .await
+        .map_err(|e| internal(&e))?
+        .ok_or_else(|| {
+            failure(
+                fe::PROVIDER_CONFIG,
+                format!("Could not find a Provider Config matching the \"{key}\" key."),
+                key,
+                cid,
+            )
+        })?;
+    let template = state.catalog.get(&config.provider).ok_or_else(|| {
+        failure(
+            fe::UNKNOWN_CONFIG_KEY,
+            format!(
+                "No Provider Configuration with key \"{}\".",
+                config.provider
+            ),
+            key,
+            cid,
+        )
+    })?;
+    if template.auth_mode != AuthMode::OAuth2 {
+        return Err(failure(
+            fe::AUTH_MODE,
+            format!(
+                "Auth mode {} not supported.",
+                auth_mode_name(template.auth_mode)
+            ),
+            key,
+            cid,
+        ));
+    }
+
+    let interpolate = |url: &str| {
+        interpolate_url(url, &request.connection_config).map_err(|e| {
+            let message = match e {
+                InterpolationError::MissingParams { .. } => format!(
+                    "Missing Connection Config param(s) in Auth request to interpolate url {url}. Provided Connection Config: {}",
+                    Value::Object(request.connection_config.clone())
+                ),
+                InterpolationError::UnsafeValue { name } => format!(
+                    "Connection Config param '{name}' is not allowed in url {url}: only letters, digits, '.', '-' and '_' may be interpolated."
+                ),
+            };
+            failure(fe::URL_PARAM, message, key, cid)
+        })
+    };
+    let authorization_url = interpolate(&template.authorization_url)?;
+    interpolate(&template.token_url)?;
+
+    if let Some(grant_type) = template.token_params.get("grant_type") {
+        if grant_type != "authorization_code" {
+            return Err(failure(
+                fe::GRANT_TYPE,
+                format!("The grant type \"{grant_type}\" is not supported by this OAuth flow."),
+                key,
+                cid,
+            ));
+        }
+    }
+
+    let now = Utc::now();
+    let code_verifier = if template.disable_pkce {
+        None
+    } else {
+        Some(pkce::new_verifier().map_err(|e| internal(&e))?)
+    };
+    let session = OAuthSession {
+        state: hex::encode(pkce::random_bytes::<24>().map_err(|e| internal(&e))?),
+        created_at: now,
+        expires_at: now
+            + chrono::Duration::from_std(state.settings.oauth_state_ttl).unwrap_or_default(),
+        provider_config_key: key.to_string(),
+        provider: config.provider.clone(),
+        connection_id: connection_id.to_string(),
+        callback_url: state.settings.callback_url.clone(),
+        code_verifier: code_verifier.clone().map(Secret::new),
+        connection_config: request.connection_config.clone(),
+        ws_client_id: request.ws_client_id.clone(),
+        request_token_secret: None,
+    };
+    let params = authorization_params(&config, template, &session, code_verifier.as_deref());
+    let location = oauth2::authorization_url(&authorization_url, params).map_err(|e| {
+        failure(
+            fe::URL_PARAM,
+            format!("The authorization URL {authorization_url} is not a valid URL: {e}."),
+            key,
+            cid,
+        )
+    })?;
+    state
+        .store
+        .insert_oauth_session(&session)
+        .await
+        .map_err(|e| internal(&e))?;
+    Ok(location)
+}
+
+/// Query of the authorize redirect, in Nango's order (§3.3 of the wire reference).
+fn authorization_params(
+    config: &ProviderConfig,
+    template: &ProviderTemplate,
+    session: &OAuthSession,
+    code_verifier: Option<&str>,
+) -> Vec<(String, String)> {
+    let scopes = config
+        .oauth_scopes
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(template.scope_separator());
+    let mut params: Vec<(String, String)> = vec![
+        ("response_type".into(), "code".into()),
+        ("client_id".into(), config.oauth_client_id.clone()),
+        ("redirect_uri".into(), session.callback_url.clone()),
+        ("scope".into(), scopes),
+        ("state".into(), session.state.clone()),
+    ];
+    params.extend(
+        template
+            .authorization_params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    if let Some(verifier) = code_verifier {
+        params.push(("code_challenge".into(), pkce::challenge(verifier)));
+        params.push(("code_challenge_method".into(), "S256".into()));
+    }
+    params
+}
+
+fn auth_mode_name(mode: AuthMode) -> &'static str {
+    match mode {
+        AuthMode::OAuth2 => "OAUTH2",
+        AuthMode::OAuth1 => "OAUTH1",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConnectRequest;
+
+    #[test]
+    fn params_become_prefixed_connection_config_and_ids_are_joined() {
+        let r = ConnectRequest::parse(Some(
+            "connection_id=a&connection_id=b&params[subdomain]=acme&params[x][y]=z&ws_client_id=w",
+        ));
+        assert_eq!(r.connection_id.as_deref(), Some("a,b"));
+        assert_eq!(r.ws_client_id.as_deref(), Some("w"));
+        assert_eq!(
+            serde_json::Value::Object(r.connection_config).to_string(),
+            r#"{"connectionConfig.params.subdomain":"acme"}"#
+        );
+    }
+
+    #[test]
+    fn raw_characters_from_unencoding_sdks_are_tolerated() {
+        let r = ConnectRequest::parse(Some("connection_id=user 1+é&params[subdomain]=a%20b"));
+        assert_eq!(r.connection_id.as_deref(), Some("user 1 é"));
+        assert_eq!(
+            r.connection_config["connectionConfig.params.subdomain"],
+            "a b"
+        );
+    }
+}

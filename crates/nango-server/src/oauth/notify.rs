@@ -1,0 +1,281 @@
+//! Telling the frontend how a flow ended: WebSocket frames for `@nangohq/frontend` 0.9 (§2.3 of
+//! the wire reference) and the legacy `postMessage` pages for 0.8 and older (§2.2).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+use crate::AppState;
+
+/// How a flow ended, as the frontend must learn it.
+#[derive(Debug, Clone)]
+pub enum FlowOutcome {
+    Success {
+        provider_config_key: String,
+        connection_id: String,
+    },
+    Failure {
+        error_type: &'static str,
+        message: String,
+        provider_config_key: Option<String>,
+        connection_id: Option<String>,
+    },
+}
+
+impl FlowOutcome {
+    fn ws_frame(&self) -> Value {
+        match self {
+            FlowOutcome::Success {
+                provider_config_key,
+                connection_id,
+            } => json!({
+                "message_type": "success",
+                "provider_config_key": provider_config_key,
+                "connection_id": connection_id,
+            }),
+            FlowOutcome::Failure {
+                error_type,
+                message,
+                provider_config_key,
+                connection_id,
+            } => {
+                let mut frame = json!({"message_type": "error"});
+                if let Some(key) = provider_config_key {
+                    frame["provider_config_key"] = json!(key);
+                }
+                if let Some(id) = connection_id {
+                    frame["connection_id"] = json!(id);
+                }
+                frame["error_type"] = json!(error_type);
+                frame["error_desc"] = json!(message);
+                frame
+            }
+        }
+    }
+
+    /// The `postMessage` payload of the legacy protocol (the `SUCEEDED` spelling is the contract).
+    fn post_message(&self) -> Value {
+        match self {
+            FlowOutcome::Success {
+                provider_config_key,
+                connection_id,
+            } => json!({
+                "eventType": "AUTHORIZATION_SUCEEDED",
+                "data": {"connectionId": connection_id, "providerConfigKey": provider_config_key},
+            }),
+            FlowOutcome::Failure {
+                error_type,
+                message,
+                provider_config_key,
+                connection_id,
+            } => {
+                let mut data = json!({"error": {"type": error_type, "message": message}});
+                if let Some(key) = provider_config_key {
+                    data["providerConfigKey"] = json!(key);
+                }
+                if let Some(id) = connection_id {
+                    data["connectionId"] = json!(id);
+                }
+                json!({"eventType": "AUTHORIZATION_FAILED", "data": data})
+            }
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            FlowOutcome::Success { .. } => StatusCode::OK,
+            FlowOutcome::Failure { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Open frontend WebSockets by client id. One process only: a callback served by another replica
+/// falls back to the `postMessage` page.
+#[derive(Default)]
+pub struct WsHub {
+    sockets: Mutex<HashMap<String, oneshot::Sender<String>>>,
+}
+
+impl WsHub {
+    fn register(&self, id: String, sender: oneshot::Sender<String>) {
+        if let Ok(mut sockets) = self.sockets.lock() {
+            sockets.insert(id, sender);
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        if let Ok(mut sockets) = self.sockets.lock() {
+            sockets.remove(id);
+        }
+    }
+
+    /// Sends one frame to the socket and forgets it; false if no such socket is open here.
+    fn deliver(&self, id: &str, frame: String) -> bool {
+        let sender = self.sockets.lock().ok().and_then(|mut s| s.remove(id));
+        sender.is_some_and(|s| s.send(frame).is_ok())
+    }
+}
+
+/// Accepts WebSocket upgrades on any path (the 0.9 SDK connects to the host root), and passes
+/// every other request on.
+pub async fn upgrade_websockets(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let is_upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !is_upgrade {
+        return next.run(request).await;
+    }
+    let (mut parts, _body) = request.into_parts();
+    match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(upgrade) => upgrade
+            .max_message_size(64 * 1024)
+            .on_upgrade(move |socket| serve_socket(state, socket)),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+async fn serve_socket(state: AppState, mut socket: WebSocket) {
+    let id = uuid::Uuid::new_v4().to_string();
+    let (sender, receiver) = oneshot::channel();
+    state.ws.register(id.clone(), sender);
+    let ack = json!({"message_type": "connection_ack", "ws_client_id": id}).to_string();
+    if socket.send(Message::Text(ack.into())).await.is_err() {
+        state.ws.forget(&id);
+        return;
+    }
+    let mut receiver = receiver;
+    loop {
+        tokio::select! {
+            frame = &mut receiver => {
+                if let Ok(frame) = frame {
+                    let _ = socket.send(Message::Text(frame.into())).await;
+                }
+                let _ = socket.send(Message::Close(None)).await;
+                break;
+            }
+            incoming = socket.recv() => match incoming {
+                // The SDK sends nothing; anything else is ignored until the socket closes.
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    state.ws.forget(&id);
+}
+
+/// Ends a flow: delivers the outcome over the WebSocket when the flow has one open here (and
+/// answers a page that just closes the popup), otherwise answers the legacy `postMessage` page.
+pub fn finish_flow(state: &AppState, ws_client_id: Option<&str>, outcome: FlowOutcome) -> Response {
+    match &outcome {
+        FlowOutcome::Success {
+            provider_config_key,
+            connection_id,
+        } => tracing::info!(
+            provider_config_key = %provider_config_key, connection_id = %connection_id, "OAuth flow succeeded"
+        ),
+        FlowOutcome::Failure {
+            error_type,
+            message,
+            ..
+        } => {
+            tracing::info!(error_type = %error_type, message = %message, "OAuth flow failed")
+        }
+    }
+    let delivered =
+        ws_client_id.is_some_and(|id| state.ws.deliver(id, outcome.ws_frame().to_string()));
+    let script = if delivered {
+        "setTimeout(function () { window.close(); }, 300);".to_string()
+    } else {
+        format!(
+            "var message = {};\nif (window.opener) {{ window.opener.postMessage(message, '*'); }}\nsetTimeout(function () {{ window.close(); }}, 300);",
+            script_json(&outcome.post_message())
+        )
+    };
+    html_page(outcome.status(), &script)
+}
+
+/// JSON that is safe inside an inline `<script>`: `<`, `>`, `&` and the JS line separators are
+/// escaped, so no value (connection id, provider error) can close the script or inject markup.
+fn script_json(value: &Value) -> String {
+    value
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+/// The popup page: nothing but the script, which the CSP pins by hash.
+fn html_page(status: StatusCode, script: &str) -> Response {
+    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script.as_bytes()));
+    let csp = format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    );
+    let body = format!(
+        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>Authorization callback</title>\n</head>\n<body>\n<noscript>JavaScript is required to finish the authorization. You can close this window.</noscript>\n<script>{script}</script>\n</body>\n</html>\n"
+    );
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(csp) = HeaderValue::from_str(&csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_json_cannot_close_the_script() {
+        let s = script_json(&json!({"id": "</script><img src=x onerror=alert(1)>\u{2028}"}));
+        assert!(
+            !s.contains('<') && !s.contains('>') && !s.contains('\u{2028}'),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn ws_error_frame_omits_unknown_keys() {
+        let frame = FlowOutcome::Failure {
+            error_type: "missing_connection_id",
+            message: "Missing Connection ID.".into(),
+            provider_config_key: Some("k".into()),
+            connection_id: None,
+        }
+        .ws_frame();
+        assert_eq!(
+            frame.to_string(),
+            r#"{"message_type":"error","provider_config_key":"k","error_type":"missing_connection_id","error_desc":"Missing Connection ID."}"#
+        );
+    }
+}

@@ -1,0 +1,952 @@
+//! The provider catalog: typed templates saying how each provider does OAuth, loaded from the
+//! built-in `providers.yaml` and an optional operator file, plus URL placeholder interpolation.
+//!
+//! Provider quirks are data in the YAML so that the flow code can follow templates instead of
+//! naming providers.
+
+mod interpolate;
+
+pub use interpolate::{interpolate_url, InterpolationError};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+
+use interpolate::{pieces, Piece};
+
+/// The built-in catalog (Nango 0.9.4's list), compiled into the binary.
+pub const BUILTIN_CATALOG: &str = include_str!("../../providers.yaml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthMode {
+    #[serde(rename = "OAUTH2")]
+    OAuth2,
+    #[serde(rename = "OAUTH1")]
+    OAuth1,
+}
+
+/// How the OAuth2 client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthorizationMethod {
+    /// `client_id` and `client_secret` as body parameters.
+    #[default]
+    Body,
+    /// HTTP Basic.
+    Header,
+}
+
+/// Encoding of the OAuth2 token request body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyFormat {
+    #[default]
+    Form,
+    Json,
+}
+
+/// OAuth 1.0a signature method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SignatureMethod {
+    #[serde(rename = "HMAC-SHA1")]
+    HmacSha1,
+    #[serde(rename = "RSA-SHA1")]
+    RsaSha1,
+    #[serde(rename = "PLAINTEXT")]
+    Plaintext,
+    #[serde(rename = "HMAC-SHA256")]
+    HmacSha256,
+}
+
+/// HTTP method of an OAuth1 request-token or access-token call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Get,
+    #[default]
+    Post,
+    Put,
+}
+
+/// One provider's entry in the catalog; field meanings are documented at the top of
+/// `providers.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderTemplate {
+    pub auth_mode: AuthMode,
+    pub authorization_url: String,
+    pub token_url: String,
+    #[serde(default, deserialize_with = "scalar_map")]
+    pub authorization_params: IndexMap<String, String>,
+    #[serde(default, deserialize_with = "scalar_map")]
+    pub token_params: IndexMap<String, String>,
+    #[serde(default)]
+    pub scope_separator: Option<String>,
+    #[serde(default)]
+    pub authorization_method: AuthorizationMethod,
+    #[serde(default)]
+    pub body_format: BodyFormat,
+    #[serde(default)]
+    pub disable_pkce: bool,
+    #[serde(default)]
+    pub refresh_url: Option<String>,
+    #[serde(default)]
+    pub redirect_uri_metadata: Vec<String>,
+    #[serde(default)]
+    pub token_response_metadata: Vec<String>,
+    #[serde(default)]
+    pub request_url: Option<String>,
+    #[serde(default, deserialize_with = "scalar_map")]
+    pub request_params: IndexMap<String, String>,
+    #[serde(default)]
+    pub request_http_method: HttpMethod,
+    #[serde(default)]
+    pub token_http_method: HttpMethod,
+    #[serde(default)]
+    pub signature_method: Option<SignatureMethod>,
+    /// A typo in Nango's airtable and asana templates (`auth: {response_type: code}`), kept so
+    /// those templates load; nothing reads it.
+    #[serde(default)]
+    pub auth: Option<IndexMap<String, String>>,
+}
+
+impl ProviderTemplate {
+    /// The string that joins scopes; a single space unless the template says otherwise.
+    pub fn scope_separator(&self) -> &str {
+        self.scope_separator.as_deref().unwrap_or(" ")
+    }
+
+    fn validate(&self, provider: &str, allow_http: bool) -> Result<(), CatalogError> {
+        let urls = [
+            ("authorization_url", Some(&self.authorization_url)),
+            ("token_url", Some(&self.token_url)),
+            ("refresh_url", self.refresh_url.as_ref()),
+            ("request_url", self.request_url.as_ref()),
+        ];
+        for (field, url) in urls {
+            if let Some(url) = url {
+                check_url(provider, field, url, allow_http)?;
+            }
+        }
+        if self.auth_mode == AuthMode::OAuth1 {
+            // The OAuth1 flow cannot start without these, so say so at startup rather than on the
+            // first user's click.
+            if self.request_url.is_none() {
+                return Err(CatalogError::RequiredForOAuth1 {
+                    provider: provider.to_string(),
+                    field: "request_url",
+                });
+            }
+            if self.signature_method.is_none() {
+                return Err(CatalogError::RequiredForOAuth1 {
+                    provider: provider.to_string(),
+                    field: "signature_method",
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A template URL must be absolute https (or http where allowed) with a host, once its
+/// placeholders are filled with any safe value.
+fn check_url(
+    provider: &str,
+    field: &'static str,
+    url: &str,
+    allow_http: bool,
+) -> Result<(), CatalogError> {
+    let invalid = |reason: String| CatalogError::InvalidUrl {
+        provider: provider.to_string(),
+        field,
+        reason,
+    };
+    let pieces = pieces(url).ok_or_else(|| {
+        invalid("has an unclosed, empty or nested `${...}` placeholder".to_string())
+    })?;
+    let sample: String = pieces
+        .iter()
+        .map(|piece| match piece {
+            Piece::Text(text) => *text,
+            Piece::Placeholder(_) => "placeholder",
+        })
+        .collect();
+    let wanted = if allow_http {
+        "an https or http URL"
+    } else {
+        "an https URL"
+    };
+    let parsed = Url::parse(&sample).map_err(|e| invalid(format!("must be {wanted} ({e})")))?;
+    let scheme_ok = parsed.scheme() == "https" || (allow_http && parsed.scheme() == "http");
+    if !scheme_ok || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(format!("must be {wanted}")));
+    }
+    Ok(())
+}
+
+/// Why the catalog could not be loaded. Every message names the provider (and field) or file at
+/// fault, because it is shown to an operator at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("cannot read provider catalog file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("provider catalog file {}: {source}", path.display())]
+    InFile {
+        path: PathBuf,
+        source: Box<CatalogError>,
+    },
+    #[error("provider catalog is not valid YAML: {0}")]
+    Yaml(serde_norway::Error),
+    #[error("provider catalog must be a YAML map of provider name to template")]
+    NotAMap,
+    #[error("provider name {name} is not allowed: use letters, digits, '-', '_' and '.'")]
+    InvalidName { name: String },
+    /// A field is unknown, missing or of the wrong type (serde's own words).
+    #[error("provider '{provider}': {message}")]
+    Template { provider: String, message: String },
+    #[error("provider '{provider}': {field} {reason}")]
+    InvalidUrl {
+        provider: String,
+        field: &'static str,
+        reason: String,
+    },
+    #[error("provider '{provider}': {field} is required for OAUTH1")]
+    RequiredForOAuth1 {
+        provider: String,
+        field: &'static str,
+    },
+}
+
+/// Provider templates by name.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    // Sorted, so `names()` needs no sort and listings are stable.
+    providers: BTreeMap<String, ProviderTemplate>,
+}
+
+impl Catalog {
+    /// The catalog compiled into the binary; all its URLs are https.
+    pub fn builtin() -> Result<Catalog, CatalogError> {
+        Catalog::from_yaml(BUILTIN_CATALOG, false)
+    }
+
+    /// The built-in catalog with the entries of `extra_file` laid over it: an entry there replaces
+    /// the same-named built-in one whole, or adds a provider. The file may use http URLs so tests
+    /// and local setups can point a provider at a server without TLS.
+    pub fn load(extra_file: Option<&Path>) -> Result<Catalog, CatalogError> {
+        let mut catalog = Catalog::builtin()?;
+        if let Some(path) = extra_file {
+            let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let extra = Catalog::from_yaml(&text, true).map_err(|source| CatalogError::InFile {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            })?;
+            catalog.providers.extend(extra.providers);
+        }
+        Ok(catalog)
+    }
+
+    /// Parses and validates a catalog document (an empty document is an empty catalog).
+    pub fn from_yaml(yaml: &str, allow_http: bool) -> Result<Catalog, CatalogError> {
+        let mut doc: serde_norway::Value =
+            serde_norway::from_str(yaml).map_err(CatalogError::Yaml)?;
+        // Lets operator files share a base template with `<<: *anchor`.
+        doc.apply_merge().map_err(CatalogError::Yaml)?;
+        let entries = match doc {
+            serde_norway::Value::Null => return Ok(Catalog::default()),
+            serde_norway::Value::Mapping(entries) => entries,
+            _ => return Err(CatalogError::NotAMap),
+        };
+        let mut providers = BTreeMap::new();
+        for (key, value) in entries {
+            let name = match key {
+                serde_norway::Value::String(name) if is_valid_name(&name) => name,
+                serde_norway::Value::String(name) => {
+                    return Err(CatalogError::InvalidName {
+                        name: format!("'{name}'"),
+                    })
+                }
+                other => {
+                    let name = serde_norway::to_string(&other)
+                        .map_or_else(|_| format!("{other:?}"), |text| text.trim_end().to_string());
+                    return Err(CatalogError::InvalidName { name });
+                }
+            };
+            // Deserialising entry by entry (rather than the whole map at once) is what lets every
+            // error name its provider.
+            let template: ProviderTemplate = serde_norway::from_value(value).map_err(|e| {
+                let message = e.to_string();
+                CatalogError::Template {
+                    message: located_message(yaml, &name, &message).unwrap_or(message),
+                    provider: name.clone(),
+                }
+            })?;
+            template.validate(&name, allow_http)?;
+            providers.insert(name, template);
+        }
+        Ok(Catalog { providers })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ProviderTemplate> {
+        self.providers.get(name)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.providers.contains_key(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.providers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
+
+    /// Provider names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.providers.keys().map(String::as_str)
+    }
+
+    /// Providers and their templates, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &ProviderTemplate)> {
+        self.providers.iter().map(|(name, t)| (name.as_str(), t))
+    }
+}
+
+/// A value-tree error has neither the field path nor the line; parsing the text directly has
+/// both, so the error is recomputed that way. `None` unless that finds the same error in the same
+/// provider: merge keys, for one, are resolved only in the value tree.
+fn located_message(yaml: &str, provider: &str, message: &str) -> Option<String> {
+    let err = serde_norway::from_str::<IndexMap<String, ProviderTemplate>>(yaml).err()?;
+    let located = err.to_string();
+    let rest = located.strip_prefix(provider)?;
+    let rest = rest.strip_prefix(": ").or_else(|| rest.strip_prefix('.'))?;
+    rest.contains(message).then(|| rest.to_string())
+}
+
+/// Names end up in stored configs and API responses; keeping them to the characters every Nango
+/// provider name has ever used keeps them safe to print and to put in a URL path.
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// A string-valued map where plain YAML numbers and booleans are taken as their text (js-yaml
+/// gave Nango numbers, which it then stringified into the query or body), and an empty value
+/// (`token_params:`) is an empty map.
+fn scalar_map<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<IndexMap<String, String>, D::Error> {
+    let map = Option::<IndexMap<String, ScalarText>>::deserialize(deserializer)?;
+    Ok(map
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(key, ScalarText(value))| (key, value))
+        .collect())
+}
+
+struct ScalarText(String);
+
+impl<'de> Deserialize<'de> for ScalarText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ScalarText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<ScalarText, E> {
+                Ok(ScalarText(v))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failed test should panic
+mod tests {
+    use super::*;
+
+    /// §4.4 of the wire reference: the Nango 0.9.4 list.
+    const NANGO_094: [&str; 58] = [
+        "airtable",
+        "asana",
+        "bitbucket",
+        "braintree",
+        "braintree-sandbox",
+        "brex",
+        "clickup",
+        "digitalocean",
+        "discord",
+        "dropbox",
+        "epic-games",
+        "facebook",
+        "fitbit",
+        "freshbooks",
+        "front",
+        "github",
+        "gitlab",
+        "google",
+        "google-calendar",
+        "google-mail",
+        "google-sheet",
+        "greenhouse",
+        "hubspot",
+        "instagram",
+        "intercom",
+        "intuit",
+        "jira",
+        "lever",
+        "linear",
+        "linkedin",
+        "linkhut",
+        "microsoft-teams",
+        "monday",
+        "notion",
+        "outreach",
+        "pagerduty",
+        "pipedrive",
+        "quickbooks",
+        "ramp",
+        "ramp-sandbox",
+        "reddit",
+        "sage",
+        "salesforce",
+        "salesloft",
+        "shopify",
+        "slack",
+        "splitwise",
+        "stackexchange",
+        "stripe",
+        "trello",
+        "twitter",
+        "wave_accounting",
+        "xero",
+        "zendesk",
+        "zoho-books",
+        "zoho-crm",
+        "zoho-invoice",
+        "zoom",
+    ];
+
+    fn builtin() -> Catalog {
+        Catalog::builtin().unwrap()
+    }
+
+    fn template(catalog: &Catalog, name: &str) -> ProviderTemplate {
+        catalog
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> IndexMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn builtin_catalog_loads_with_the_nango_094_list() {
+        let catalog = builtin();
+        println!("built-in catalog: {} providers", catalog.len());
+        assert!(!catalog.is_empty());
+        let names: Vec<&str> = catalog.names().collect();
+        let mut expected = NANGO_094.to_vec();
+        expected.sort_unstable();
+        assert_eq!(names, expected);
+        assert_eq!(catalog.len(), 58);
+        assert!(catalog.contains("wave_accounting"));
+        assert!(!catalog.contains("wave-accounting"));
+        assert!(catalog.get("nope").is_none());
+    }
+
+    #[test]
+    fn builtin_urls_are_https_and_parse() {
+        let catalog = builtin();
+        for (name, t) in catalog.iter() {
+            let urls = [
+                Some(&t.authorization_url),
+                Some(&t.token_url),
+                t.refresh_url.as_ref(),
+                t.request_url.as_ref(),
+            ];
+            for url in urls.into_iter().flatten() {
+                assert!(url.starts_with("https://"), "{name}: {url}");
+                let sample = url.replace("${connectionConfig.params.subdomain}", "acme");
+                let parsed = Url::parse(&sample).unwrap_or_else(|e| panic!("{name}: {url}: {e}"));
+                assert_eq!(parsed.scheme(), "https");
+                assert!(parsed.host_str().is_some_and(|h| !h.is_empty()), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn builtin_modes_match_the_reference() {
+        let catalog = builtin();
+        let oauth1: Vec<&str> = catalog
+            .iter()
+            .filter(|(_, t)| t.auth_mode == AuthMode::OAuth1)
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(oauth1, ["trello", "twitter"]);
+        for (name, t) in catalog.iter() {
+            assert!(
+                !t.authorization_url.is_empty() && !t.token_url.is_empty(),
+                "{name}"
+            );
+            if t.auth_mode == AuthMode::OAuth1 {
+                assert!(t.request_url.is_some(), "{name}");
+                assert_eq!(
+                    t.signature_method,
+                    Some(SignatureMethod::HmacSha1),
+                    "{name}"
+                );
+            } else {
+                assert!(
+                    t.request_url.is_none() && t.signature_method.is_none(),
+                    "{name}"
+                );
+            }
+            // Nothing in the era refreshes anywhere but token_url.
+            assert!(t.refresh_url.is_none(), "{name}");
+        }
+    }
+
+    #[test]
+    fn builtin_quirks_are_kept() {
+        let catalog = builtin();
+
+        let salesforce = template(&catalog, "salesforce");
+        assert_eq!(salesforce.token_response_metadata, ["instance_url"]);
+        let quickbooks = template(&catalog, "quickbooks");
+        assert_eq!(quickbooks.redirect_uri_metadata, ["realmId"]);
+
+        for name in ["braintree", "braintree-sandbox"] {
+            let t = template(&catalog, name);
+            assert_eq!(t.scope_separator(), ",");
+            assert_eq!(t.authorization_method, AuthorizationMethod::Header);
+            assert_eq!(t.body_format, BodyFormat::Json);
+            assert_eq!(
+                t.token_params,
+                params(&[("grant_type", "authorization_code")])
+            );
+            assert_eq!(t.redirect_uri_metadata, ["merchantId"]);
+        }
+
+        let notion = template(&catalog, "notion");
+        assert_eq!(
+            notion.authorization_params,
+            params(&[("response_type", "code"), ("owner", "user")])
+        );
+        assert_eq!(notion.authorization_method, AuthorizationMethod::Header);
+        assert_eq!(notion.body_format, BodyFormat::Json);
+
+        // Order is kept: it is the order of the query parameters on the redirect.
+        let google = template(&catalog, "google");
+        let keys: Vec<&str> = google
+            .authorization_params
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["response_type", "access_type", "prompt"]);
+        let lever = template(&catalog, "lever");
+        assert_eq!(
+            lever
+                .authorization_params
+                .get("audience")
+                .map(String::as_str),
+            Some("https://api.lever.co/v1")
+        );
+        assert_eq!(
+            template(&catalog, "sage").authorization_params,
+            params(&[("filter", "apiv3.1")])
+        );
+
+        assert!(template(&catalog, "linkedin").disable_pkce);
+        assert_eq!(template(&catalog, "linear").scope_separator(), ",");
+
+        let github = template(&catalog, "github");
+        assert_eq!(github.scope_separator(), " ");
+        assert_eq!(github.authorization_method, AuthorizationMethod::Body);
+        assert_eq!(github.body_format, BodyFormat::Form);
+        assert!(!github.disable_pkce);
+        assert!(github.authorization_params.is_empty() && github.token_params.is_empty());
+        assert!(github.auth.is_none());
+
+        for name in ["airtable", "asana"] {
+            assert_eq!(
+                template(&catalog, name).auth,
+                Some(params(&[("response_type", "code")])),
+                "{name}"
+            );
+        }
+
+        let trello = template(&catalog, "trello");
+        assert_eq!(
+            trello.request_url.as_deref(),
+            Some("https://trello.com/1/OAuthGetRequestToken")
+        );
+        assert_eq!(trello.scope_separator(), ",");
+        assert_eq!(
+            trello.authorization_params,
+            params(&[("expiration", "never")])
+        );
+        assert_eq!(trello.request_http_method, HttpMethod::Post);
+        assert_eq!(trello.token_http_method, HttpMethod::Post);
+        let twitter = template(&catalog, "twitter");
+        assert_eq!(
+            twitter.request_params,
+            params(&[("x_auth_access_type", "write")])
+        );
+
+        for name in ["shopify", "zendesk"] {
+            let t = template(&catalog, name);
+            assert!(t
+                .authorization_url
+                .contains("${connectionConfig.params.subdomain}"));
+            assert!(t.token_url.contains("${connectionConfig.params.subdomain}"));
+        }
+    }
+
+    /// A catalog document from its lines, so that test YAML reads as YAML.
+    fn doc(lines: &[&str]) -> String {
+        lines.iter().map(|line| format!("{line}\n")).collect()
+    }
+
+    /// Provider `x`: a valid OAUTH2 entry followed by `extra` lines.
+    fn x_with(extra: &[&str]) -> String {
+        let mut lines = vec![
+            "x:",
+            "  auth_mode: OAUTH2",
+            "  authorization_url: https://a.example/auth",
+            "  token_url: https://a.example/token",
+        ];
+        lines.extend_from_slice(extra);
+        doc(&lines)
+    }
+
+    fn error(yaml: &str) -> String {
+        Catalog::from_yaml(yaml, false).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_provider_and_field() {
+        let message = error(&x_with(&["  bar: 1"]));
+        assert!(
+            message.starts_with("provider 'x': unknown field `bar`"),
+            "{message}"
+        );
+        assert!(message.ends_with("at line 5 column 3"), "{message}");
+        // Later-era Nango fields are unknown too, not silently ignored.
+        let message = error(&x_with(&["  refresh_params: {}"]));
+        assert!(
+            message.starts_with("provider 'x': unknown field `refresh_params`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn bad_templates_are_rejected_with_provider_and_field() {
+        let cases = [
+            (
+                doc(&["x:", "  authorization_url: https://a/", "  token_url: https://a/t"]),
+                "provider 'x': missing field `auth_mode`",
+            ),
+            (
+                doc(&[
+                    "x:",
+                    "  auth_mode: API_KEY",
+                    "  authorization_url: https://a/",
+                    "  token_url: https://a/t",
+                ]),
+                "provider 'x': auth_mode: unknown variant `API_KEY`, expected `OAUTH2` or `OAUTH1` at line 2",
+            ),
+            (
+                doc(&[
+                    "x:",
+                    "  auth_mode: OAUTH2",
+                    "  authorization_url: https://a/",
+                    "  token_url: http://a/t",
+                ]),
+                "provider 'x': token_url must be an https URL",
+            ),
+            (
+                doc(&[
+                    "x:",
+                    "  auth_mode: OAUTH2",
+                    "  authorization_url: ftp://a/",
+                    "  token_url: https://a/t",
+                ]),
+                "provider 'x': authorization_url must be an https URL",
+            ),
+            (
+                doc(&[
+                    "x:",
+                    "  auth_mode: OAUTH2",
+                    "  authorization_url: /relative",
+                    "  token_url: https://a/t",
+                ]),
+                "provider 'x': authorization_url must be an https URL",
+            ),
+            (
+                doc(&[
+                    "x:",
+                    "  auth_mode: OAUTH2",
+                    "  authorization_url: https://${a.example/",
+                    "  token_url: https://a/t",
+                ]),
+                "provider 'x': authorization_url has an unclosed",
+            ),
+            (
+                x_with(&["  refresh_url: http://a/r"]),
+                "provider 'x': refresh_url must be an https URL",
+            ),
+            (
+                x_with(&["  authorization_method: basic"]),
+                "provider 'x': authorization_method: unknown variant `basic`",
+            ),
+            (
+                x_with(&["  token_params:", "    a: [1]"]),
+                "provider 'x': token_params.a: invalid type: sequence",
+            ),
+            (
+                x_with(&["  disable_pkce: yes"]),
+                "provider 'x': disable_pkce: invalid type: string \"yes\", expected a boolean at line 5",
+            ),
+            (
+                doc(&[
+                    "x:",
+                    "  auth_mode: OAUTH1",
+                    "  authorization_url: https://a/",
+                    "  token_url: https://a/t",
+                    "  signature_method: HMAC-SHA1",
+                ]),
+                "provider 'x': request_url is required for OAUTH1",
+            ),
+            (
+                doc(&[
+                    "x:",
+                    "  auth_mode: OAUTH1",
+                    "  authorization_url: https://a/",
+                    "  token_url: https://a/t",
+                    "  request_url: https://a/r",
+                ]),
+                "provider 'x': signature_method is required for OAUTH1",
+            ),
+            (
+                // Merged entries lose the line number but still name provider and problem.
+                doc(&[
+                    "b: &b",
+                    "  auth_mode: OAUTH2",
+                    "  authorization_url: https://a/",
+                    "  token_url: https://a/t",
+                    "x:",
+                    "  <<: *b",
+                    "  disable_pkce: 1",
+                ]),
+                "provider 'x': invalid type: integer `1`, expected a boolean",
+            ),
+            (doc(&["x: 3"]), "provider 'x': invalid type"),
+            (
+                doc(&["1:", "  auth_mode: OAUTH2"]),
+                "provider name 1 is not allowed",
+            ),
+            (
+                doc(&["bad name:", "  auth_mode: OAUTH2"]),
+                "provider name 'bad name' is not allowed",
+            ),
+            (
+                doc(&["- a", "- b"]),
+                "provider catalog must be a YAML map",
+            ),
+            (doc(&["x: ["]), "provider catalog is not valid YAML"),
+        ];
+        for (yaml, expected) in cases {
+            let message = error(&yaml);
+            assert!(message.starts_with(expected), "{yaml:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn lenient_where_nango_was() {
+        let yaml = doc(&[
+            "x:",
+            "  auth_mode: OAUTH1",
+            "  authorization_url: https://a.example/${connectionConfig.params.tenant}/auth",
+            "  token_url: https://a.example/t",
+            "  request_url: https://a.example/r",
+            "  signature_method: PLAINTEXT",
+            "  request_http_method: GET",
+            "  token_http_method: PUT",
+            "  token_params:",
+            "  authorization_params:",
+            "    expires_days: 30",
+            "    verbose: true",
+            "    ratio: 1.5",
+        ]);
+        let catalog = Catalog::from_yaml(&yaml, false).unwrap();
+        let t = template(&catalog, "x");
+        assert!(t.token_params.is_empty());
+        assert_eq!(
+            t.authorization_params,
+            params(&[
+                ("expires_days", "30"),
+                ("verbose", "true"),
+                ("ratio", "1.5")
+            ])
+        );
+        assert_eq!(t.signature_method, Some(SignatureMethod::Plaintext));
+        assert_eq!(t.request_http_method, HttpMethod::Get);
+        assert_eq!(t.token_http_method, HttpMethod::Put);
+        assert_eq!(Catalog::from_yaml("", false).unwrap().len(), 0);
+        assert_eq!(Catalog::from_yaml("# nothing\n", true).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn duplicate_names_are_rejected() {
+        let entry = x_with(&[]);
+        let message = error(&format!("{entry}{entry}"));
+        assert!(
+            message.contains("duplicate entry with key \"x\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn merge_keys_share_a_base() {
+        let yaml = doc(&[
+            "base: &base",
+            "  auth_mode: OAUTH2",
+            "  authorization_url: https://a.example/auth",
+            "  token_url: https://a.example/token",
+            "derived:",
+            "  <<: *base",
+            "  disable_pkce: true",
+        ]);
+        let catalog = Catalog::from_yaml(&yaml, false).unwrap();
+        let derived = template(&catalog, "derived");
+        assert!(derived.disable_pkce);
+        assert_eq!(derived.token_url, "https://a.example/token");
+    }
+
+    #[test]
+    fn a_file_overrides_adds_and_may_use_http() {
+        let dir = std::env::temp_dir().join(format!("nango-providers-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("providers.yaml");
+        let file = doc(&[
+            "github:",
+            "  auth_mode: OAUTH2",
+            "  authorization_url: http://127.0.0.1:9999/authorize",
+            "  token_url: http://127.0.0.1:9999/token",
+            "  authorization_method: header",
+            "fake:",
+            "  auth_mode: OAUTH2",
+            "  authorization_url: http://localhost:8080/auth",
+            "  token_url: https://localhost/token",
+        ]);
+        std::fs::write(&path, file).unwrap();
+
+        let catalog = Catalog::load(Some(&path)).unwrap();
+        assert_eq!(catalog.len(), 59);
+        let github = template(&catalog, "github");
+        assert_eq!(github.token_url, "http://127.0.0.1:9999/token");
+        // Whole-entry replacement: nothing of the built-in github entry survives.
+        assert_eq!(github.authorization_method, AuthorizationMethod::Header);
+        assert!(catalog.contains("fake"));
+        assert_eq!(template(&catalog, "slack"), template(&builtin(), "slack"));
+        let names: Vec<&str> = catalog.names().collect();
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+
+        let file = doc(&[
+            "fake:",
+            "  auth_mode: OAUTH2",
+            "  authorization_url: ftp://localhost/auth",
+            "  token_url: https://localhost/token",
+        ]);
+        std::fs::write(&path, file).unwrap();
+        let message = Catalog::load(Some(&path)).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            format!(
+                "provider catalog file {}: provider 'fake': authorization_url must be an https or http URL",
+                path.display()
+            )
+        );
+
+        std::fs::remove_dir_all(&dir).unwrap();
+        let message = Catalog::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!(
+                "cannot read provider catalog file {}: ",
+                path.display()
+            )),
+            "{message}"
+        );
+
+        assert_eq!(Catalog::load(None).unwrap().len(), 58);
+    }
+
+    #[test]
+    fn builtin_refuses_http() {
+        let yaml = doc(&[
+            "x:",
+            "  auth_mode: OAUTH2",
+            "  authorization_url: http://a/",
+            "  token_url: https://a/t",
+        ]);
+        assert!(Catalog::from_yaml(&yaml, false).is_err());
+        assert!(Catalog::from_yaml(&yaml, true).is_ok());
+    }
+
+    #[test]
+    fn interpolates_builtin_shopify() {
+        let catalog = builtin();
+        let shopify = template(&catalog, "shopify");
+        let mut config = serde_json::Map::new();
+        config.insert(
+            "connectionConfig.params.subdomain".to_string(),
+            serde_json::Value::String("acme".to_string()),
+        );
+        assert_eq!(
+            interpolate_url(&shopify.authorization_url, &config).unwrap(),
+            "https://acme.myshopify.com/admin/oauth/authorize"
+        );
+        assert_eq!(
+            interpolate_url(&shopify.token_url, &config).unwrap(),
+            "https://acme.myshopify.com/admin/oauth/access_token"
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! Persistence: the `Store` trait and its SQLite and PostgreSQL implementations; the only place
+//! with SQL. The two backends run the same statements (`$1` placeholders, `ON CONFLICT`,
+//! `RETURNING`, timestamps as UNIX milliseconds), so one macro implements both.
+
+mod sql;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::credentials::Credentials;
+
+pub use sql::{PostgresStore, SqliteStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A row with the same unique key exists.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// Stored data could not be read back (corrupt JSON, ...).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A provider config (an "integration"): which template, with which OAuth app credentials.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub unique_key: String,
+    pub provider: String,
+    pub oauth_client_id: String,
+    pub oauth_client_secret: crate::secret::Secret<String>,
+    pub oauth_scopes: String,
+    pub account_id: i64,
+}
+
+/// Fields written by create and edit.
+#[derive(Debug, Clone)]
+pub struct ProviderConfigFields {
+    pub unique_key: String,
+    pub provider: String,
+    pub oauth_client_id: String,
+    pub oauth_client_secret: crate::secret::Secret<String>,
+    pub oauth_scopes: String,
+}
+
+/// A user's stored authorization for one provider config.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub provider_config_key: String,
+    pub connection_id: String,
+    pub credentials: Credentials,
+    pub connection_config: Map<String, Value>,
+    pub metadata: Map<String, Value>,
+    pub account_id: i64,
+}
+
+/// Fields written when a flow completes.
+#[derive(Debug, Clone)]
+pub struct ConnectionFields {
+    pub provider_config_key: String,
+    pub connection_id: String,
+    pub credentials: Credentials,
+    pub connection_config: Map<String, Value>,
+    pub metadata: Map<String, Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectionSummary {
+    pub connection_id: String,
+    pub provider_config_key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An OAuth flow between `/oauth/connect` and `/oauth/callback`, keyed by its `state`.
+#[derive(Debug, Clone)]
+pub struct OAuthSession {
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub provider_config_key: String,
+    pub provider: String,
+    pub connection_id: String,
+    pub callback_url: String,
+    pub code_verifier: Option<crate::secret::Secret<String>>,
+    pub connection_config: Map<String, Value>,
+    pub ws_client_id: Option<String>,
+    pub request_token_secret: Option<crate::secret::Secret<String>>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn list_configs(&self) -> Result<Vec<ProviderConfig>, StoreError>;
+    async fn get_config(&self, key: &str) -> Result<Option<ProviderConfig>, StoreError>;
+    /// Returns the new id; `Conflict` when the key exists.
+    async fn insert_config(&self, fields: &ProviderConfigFields) -> Result<i64, StoreError>;
+    /// Returns false when no config has that key.
+    async fn update_config(&self, fields: &ProviderConfigFields) -> Result<bool, StoreError>;
+    async fn delete_config(&self, key: &str) -> Result<(), StoreError>;
+
+    async fn get_connection(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+    ) -> Result<Option<Connection>, StoreError>;
+    async fn list_connections(&self) -> Result<Vec<ConnectionSummary>, StoreError>;
+    /// Inserts or replaces the connection (keeping its id and creation time); returns it.
+    async fn upsert_connection(&self, fields: &ConnectionFields) -> Result<Connection, StoreError>;
+    async fn update_credentials(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError>;
+    /// Returns false when there was no such connection.
+    async fn delete_connection(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    async fn insert_oauth_session(&self, session: &OAuthSession) -> Result<(), StoreError>;
+    /// Removes the session and returns it if it existed and has not expired: a state works once.
+    async fn take_oauth_session(
+        &self,
+        state: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OAuthSession>, StoreError>;
+    async fn delete_expired_oauth_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// Opens the database named by `url` (`sqlite:` or `postgres:`), creating a SQLite file if
+/// needed, and runs the migrations.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn migration_names(backend: &str) -> Vec<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Both backends must go through the same versions, or one of them silently lags behind.
+    #[test]
+    fn sqlite_and_postgres_migrations_stay_in_step() {
+        let sqlite = migration_names("sqlite");
+        assert!(!sqlite.is_empty(), "no migrations found");
+        assert_eq!(sqlite, migration_names("postgres"));
+    }
+}

@@ -1,0 +1,407 @@
+//! The SQL of the store, once, instantiated for SQLite and PostgreSQL by `sql_store!`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Map, Value};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{
+    Connection, ConnectionFields, ConnectionSummary, OAuthSession, ProviderConfig,
+    ProviderConfigFields, Store, StoreError,
+};
+use crate::credentials::Credentials;
+use crate::secret::Secret;
+
+fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+#[derive(sqlx::FromRow)]
+struct ConfigRow {
+    id: i64,
+    created_at: i64,
+    updated_at: i64,
+    unique_key: String,
+    provider: String,
+    oauth_client_id: String,
+    oauth_client_secret: String,
+    oauth_scopes: String,
+    account_id: i64,
+}
+
+impl From<ConfigRow> for ProviderConfig {
+    fn from(r: ConfigRow) -> Self {
+        ProviderConfig {
+            id: r.id,
+            created_at: from_millis(r.created_at),
+            updated_at: from_millis(r.updated_at),
+            unique_key: r.unique_key,
+            provider: r.provider,
+            oauth_client_id: r.oauth_client_id,
+            oauth_client_secret: Secret::new(r.oauth_client_secret),
+            oauth_scopes: r.oauth_scopes,
+            account_id: r.account_id,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ConnectionRow {
+    id: i64,
+    created_at: i64,
+    updated_at: i64,
+    provider_config_key: String,
+    connection_id: String,
+    credentials: String,
+    connection_config: String,
+    metadata: String,
+    account_id: i64,
+}
+
+impl TryFrom<ConnectionRow> for Connection {
+    type Error = StoreError;
+
+    fn try_from(r: ConnectionRow) -> Result<Self, StoreError> {
+        Ok(Connection {
+            id: r.id,
+            created_at: from_millis(r.created_at),
+            updated_at: from_millis(r.updated_at),
+            credentials: from_json::<Credentials>("credentials", &r.credentials)?,
+            connection_config: from_json::<Map<String, Value>>(
+                "connection_config",
+                &r.connection_config,
+            )?,
+            metadata: from_json::<Map<String, Value>>("metadata", &r.metadata)?,
+            provider_config_key: r.provider_config_key,
+            connection_id: r.connection_id,
+            account_id: r.account_id,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    connection_id: String,
+    provider_config_key: String,
+    created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    state: String,
+    created_at: i64,
+    expires_at: i64,
+    provider_config_key: String,
+    provider: String,
+    connection_id: String,
+    callback_url: String,
+    code_verifier: Option<String>,
+    connection_config: String,
+    ws_client_id: Option<String>,
+    request_token_secret: Option<String>,
+}
+
+impl TryFrom<SessionRow> for OAuthSession {
+    type Error = StoreError;
+
+    fn try_from(r: SessionRow) -> Result<Self, StoreError> {
+        Ok(OAuthSession {
+            state: r.state,
+            created_at: from_millis(r.created_at),
+            expires_at: from_millis(r.expires_at),
+            provider_config_key: r.provider_config_key,
+            provider: r.provider,
+            connection_id: r.connection_id,
+            callback_url: r.callback_url,
+            code_verifier: r.code_verifier.map(Secret::new),
+            connection_config: from_json("connection_config", &r.connection_config)?,
+            ws_client_id: r.ws_client_id,
+            request_token_secret: r.request_token_secret.map(Secret::new),
+        })
+    }
+}
+
+const CONFIG_COLUMNS: &str = "id, created_at, updated_at, unique_key, provider, oauth_client_id, \
+     oauth_client_secret, oauth_scopes, account_id";
+const CONNECTION_COLUMNS: &str = "id, created_at, updated_at, provider_config_key, connection_id, \
+     credentials, connection_config, metadata, account_id";
+const SESSION_COLUMNS: &str = "state, created_at, expires_at, provider_config_key, provider, \
+     connection_id, callback_url, code_verifier, connection_config, ws_client_id, \
+     request_token_secret";
+
+/// Implements `Store` for a pool type; the body is the same SQL for every backend.
+macro_rules! sql_store {
+    ($store:ident, $db:ty) => {
+        pub struct $store {
+            pool: sqlx::Pool<$db>,
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            async fn list_configs(&self) -> Result<Vec<ProviderConfig>, StoreError> {
+                let sql = format!("SELECT {CONFIG_COLUMNS} FROM provider_configs ORDER BY id");
+                let rows: Vec<ConfigRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn get_config(&self, key: &str) -> Result<Option<ProviderConfig>, StoreError> {
+                let sql =
+                    format!("SELECT {CONFIG_COLUMNS} FROM provider_configs WHERE unique_key = $1");
+                let row: Option<ConfigRow> = sqlx::query_as(&sql)
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn insert_config(&self, f: &ProviderConfigFields) -> Result<i64, StoreError> {
+                let now = millis(Utc::now());
+                let id: Result<i64, sqlx::Error> = sqlx::query_scalar(
+                    "INSERT INTO provider_configs (created_at, updated_at, unique_key, provider, \
+                     oauth_client_id, oauth_client_secret, oauth_scopes) \
+                     VALUES ($1, $1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(now)
+                .bind(&f.unique_key)
+                .bind(&f.provider)
+                .bind(&f.oauth_client_id)
+                .bind(f.oauth_client_secret.expose())
+                .bind(&f.oauth_scopes)
+                .fetch_one(&self.pool)
+                .await;
+                match id {
+                    Err(e) if is_unique_violation(&e) => {
+                        Err(StoreError::Conflict("provider config key exists"))
+                    }
+                    other => Ok(other?),
+                }
+            }
+
+            async fn update_config(&self, f: &ProviderConfigFields) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE provider_configs SET updated_at = $1, provider = $2, \
+                     oauth_client_id = $3, oauth_client_secret = $4, oauth_scopes = $5 \
+                     WHERE unique_key = $6",
+                )
+                .bind(millis(Utc::now()))
+                .bind(&f.provider)
+                .bind(&f.oauth_client_id)
+                .bind(f.oauth_client_secret.expose())
+                .bind(&f.oauth_scopes)
+                .bind(&f.unique_key)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_config(&self, key: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM provider_configs WHERE unique_key = $1")
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_connection(
+                &self,
+                provider_config_key: &str,
+                connection_id: &str,
+            ) -> Result<Option<Connection>, StoreError> {
+                let sql = format!(
+                    "SELECT {CONNECTION_COLUMNS} FROM connections \
+                     WHERE provider_config_key = $1 AND connection_id = $2"
+                );
+                let row: Option<ConnectionRow> = sqlx::query_as(&sql)
+                    .bind(provider_config_key)
+                    .bind(connection_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn list_connections(&self) -> Result<Vec<ConnectionSummary>, StoreError> {
+                let rows: Vec<SummaryRow> = sqlx::query_as(
+                    "SELECT connection_id, provider_config_key, created_at FROM connections \
+                     ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| ConnectionSummary {
+                        connection_id: r.connection_id,
+                        provider_config_key: r.provider_config_key,
+                        created_at: from_millis(r.created_at),
+                    })
+                    .collect())
+            }
+
+            async fn upsert_connection(
+                &self,
+                f: &ConnectionFields,
+            ) -> Result<Connection, StoreError> {
+                let sql = format!(
+                    "INSERT INTO connections (created_at, updated_at, provider_config_key, \
+                     connection_id, credentials, connection_config, metadata) \
+                     VALUES ($1, $1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (provider_config_key, connection_id) DO UPDATE SET \
+                     updated_at = excluded.updated_at, credentials = excluded.credentials, \
+                     connection_config = excluded.connection_config, metadata = excluded.metadata \
+                     RETURNING {CONNECTION_COLUMNS}"
+                );
+                let row: ConnectionRow = sqlx::query_as(&sql)
+                    .bind(millis(Utc::now()))
+                    .bind(&f.provider_config_key)
+                    .bind(&f.connection_id)
+                    .bind(to_json(&f.credentials)?)
+                    .bind(to_json(&f.connection_config)?)
+                    .bind(to_json(&f.metadata)?)
+                    .fetch_one(&self.pool)
+                    .await?;
+                row.try_into()
+            }
+
+            async fn update_credentials(
+                &self,
+                provider_config_key: &str,
+                connection_id: &str,
+                credentials: &Credentials,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE connections SET credentials = $1, updated_at = $2 \
+                     WHERE provider_config_key = $3 AND connection_id = $4",
+                )
+                .bind(to_json(credentials)?)
+                .bind(millis(Utc::now()))
+                .bind(provider_config_key)
+                .bind(connection_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn delete_connection(
+                &self,
+                provider_config_key: &str,
+                connection_id: &str,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "DELETE FROM connections WHERE provider_config_key = $1 AND connection_id = $2",
+                )
+                .bind(provider_config_key)
+                .bind(connection_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn insert_oauth_session(&self, s: &OAuthSession) -> Result<(), StoreError> {
+                let sql = format!(
+                    "INSERT INTO oauth_sessions ({SESSION_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                );
+                sqlx::query(&sql)
+                    .bind(&s.state)
+                    .bind(millis(s.created_at))
+                    .bind(millis(s.expires_at))
+                    .bind(&s.provider_config_key)
+                    .bind(&s.provider)
+                    .bind(&s.connection_id)
+                    .bind(&s.callback_url)
+                    .bind(s.code_verifier.as_ref().map(|v| v.expose().as_str()))
+                    .bind(to_json(&s.connection_config)?)
+                    .bind(s.ws_client_id.as_deref())
+                    .bind(s.request_token_secret.as_ref().map(|v| v.expose().as_str()))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn take_oauth_session(
+                &self,
+                state: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<OAuthSession>, StoreError> {
+                // DELETE ... RETURNING is atomic: of two concurrent callbacks with one state,
+                // exactly one gets the row.
+                let sql = format!(
+                    "DELETE FROM oauth_sessions WHERE state = $1 RETURNING {SESSION_COLUMNS}"
+                );
+                let row: Option<SessionRow> = sqlx::query_as(&sql)
+                    .bind(state)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match row {
+                    Some(row) if row.expires_at > millis(now) => Ok(Some(row.try_into()?)),
+                    _ => Ok(None),
+                }
+            }
+
+            async fn delete_expired_oauth_sessions(
+                &self,
+                now: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                let done = sqlx::query("DELETE FROM oauth_sessions WHERE expires_at <= $1")
+                    .bind(millis(now))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+sql_store!(SqliteStore, sqlx::Sqlite);
+sql_store!(PostgresStore, sqlx::Postgres);
+
+impl SqliteStore {
+    /// Opens (creating if missing) a SQLite file in WAL mode and migrates it.
+    pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+}
