@@ -154,10 +154,24 @@ pub async fn serve(
             }
         }
     });
+    let forwarder = match state.store.subscribe_ws_frames().await {
+        Ok(Some(frames)) => Some(tokio::spawn(oauth::notify::forward_published_frames(
+            state.ws.clone(),
+            frames,
+        ))),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "flow results from other replicas will not reach WebSockets here");
+            None
+        }
+    };
     let result = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;
     purger.abort();
+    if let Some(forwarder) = forwarder {
+        forwarder.abort();
+    }
     result
 }
 

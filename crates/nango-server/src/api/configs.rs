@@ -1,7 +1,7 @@
 //! `/config`: provider configs (which template, which OAuth app), as Nango 0.9 served them.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::{check_id, empty_ok, json_object_body, json_response};
+use super::{check_id, empty_ok, json_object_body, json_response, path_id};
 use crate::credentials::iso_millis;
 use crate::error::ApiError;
 use crate::secret::Secret;
@@ -52,9 +52,9 @@ async fn list_configs(State(state): State<AppState>) -> Result<Response, ApiErro
 
 async fn get_config(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    check_id("provider_config_key", &key)?;
+    let key = path_id(path, "provider_config_key")?;
     let config = state
         .store
         .get_config(&key)
@@ -97,9 +97,9 @@ async fn edit_config(
 
 async fn delete_config(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    check_id("provider_config_key", &key)?;
+    let key = path_id(path, "provider_config_key")?;
     state.store.delete_config(&key).await?;
     Ok(empty_ok())
 }

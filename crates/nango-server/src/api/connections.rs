@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::{check_id, empty_ok, json_response, parse_query, query_value};
+use super::{check_id, empty_ok, json_response, parse_query, path_id, query_value};
 use crate::credentials::iso_millis;
 use crate::error::ApiError;
 use crate::store::Connection;
@@ -44,16 +44,13 @@ fn connection_params(
     path: Result<Path<String>, PathRejection>,
     query: Option<&str>,
 ) -> Result<(String, String), ApiError> {
-    let Path(connection_id) = path.map_err(|_| {
-        ApiError::InvalidRequest("The connection id in the path must be valid UTF-8.".into())
-    })?;
+    let connection_id = path_id(path, "connection_id")?;
     let params = parse_query(query)?;
     let key = query_value(&params, "provider_config_key")
         .filter(|k| !k.is_empty())
         .ok_or(ApiError::MissingProviderConfig)?
         .to_string();
     check_id("provider_config_key", &key)?;
-    check_id("connection_id", &connection_id)?;
     Ok((key, connection_id))
 }
 

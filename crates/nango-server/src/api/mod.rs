@@ -75,6 +75,19 @@ pub fn query_value<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a
         .map(|(_, v)| v.as_str())
 }
 
+/// A path segment (config key or connection id), checked; percent-encoding that is not UTF-8 is a
+/// JSON 400 like every other bad input, not axum's plain-text rejection.
+pub fn path_id(
+    path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+    what: &str,
+) -> Result<String, ApiError> {
+    let axum::extract::Path(value) = path.map_err(|_| {
+        ApiError::InvalidRequest(format!("Param '{what}' in the path must be valid UTF-8."))
+    })?;
+    check_id(what, &value)?;
+    Ok(value)
+}
+
 /// Checks a config key or connection id taken from a path or query.
 pub fn check_id(what: &str, value: &str) -> Result<(), ApiError> {
     if value.chars().count() > MAX_ID_LEN {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::Utc;
 
@@ -68,31 +69,9 @@ impl Refresher {
             Err(_) => return Err(FreshError::Internal("refresh lock table poisoned".into())),
         };
         let result = {
+            // One task per process goes to the database; the others wait here and re-read.
             let _guard = lock.lock().await;
-            // Whoever held the lock before us may have refreshed already: re-read.
-            let mut current = store
-                .get_connection(provider_config_key, connection_id)
-                .await
-                .map_err(internal)?
-                .ok_or(FreshError::UnknownConnection)?;
-            match &current.credentials {
-                Credentials::OAuth2(stale)
-                    if current.credentials.needs_refresh(Utc::now(), margin) =>
-                {
-                    let refreshed = refresh_oauth2(state, &config, &current, stale).await?;
-                    let refreshed = Credentials::OAuth2(refreshed);
-                    // Persist before anyone uses the new token: a rotated refresh token that
-                    // only lived in memory would be lost with this process.
-                    store
-                        .update_credentials(provider_config_key, connection_id, &refreshed)
-                        .await
-                        .map_err(internal)?;
-                    current.credentials = refreshed;
-                    current.updated_at = Utc::now();
-                    Ok(current)
-                }
-                _ => Ok(current),
-            }
+            refresh_exclusively(state, &config, provider_config_key, connection_id).await
         };
         drop(lock);
         if let Ok(mut locks) = self.locks.lock() {
@@ -100,6 +79,81 @@ impl Refresher {
         }
         result
     }
+}
+
+/// Takes the connection's refresh lease in the database (so replicas exclude each other), then
+/// refreshes if the token still needs it. Whoever held the lease before us may have refreshed
+/// already, so the connection is re-read after every wait.
+async fn refresh_exclusively(
+    state: &AppState,
+    config: &ProviderConfig,
+    provider_config_key: &str,
+    connection_id: &str,
+) -> Result<Connection, FreshError> {
+    let store = &state.store;
+    let internal = |e: crate::store::StoreError| FreshError::Internal(e.to_string());
+    let margin = state.settings.refresh_margin;
+    let lease = state.settings.provider_timeout + Duration::from_secs(10);
+    let holder = uuid::Uuid::new_v4().to_string();
+    let give_up = tokio::time::Instant::now() + lease + Duration::from_secs(5);
+    loop {
+        let current = store
+            .get_connection(provider_config_key, connection_id)
+            .await
+            .map_err(internal)?
+            .ok_or(FreshError::UnknownConnection)?;
+        if !current.credentials.needs_refresh(Utc::now(), margin) {
+            return Ok(current);
+        }
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+        if store
+            .try_lock_refresh(provider_config_key, connection_id, &holder, now, until)
+            .await
+            .map_err(internal)?
+        {
+            break;
+        }
+        if tokio::time::Instant::now() >= give_up {
+            return Err(FreshError::Unavailable(
+                "another server is still refreshing this connection".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    let result = async {
+        let mut current = store
+            .get_connection(provider_config_key, connection_id)
+            .await
+            .map_err(internal)?
+            .ok_or(FreshError::UnknownConnection)?;
+        let Credentials::OAuth2(stale) = &current.credentials else {
+            return Ok(current);
+        };
+        if !current.credentials.needs_refresh(Utc::now(), margin) {
+            return Ok(current);
+        }
+        let refreshed = Credentials::OAuth2(refresh_oauth2(state, config, &current, stale).await?);
+        // Persist before anyone uses the new token: a rotated refresh token that only lived in
+        // memory would be lost with this process.
+        store
+            .update_credentials(provider_config_key, connection_id, &refreshed)
+            .await
+            .map_err(internal)?;
+        current.credentials = refreshed;
+        current.updated_at = Utc::now();
+        Ok(current)
+    }
+    .await;
+    if let Err(e) = store
+        .unlock_refresh(provider_config_key, connection_id, &holder)
+        .await
+    {
+        // The lease expires on its own; others wait at most that long.
+        tracing::warn!(error = %e, "could not release a refresh lease");
+    }
+    result
 }
 
 trait RemoveIfUnused {

@@ -39,7 +39,8 @@ pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuer
                     provider_config_key: None,
                     connection_id: None,
                 },
-            );
+            )
+            .await;
         }
         Err(e) => {
             tracing::error!(error = %e, "could not read the OAuth flow state");
@@ -52,7 +53,8 @@ pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuer
                     provider_config_key: None,
                     connection_id: None,
                 },
-            );
+            )
+            .await;
         }
     };
 
@@ -68,7 +70,7 @@ pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuer
             connection_id: Some(session.connection_id.clone()),
         },
     };
-    notify_frontend(&state, session.ws_client_id.as_deref(), outcome)
+    notify_frontend(&state, session.ws_client_id.as_deref(), outcome).await
 }
 
 type FlowFailure = (&'static str, String);

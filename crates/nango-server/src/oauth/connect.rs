@@ -1,6 +1,7 @@
 //! `GET /oauth/connect/:key`: validates the request, records the flow in the database (so any
 //! replica, or this one after a restart, can finish it) and redirects to the provider.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -61,14 +62,23 @@ impl ConnectRequest {
 
 pub async fn start_flow(
     State(state): State<AppState>,
-    Path(provider_config_key): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let request = ConnectRequest::parse(query.as_deref());
     let ws_client_id = request.ws_client_id.clone();
+    let Ok(Path(provider_config_key)) = path else {
+        let outcome = FlowOutcome::Failure {
+            error_type: fe::INVALID_REQUEST,
+            message: "The Provider Config key in the URL must be valid UTF-8.".into(),
+            provider_config_key: None,
+            connection_id: request.connection_id,
+        };
+        return finish_flow(&state, ws_client_id.as_deref(), outcome).await;
+    };
     match redirect_to_provider(&state, &provider_config_key, request).await {
         Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
-        Err(failure) => finish_flow(&state, ws_client_id.as_deref(), failure),
+        Err(failure) => finish_flow(&state, ws_client_id.as_deref(), failure).await,
     }
 }
 

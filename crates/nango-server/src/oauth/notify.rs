@@ -178,9 +178,14 @@ async fn serve_socket(state: AppState, mut socket: WebSocket) {
     state.ws.forget(&id);
 }
 
-/// Ends a flow: delivers the outcome over the WebSocket when the flow has one open here (and
-/// answers a page that just closes the popup), otherwise answers the legacy `postMessage` page.
-pub fn finish_flow(state: &AppState, ws_client_id: Option<&str>, outcome: FlowOutcome) -> Response {
+/// Ends a flow. When the flow came from a WebSocket SDK, the outcome goes to its socket (here, or
+/// through the database to the replica that holds it) and the popup just closes; otherwise the
+/// page carries the outcome to the opener with `postMessage`.
+pub async fn finish_flow(
+    state: &AppState,
+    ws_client_id: Option<&str>,
+    outcome: FlowOutcome,
+) -> Response {
     match &outcome {
         FlowOutcome::Success {
             provider_config_key,
@@ -196,8 +201,21 @@ pub fn finish_flow(state: &AppState, ws_client_id: Option<&str>, outcome: FlowOu
             tracing::info!(error_type = %error_type, message = %message, "OAuth flow failed")
         }
     }
-    let delivered =
-        ws_client_id.is_some_and(|id| state.ws.deliver(id, outcome.ws_frame().to_string()));
+    let delivered = match ws_client_id {
+        Some(id) => {
+            let frame = outcome.ws_frame().to_string();
+            state.ws.deliver(id, frame.clone())
+                || state
+                    .store
+                    .publish_ws_frame(id, &frame)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "could not publish a flow result");
+                        false
+                    })
+        }
+        None => false,
+    };
     let script = if delivered {
         "setTimeout(function () { window.close(); }, 300);".to_string()
     } else {
@@ -207,6 +225,16 @@ pub fn finish_flow(state: &AppState, ws_client_id: Option<&str>, outcome: FlowOu
         )
     };
     html_page(outcome.status(), &script)
+}
+
+/// Forwards frames published by other replicas to the sockets open here.
+pub async fn forward_published_frames(
+    hub: std::sync::Arc<WsHub>,
+    mut frames: crate::store::WsFrames,
+) {
+    while let Some((id, frame)) = frames.recv().await {
+        hub.deliver(&id, frame);
+    }
 }
 
 /// JSON that is safe inside an inline `<script>`: `<`, `>`, `&` and the JS line separators are

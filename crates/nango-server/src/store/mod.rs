@@ -138,7 +138,39 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Option<OAuthSession>, StoreError>;
     async fn delete_expired_oauth_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Takes the refresh lease of a connection for `holder` until `until`, if nobody holds an
+    /// unexpired one. True when taken.
+    async fn try_lock_refresh(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Gives the lease back (only if `holder` still has it).
+    async fn unlock_refresh(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        holder: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Hands a WebSocket frame to whichever replica holds the socket `client_id`. False when the
+    /// backend cannot reach other processes (SQLite is single-process).
+    async fn publish_ws_frame(&self, _client_id: &str, _frame: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    /// Frames published by any replica, as `(client_id, frame)`; `None` when the backend has no
+    /// cross-process channel.
+    async fn subscribe_ws_frames(&self) -> Result<Option<WsFrames>, StoreError> {
+        Ok(None)
+    }
 }
+
+/// Stream of `(client_id, frame)` published by `Store::publish_ws_frame`.
+pub type WsFrames = tokio::sync::mpsc::UnboundedReceiver<(String, String)>;
 
 /// Opens the database named by `url` (`sqlite:` or `postgres:`), creating a SQLite file if
 /// needed, and runs the migrations.

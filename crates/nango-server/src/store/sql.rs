@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::{
     Connection, ConnectionFields, ConnectionSummary, OAuthSession, ProviderConfig,
-    ProviderConfigFields, Store, StoreError,
+    ProviderConfigFields, Store, StoreError, WsFrames,
 };
 use crate::credentials::Credentials;
 use crate::secret::Secret;
@@ -152,7 +152,7 @@ const SESSION_COLUMNS: &str = "state, created_at, expires_at, provider_config_ke
 
 /// Implements `Store` for a pool type; the body is the same SQL for every backend.
 macro_rules! sql_store {
-    ($store:ident, $db:ty) => {
+    ($store:ident, $db:ty, { $($backend_specific:tt)* }) => {
         pub struct $store {
             pool: sqlx::Pool<$db>,
         }
@@ -368,12 +368,103 @@ macro_rules! sql_store {
                     .await?;
                 Ok(done.rows_affected())
             }
+
+            async fn try_lock_refresh(
+                &self,
+                provider_config_key: &str,
+                connection_id: &str,
+                holder: &str,
+                now: DateTime<Utc>,
+                until: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                // The conditional upsert returns a row only when the lease was free or expired.
+                let taken: Option<String> = sqlx::query_scalar(
+                    "INSERT INTO refresh_locks (provider_config_key, connection_id, holder, expires_at) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (provider_config_key, connection_id) DO UPDATE SET \
+                     holder = excluded.holder, expires_at = excluded.expires_at \
+                     WHERE refresh_locks.expires_at <= $5 \
+                     RETURNING holder",
+                )
+                .bind(provider_config_key)
+                .bind(connection_id)
+                .bind(holder)
+                .bind(millis(until))
+                .bind(millis(now))
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(taken.is_some())
+            }
+
+            async fn unlock_refresh(
+                &self,
+                provider_config_key: &str,
+                connection_id: &str,
+                holder: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "DELETE FROM refresh_locks \
+                     WHERE provider_config_key = $1 AND connection_id = $2 AND holder = $3",
+                )
+                .bind(provider_config_key)
+                .bind(connection_id)
+                .bind(holder)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            $($backend_specific)*
         }
     };
 }
 
-sql_store!(SqliteStore, sqlx::Sqlite);
-sql_store!(PostgresStore, sqlx::Postgres);
+sql_store!(SqliteStore, sqlx::Sqlite, {});
+sql_store!(PostgresStore, sqlx::Postgres, {
+    async fn publish_ws_frame(&self, client_id: &str, frame: &str) -> Result<bool, StoreError> {
+        let payload = serde_json::json!({ "id": client_id, "frame": frame }).to_string();
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(WS_CHANNEL)
+            .bind(payload)
+            .execute(&self.pool)
+            .await?;
+        Ok(true)
+    }
+
+    async fn subscribe_ws_frames(&self) -> Result<Option<WsFrames>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(WS_CHANNEL).await?;
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(notification) => {
+                        let Ok(payload) = serde_json::from_str::<Value>(notification.payload())
+                        else {
+                            continue;
+                        };
+                        if let (Some(id), Some(frame)) =
+                            (payload["id"].as_str(), payload["frame"].as_str())
+                        {
+                            if sender.send((id.to_string(), frame.to_string())).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    // PgListener reconnects on the next recv; don't spin while the DB is down.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lost the PostgreSQL notification channel");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(Some(receiver))
+    }
+});
+
+/// PostgreSQL NOTIFY channel carrying flow results to the replica that holds the WebSocket.
+const WS_CHANNEL: &str = "nango_ws_frames";
 
 impl SqliteStore {
     /// Opens (creating if missing) a SQLite file in WAL mode and migrates it.

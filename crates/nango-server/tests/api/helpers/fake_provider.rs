@@ -1,0 +1,419 @@
+//! A fake OAuth 2 provider: an authorize endpoint that hands out codes bound to the PKCE challenge
+//! and redirect URI it was given, and a token endpoint that checks them, records every request and
+//! answers as the test configured it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use base64::Engine;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+/// How the provider answers; tests change it between steps with [`FakeProvider::set`].
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    /// `expires_in` of successful token responses (`None`: no expiry).
+    pub expires_in: Option<i64>,
+    /// Whether successful token responses carry a new `refresh_token`.
+    pub issue_refresh_token: bool,
+    /// Extra fields of every successful token response.
+    pub extra_token_fields: Map<String, Value>,
+    /// Answer to `grant_type=authorization_code` instead of tokens: (status, JSON body).
+    pub code_failure: Option<(u16, Value)>,
+    /// Answer to `grant_type=refresh_token` instead of tokens: (status, JSON body).
+    pub refresh_failure: Option<(u16, Value)>,
+    /// Wait before answering any token request.
+    pub token_delay: Duration,
+    /// `/authorize` redirects back with `error=access_denied` instead of a code.
+    pub deny: bool,
+    /// Extra query parameters on the redirect back to the callback (e.g. QuickBooks' `realmId`).
+    pub callback_extra: Vec<(String, String)>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            expires_in: Some(3600),
+            issue_refresh_token: true,
+            extra_token_fields: Map::new(),
+            code_failure: None,
+            refresh_failure: None,
+            token_delay: Duration::ZERO,
+            deny: false,
+            callback_extra: Vec::new(),
+        }
+    }
+}
+
+/// One request to an authorize endpoint.
+#[derive(Debug, Clone)]
+pub struct AuthorizeRequest {
+    /// The `{sub}` of `/{sub}/authorize`, `None` for `/authorize`.
+    pub subdomain: Option<String>,
+    pub query: Vec<(String, String)>,
+}
+
+impl AuthorizeRequest {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One request to a token endpoint, as received.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub subdomain: Option<String>,
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub content_type: String,
+    /// The body parsed as JSON (for a JSON content type) or as a form; values as sent.
+    pub body: Map<String, Value>,
+    /// The body parameter names in the order they were sent (forms only; repeated names kept).
+    pub form_names: Vec<String>,
+    pub raw_body: String,
+}
+
+impl TokenRequest {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.body.get(name).and_then(Value::as_str)
+    }
+
+    pub fn grant_type(&self) -> &str {
+        self.param("grant_type").unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+struct IssuedCode {
+    client_id: String,
+    redirect_uri: String,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    behaviour: Behaviour,
+    counter: u64,
+    codes: HashMap<String, IssuedCode>,
+    refresh_tokens: HashSet<String>,
+    authorize_requests: Vec<AuthorizeRequest>,
+    token_requests: Vec<TokenRequest>,
+}
+
+/// Handle on a running fake provider; cheap to clone.
+#[derive(Clone)]
+pub struct FakeProvider {
+    /// `http://127.0.0.1:<port>`
+    pub base_url: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeProvider {
+    /// Starts the provider on an ephemeral port of the current runtime.
+    pub async fn start() -> FakeProvider {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake provider");
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let provider = FakeProvider {
+            base_url,
+            inner: Arc::new(Mutex::new(Inner::default())),
+        };
+        let app = Router::new()
+            .route("/authorize", get(authorize))
+            .route("/{sub}/authorize", get(authorize_sub))
+            .route("/token", any(token))
+            .route("/{sub}/token", any(token_sub))
+            .with_state(provider.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        provider
+    }
+
+    /// The provider templates the tests use, all pointing at this provider. Written to the file
+    /// given to the server as `providers_file`.
+    pub fn catalog_yaml(&self) -> String {
+        let base = &self.base_url;
+        let endpoints =
+            format!("  auth_mode: OAUTH2\n  authorization_url: \"{base}/authorize\"\n  token_url: \"{base}/token\"\n");
+        format!(
+            "# Test providers, all served by the fake provider at {base}.\n\
+             fake:\n{endpoints}\
+             fake-basic:\n{endpoints}  authorization_method: header\n\
+             fake-json:\n{endpoints}  body_format: json\n\
+             fake-nopkce:\n{endpoints}  disable_pkce: true\n\
+             fake-sub:\n  auth_mode: OAUTH2\n  \
+               authorization_url: \"{base}/${{connectionConfig.params.subdomain}}/authorize\"\n  \
+               token_url: \"{base}/${{connectionConfig.params.subdomain}}/token\"\n\
+             fake-granttype:\n{endpoints}  token_params:\n    grant_type: authorization_code\n    audience: fake-api\n\
+             fake-comma:\n{endpoints}  scope_separator: \",\"\n  authorization_params:\n    response_type: code\n    prompt: consent\n    access_type: offline\n\
+             fake-meta:\n{endpoints}  redirect_uri_metadata:\n    - realmId\n  token_response_metadata:\n    - instance_url\n\
+             fake-cc:\n{endpoints}  token_params:\n    grant_type: client_credentials\n"
+        )
+    }
+
+    /// Changes how the provider answers from now on.
+    pub fn set(&self, change: impl FnOnce(&mut Behaviour)) {
+        change(&mut self.inner.lock().unwrap().behaviour);
+    }
+
+    pub fn authorize_requests(&self) -> Vec<AuthorizeRequest> {
+        self.inner.lock().unwrap().authorize_requests.clone()
+    }
+
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        self.inner.lock().unwrap().token_requests.clone()
+    }
+
+    /// Token requests with `grant_type=refresh_token`.
+    pub fn refresh_requests(&self) -> Vec<TokenRequest> {
+        self.token_requests()
+            .into_iter()
+            .filter(|r| r.grant_type() == "refresh_token")
+            .collect()
+    }
+
+    pub fn refresh_count(&self) -> usize {
+        self.refresh_requests().len()
+    }
+
+    /// The last token request (panics if there was none).
+    pub fn last_token_request(&self) -> TokenRequest {
+        self.token_requests()
+            .pop()
+            .expect("the fake provider received no token request")
+    }
+}
+
+async fn authorize(State(p): State<FakeProvider>, RawQuery(q): RawQuery) -> Response {
+    handle_authorize(p, None, q)
+}
+
+async fn authorize_sub(
+    State(p): State<FakeProvider>,
+    Path(sub): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    handle_authorize(p, Some(sub), q)
+}
+
+fn handle_authorize(p: FakeProvider, subdomain: Option<String>, query: Option<String>) -> Response {
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let request = AuthorizeRequest { subdomain, query };
+    let mut inner = p.inner.lock().unwrap();
+    inner.authorize_requests.push(request.clone());
+    let (Some(redirect_uri), Some(client_id)) =
+        (request.param("redirect_uri"), request.param("client_id"))
+    else {
+        return (StatusCode::BAD_REQUEST, "missing redirect_uri or client_id").into_response();
+    };
+    let Ok(mut target) = Url::parse(redirect_uri) else {
+        return (StatusCode::BAD_REQUEST, "bad redirect_uri").into_response();
+    };
+    let state = request.param("state").unwrap_or_default().to_string();
+    if inner.behaviour.deny {
+        target
+            .query_pairs_mut()
+            .append_pair("error", "access_denied")
+            .append_pair("error_description", "The user denied access")
+            .append_pair("state", &state);
+    } else {
+        inner.counter += 1;
+        let code = format!("code-{}", inner.counter);
+        inner.codes.insert(
+            code.clone(),
+            IssuedCode {
+                client_id: client_id.to_string(),
+                redirect_uri: redirect_uri.to_string(),
+                code_challenge: request.param("code_challenge").map(String::from),
+                code_challenge_method: request.param("code_challenge_method").map(String::from),
+            },
+        );
+        target
+            .query_pairs_mut()
+            .append_pair("code", &code)
+            .append_pair("state", &state)
+            .extend_pairs(inner.behaviour.callback_extra.iter());
+    }
+    (StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response()
+}
+
+async fn token(
+    State(p): State<FakeProvider>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle_token(p, None, method, headers, body).await
+}
+
+async fn token_sub(
+    State(p): State<FakeProvider>,
+    Path(sub): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle_token(p, Some(sub), method, headers, body).await
+}
+
+fn error(status: u16, code: &str) -> (u16, Value) {
+    (status, json!({"error": code}))
+}
+
+async fn handle_token(
+    p: FakeProvider,
+    subdomain: Option<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let (parsed, form_names) = if content_type.starts_with("application/json") {
+        let map = match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        (map, Vec::new())
+    } else {
+        let pairs: Vec<(String, String)> =
+            url::form_urlencoded::parse(&body).into_owned().collect();
+        let names = pairs.iter().map(|(k, _)| k.clone()).collect();
+        let map = pairs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        (map, names)
+    };
+    let request = TokenRequest {
+        subdomain,
+        method,
+        headers,
+        content_type,
+        body: parsed,
+        form_names,
+        raw_body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    let (delay, answer) = {
+        let mut inner = p.inner.lock().unwrap();
+        inner.token_requests.push(request.clone());
+        let answer = decide(&mut inner, &request);
+        (inner.behaviour.token_delay, answer)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let (status, body) = answer;
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The client id the request authenticated with: HTTP Basic (form-decoded) or the body.
+fn presented_client_id(request: &TokenRequest) -> Option<String> {
+    if let Some(basic) = request
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Basic "))
+    {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic)
+            .ok()?;
+        let decoded = String::from_utf8(decoded).ok()?;
+        let (id, _) = decoded.split_once(':')?;
+        return url::form_urlencoded::parse(format!("id={id}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned());
+    }
+    request.param("client_id").map(String::from)
+}
+
+fn decide(inner: &mut Inner, request: &TokenRequest) -> (u16, Value) {
+    match request.grant_type() {
+        "authorization_code" => {
+            if let Some(failure) = inner.behaviour.code_failure.clone() {
+                return failure;
+            }
+            let Some(issued) = request.param("code").and_then(|c| inner.codes.remove(c)) else {
+                return error(400, "invalid_grant");
+            };
+            if request.param("redirect_uri") != Some(issued.redirect_uri.as_str()) {
+                return error(400, "invalid_grant");
+            }
+            if presented_client_id(request).as_deref() != Some(issued.client_id.as_str()) {
+                return error(401, "invalid_client");
+            }
+            if let Some(challenge) = &issued.code_challenge {
+                if issued.code_challenge_method.as_deref() != Some("S256") {
+                    return error(400, "invalid_request");
+                }
+                let Some(verifier) = request.param("code_verifier") else {
+                    return error(400, "invalid_grant");
+                };
+                let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(Sha256::digest(verifier.as_bytes()));
+                if &computed != challenge {
+                    return error(400, "invalid_grant");
+                }
+            }
+            issue_tokens(inner)
+        }
+        "refresh_token" => {
+            if let Some(failure) = inner.behaviour.refresh_failure.clone() {
+                return failure;
+            }
+            match request.param("refresh_token") {
+                Some(token) if inner.refresh_tokens.contains(token) => issue_tokens(inner),
+                _ => error(400, "invalid_grant"),
+            }
+        }
+        _ => error(400, "unsupported_grant_type"),
+    }
+}
+
+fn issue_tokens(inner: &mut Inner) -> (u16, Value) {
+    inner.counter += 1;
+    let n = inner.counter;
+    let mut body = json!({
+        "access_token": format!("access-{n}"),
+        "token_type": "bearer",
+        "scope": "read",
+    });
+    if let Some(expires_in) = inner.behaviour.expires_in {
+        body["expires_in"] = json!(expires_in);
+    }
+    if inner.behaviour.issue_refresh_token {
+        let refresh = format!("refresh-{n}");
+        inner.refresh_tokens.insert(refresh.clone());
+        body["refresh_token"] = json!(refresh);
+    }
+    for (k, v) in &inner.behaviour.extra_token_fields {
+        body[k] = v.clone();
+    }
+    (200, body)
+}

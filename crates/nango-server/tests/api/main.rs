@@ -1,0 +1,19 @@
+//! Black-box tests of the server: each test starts the real router on `127.0.0.1:0` with its own
+//! database (a SQLite file, or a fresh PostgreSQL database when `NANGO_TEST_DATABASE_URL` is set)
+//! and a fake OAuth 2 provider on another port, then talks to both over HTTP and WebSocket only.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod callback_page;
+mod configs;
+mod connections;
+mod flow_errors;
+mod health;
+mod oauth_flow;
+mod refresh;
+mod replicas;
+mod state;
+mod websocket;
