@@ -42,6 +42,10 @@ pub struct ServeArgs {
     #[arg(long, env = "NANGO_PROVIDERS_FILE")]
     pub providers_file: Option<PathBuf>,
 
+    /// Origins the frontend SDK's redirect mode may send users back to (comma separated)
+    #[arg(long, env = "NANGO_REDIRECT_ALLOWLIST", value_delimiter = ',')]
+    pub redirect_allowlist: Vec<String>,
+
     /// Log filter (error, warn, info, debug, trace or a tracing directive)
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -78,6 +82,8 @@ pub struct Settings {
     pub refresh_margin: Duration,
     /// Timeout of every call to a provider's token endpoint.
     pub provider_timeout: Duration,
+    /// Origins (`scheme://host[:port]`) allowed as `return_to` in redirect mode.
+    pub redirect_allowlist: Vec<String>,
 }
 
 /// Where `Settings::from_env` reads variables from; a closure in tests, the process otherwise.
@@ -97,6 +103,7 @@ impl Settings {
             oauth_state_ttl: Duration::from_secs(600),
             refresh_margin: Duration::from_secs(15 * 60),
             provider_timeout: Duration::from_secs(30),
+            redirect_allowlist: Vec::new(),
         }
     }
 
@@ -160,7 +167,23 @@ impl Settings {
             ));
         }
 
+        let mut redirect_allowlist = Vec::new();
+        for entry in args
+            .redirect_allowlist
+            .iter()
+            .map(|e| e.trim())
+            .filter(|e| !e.is_empty())
+        {
+            redirect_allowlist.push(origin_of(entry).ok_or_else(|| {
+                invalid(
+                    "NANGO_REDIRECT_ALLOWLIST",
+                    format!("{entry:?} is not an http(s) origin"),
+                )
+            })?);
+        }
+
         Ok(Settings {
+            redirect_allowlist,
             listen: SocketAddr::new(bind, port),
             server_url,
             callback_url,
@@ -170,6 +193,15 @@ impl Settings {
             ..Settings::for_address(SocketAddr::new(bind, port), String::new())
         })
     }
+}
+
+/// `scheme://host[:port]` of an http(s) URL, the unit the redirect allow-list compares.
+pub fn origin_of(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return None;
+    }
+    Some(url.origin().ascii_serialization())
 }
 
 /// Builds a PostgreSQL URL from the Nango-era `NANGO_DB_*` variables, with their era defaults.

@@ -7,7 +7,7 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 
 use super::flow_error as fe;
-use super::notify::{finish_flow as notify_frontend, FlowOutcome};
+use super::notify::{finish_flow as notify_frontend, FlowOutcome, FlowReply};
 use super::oauth2::TokenCall;
 use crate::api::query_value;
 use crate::credentials::{parse_oauth2_response, Credentials};
@@ -32,7 +32,7 @@ pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuer
             let shown: String = state_param.chars().take(100).collect();
             return notify_frontend(
                 &state,
-                None,
+                &FlowReply::default(),
                 FlowOutcome::Failure {
                     error_type: fe::STATE,
                     message: format!("Invalid state parameter passed in the callback: {shown}"),
@@ -46,7 +46,7 @@ pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuer
             tracing::error!(error = %e, "could not read the OAuth flow state");
             return notify_frontend(
                 &state,
-                None,
+                &FlowReply::default(),
                 FlowOutcome::Failure {
                     error_type: fe::UNKNOWN,
                     message: fe::UNKNOWN_MESSAGE.into(),
@@ -70,7 +70,11 @@ pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuer
             connection_id: Some(session.connection_id.clone()),
         },
     };
-    notify_frontend(&state, session.ws_client_id.as_deref(), outcome).await
+    let reply = FlowReply {
+        ws_client_id: session.ws_client_id.clone(),
+        return_to: session.return_to.clone(),
+    };
+    notify_frontend(&state, &reply, outcome).await
 }
 
 type FlowFailure = (&'static str, String);
@@ -87,10 +91,19 @@ async fn complete_oauth2(
 ) -> Result<(), FlowFailure> {
     let param = |name: &str| query_value(query, name);
     let Some(code) = param("code").filter(|c| !c.is_empty()) else {
+        // Nango's sentence first (clients match on it), then what the provider said, so a user
+        // who denied access can be told so.
+        let mut message = fe::CALLBACK_MESSAGE.to_string();
         if let Some(error) = param("error") {
-            tracing::info!(provider_error = %error.chars().take(100).collect::<String>(), "the provider returned an error to the callback");
+            let error: String = error.chars().take(100).collect();
+            message.push_str(&format!(" The provider returned: {error}"));
+            if let Some(description) = param("error_description") {
+                let description: String = description.chars().take(300).collect();
+                message.push_str(&format!(" ({description})"));
+            }
+            message.push('.');
         }
-        return Err((fe::CALLBACK, fe::CALLBACK_MESSAGE.into()));
+        return Err((fe::CALLBACK, message));
     };
     let config = state
         .store

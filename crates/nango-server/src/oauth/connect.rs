@@ -9,7 +9,7 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 
 use super::flow_error as fe;
-use super::notify::{finish_flow, FlowOutcome};
+use super::notify::{finish_flow, FlowOutcome, FlowReply};
 use super::{oauth2, pkce};
 use crate::api::MAX_ID_LEN;
 use crate::providers::{interpolate_url, AuthMode, InterpolationError, ProviderTemplate};
@@ -21,6 +21,7 @@ use crate::AppState;
 struct ConnectRequest {
     connection_id: Option<String>,
     ws_client_id: Option<String>,
+    return_to: Option<String>,
     /// `params[name]=value` as `{"connectionConfig.params.name": "value"}`.
     connection_config: Map<String, Value>,
 }
@@ -29,11 +30,13 @@ impl ConnectRequest {
     fn parse(query: Option<&str>) -> ConnectRequest {
         let mut connection_ids = Vec::new();
         let mut ws_client_id = None;
+        let mut return_to = None;
         let mut connection_config = Map::new();
         for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match name.as_ref() {
                 "connection_id" => connection_ids.push(value.into_owned()),
                 "ws_client_id" if !value.is_empty() => ws_client_id = Some(value.into_owned()),
+                "return_to" if !value.is_empty() => return_to = Some(value.into_owned()),
                 other => {
                     if let Some(param) = other
                         .strip_prefix("params[")
@@ -55,6 +58,7 @@ impl ConnectRequest {
         ConnectRequest {
             connection_id,
             ws_client_id,
+            return_to,
             connection_config,
         }
     }
@@ -65,8 +69,11 @@ pub async fn start_flow(
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let request = ConnectRequest::parse(query.as_deref());
-    let ws_client_id = request.ws_client_id.clone();
+    let mut request = ConnectRequest::parse(query.as_deref());
+    let mut reply = FlowReply {
+        ws_client_id: request.ws_client_id.clone(),
+        return_to: None,
+    };
     let Ok(Path(provider_config_key)) = path else {
         let outcome = FlowOutcome::Failure {
             error_type: fe::INVALID_REQUEST,
@@ -74,11 +81,28 @@ pub async fn start_flow(
             provider_config_key: None,
             connection_id: request.connection_id,
         };
-        return finish_flow(&state, ws_client_id.as_deref(), outcome).await;
+        return finish_flow(&state, &reply, outcome).await;
     };
+    // A return_to outside the allow-list is refused on the page, never followed: that would
+    // make this server an open redirect.
+    if let Some(return_to) = request.return_to.take() {
+        let allowed = crate::config::origin_of(&return_to)
+            .is_some_and(|origin| state.settings.redirect_allowlist.contains(&origin));
+        if !allowed {
+            let outcome = failure(
+                fe::INVALID_RETURN_TO,
+                "The return_to URL is not allowed: its origin must be listed in the server's NANGO_REDIRECT_ALLOWLIST.",
+                &provider_config_key,
+                request.connection_id.as_deref(),
+            );
+            return finish_flow(&state, &reply, outcome).await;
+        }
+        reply.return_to = Some(return_to.clone());
+        request.return_to = Some(return_to);
+    }
     match redirect_to_provider(&state, &provider_config_key, request).await {
         Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
-        Err(failure) => finish_flow(&state, ws_client_id.as_deref(), failure).await,
+        Err(failure) => finish_flow(&state, &reply, failure).await,
     }
 }
 
@@ -205,6 +229,7 @@ async fn redirect_to_provider(
         connection_config: request.connection_config.clone(),
         ws_client_id: request.ws_client_id.clone(),
         request_token_secret: None,
+        return_to: request.return_to.clone(),
     };
     let params = authorization_params(&config, template, &session, code_verifier.as_deref());
     let location = oauth2::authorization_url(&authorization_url, params).map_err(|e| {

@@ -33,6 +33,7 @@ pub mod flow_error {
     pub const UNKNOWN: &str = "unknown_err";
     pub const STATE: &str = "state_err";
     pub const INVALID_REQUEST: &str = "invalid_request";
+    pub const INVALID_RETURN_TO: &str = "invalid_return_to";
 
     pub const UNKNOWN_MESSAGE: &str = "Unkown error during the Oauth flow.";
     pub const CALLBACK_MESSAGE: &str =

@@ -98,6 +98,15 @@ impl FlowOutcome {
     }
 }
 
+/// Where the outcome of a flow goes besides the popup page.
+#[derive(Debug, Clone, Default)]
+pub struct FlowReply {
+    /// The WebSocket of a 0.9-style SDK.
+    pub ws_client_id: Option<String>,
+    /// Redirect mode: the app URL to send the browser back to (allow-listed).
+    pub return_to: Option<String>,
+}
+
 /// Open frontend WebSockets by client id. One process only: a callback served by another replica
 /// falls back to the `postMessage` page.
 #[derive(Default)]
@@ -178,14 +187,11 @@ async fn serve_socket(state: AppState, mut socket: WebSocket) {
     state.ws.forget(&id);
 }
 
-/// Ends a flow. When the flow came from a WebSocket SDK, the outcome goes to its socket (here, or
+/// Ends a flow. In redirect mode the browser goes back to the app. When the flow came from a WebSocket SDK, the outcome goes to its socket (here, or
 /// through the database to the replica that holds it) and the popup just closes; otherwise the
 /// page carries the outcome to the opener with `postMessage`.
-pub async fn finish_flow(
-    state: &AppState,
-    ws_client_id: Option<&str>,
-    outcome: FlowOutcome,
-) -> Response {
+pub async fn finish_flow(state: &AppState, reply: &FlowReply, outcome: FlowOutcome) -> Response {
+    let ws_client_id = reply.ws_client_id.as_deref();
     match &outcome {
         FlowOutcome::Success {
             provider_config_key,
@@ -200,6 +206,13 @@ pub async fn finish_flow(
         } => {
             tracing::info!(error_type = %error_type, message = %message, "OAuth flow failed")
         }
+    }
+    if let Some(response) = reply
+        .return_to
+        .as_deref()
+        .and_then(|return_to| redirect_page(&outcome, return_to))
+    {
+        return response;
     }
     let delivered = match ws_client_id {
         Some(id) => {
@@ -224,7 +237,7 @@ pub async fn finish_flow(
             script_json(&outcome.post_message())
         )
     };
-    html_page(outcome.status(), &script)
+    html_page(&outcome, &script)
 }
 
 /// Forwards frames published by other replicas to the sockets open here.
@@ -249,21 +262,65 @@ fn script_json(value: &Value) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
-/// The popup page: nothing but the script, which the CSP pins by hash.
-fn html_page(status: StatusCode, script: &str) -> Response {
-    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script.as_bytes()));
+const PAGE_STYLE: &str = "body{margin:0;font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;background:#f6f7f9;color:#1f2328;display:flex;min-height:100vh;align-items:center;justify-content:center}main{background:#fff;border:1px solid #d8dee4;border-radius:12px;padding:32px 40px;max-width:420px;box-shadow:0 1px 3px rgba(0,0,0,.06);text-align:center}.brand{font-weight:700;letter-spacing:.04em;color:#6e7781;font-size:13px;text-transform:uppercase;margin:0 0 16px}h1{font-size:20px;margin:0 0 8px}h1.ok{color:#1a7f37}h1.err{color:#cf222e}p{margin:0 0 8px;line-height:1.45;overflow-wrap:anywhere}.hint{color:#6e7781;font-size:13px}";
+
+/// Text for people, HTML-escaped: every value in the page body goes through here.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The popup page: a short message for the user and the script, both pinned by hash in the CSP.
+fn html_page(outcome: &FlowOutcome, script: &str) -> Response {
+    let digest = |text: &str| {
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes()))
+    };
     let csp = format!(
-        "default-src 'none'; script-src 'sha256-{hash}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        digest(script),
+        digest(PAGE_STYLE)
     );
+    let (class, title, message) = match outcome {
+        FlowOutcome::Success {
+            provider_config_key,
+            connection_id,
+        } => (
+            "ok",
+            "Connected",
+            format!(
+                "The connection \u{201c}{connection_id}\u{201d} to {provider_config_key} is ready."
+            ),
+        ),
+        FlowOutcome::Failure { message, .. } => ("err", "Authorization failed", message.clone()),
+    };
     let body = format!(
-        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>Authorization callback</title>\n</head>\n<body>\n<noscript>JavaScript is required to finish the authorization. You can close this window.</noscript>\n<script>{script}</script>\n</body>\n</html>\n"
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n<title>Authorization callback</title>\n<style>{PAGE_STYLE}</style>\n</head>\n<body>\n<main>\n<p class=\"brand\">Nango</p>\n<h1 class=\"{class}\">{title}</h1>\n<p>{}</p>\n<p class=\"hint\">This window closes by itself. If it does not, you can close it.</p>\n</main>\n<script>{script}</script>\n</body>\n</html>\n",
+        escape_html(&message)
     );
-    let mut response = (status, body).into_response();
+    let mut response = (outcome.status(), body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
+    security_headers(headers);
+    if let Ok(csp) = HeaderValue::from_str(&csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
+}
+
+fn security_headers(headers: &mut axum::http::HeaderMap) {
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -273,10 +330,46 @@ fn html_page(status: StatusCode, script: &str) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if let Ok(csp) = HeaderValue::from_str(&csp) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+}
+
+/// Sends the browser back to the app's `return_to` (already checked against the allow-list) with
+/// the outcome in the query: the redirect mode of our frontend SDK.
+fn redirect_page(outcome: &FlowOutcome, return_to: &str) -> Option<Response> {
+    let mut url = url::Url::parse(return_to).ok()?;
+    {
+        let mut query = url.query_pairs_mut();
+        match outcome {
+            FlowOutcome::Success {
+                provider_config_key,
+                connection_id,
+            } => {
+                query.append_pair("nango_result", "success");
+                query.append_pair("provider_config_key", provider_config_key);
+                query.append_pair("connection_id", connection_id);
+            }
+            FlowOutcome::Failure {
+                error_type,
+                message,
+                provider_config_key,
+                connection_id,
+            } => {
+                query.append_pair("nango_result", "error");
+                query.append_pair("error_type", error_type);
+                query.append_pair("error_message", message);
+                if let Some(key) = provider_config_key {
+                    query.append_pair("provider_config_key", key);
+                }
+                if let Some(id) = connection_id {
+                    query.append_pair("connection_id", id);
+                }
+            }
+        }
     }
-    response
+    let location = HeaderValue::from_str(url.as_str()).ok()?;
+    let mut response = StatusCode::FOUND.into_response();
+    response.headers_mut().insert(header::LOCATION, location);
+    security_headers(response.headers_mut());
+    Some(response)
 }
 
 #[cfg(test)]

@@ -97,6 +97,8 @@ pub struct OAuthSession {
     pub connection_config: Map<String, Value>,
     pub ws_client_id: Option<String>,
     pub request_token_secret: Option<crate::secret::Secret<String>>,
+    /// Redirect mode: the allow-listed app URL the browser returns to.
+    pub return_to: Option<String>,
 }
 
 #[async_trait]

@@ -120,6 +120,7 @@ struct SessionRow {
     connection_config: String,
     ws_client_id: Option<String>,
     request_token_secret: Option<String>,
+    return_to: Option<String>,
 }
 
 impl TryFrom<SessionRow> for OAuthSession {
@@ -138,6 +139,7 @@ impl TryFrom<SessionRow> for OAuthSession {
             connection_config: from_json("connection_config", &r.connection_config)?,
             ws_client_id: r.ws_client_id,
             request_token_secret: r.request_token_secret.map(Secret::new),
+            return_to: r.return_to,
         })
     }
 }
@@ -148,7 +150,7 @@ const CONNECTION_COLUMNS: &str = "id, created_at, updated_at, provider_config_ke
      credentials, connection_config, metadata, account_id";
 const SESSION_COLUMNS: &str = "state, created_at, expires_at, provider_config_key, provider, \
      connection_id, callback_url, code_verifier, connection_config, ws_client_id, \
-     request_token_secret";
+     request_token_secret, return_to";
 
 /// Implements `Store` for a pool type; the body is the same SQL for every backend.
 macro_rules! sql_store {
@@ -319,7 +321,7 @@ macro_rules! sql_store {
             async fn insert_oauth_session(&self, s: &OAuthSession) -> Result<(), StoreError> {
                 let sql = format!(
                     "INSERT INTO oauth_sessions ({SESSION_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
                 );
                 sqlx::query(&sql)
                     .bind(&s.state)
@@ -333,6 +335,7 @@ macro_rules! sql_store {
                     .bind(to_json(&s.connection_config)?)
                     .bind(s.ws_client_id.as_deref())
                     .bind(s.request_token_secret.as_ref().map(|v| v.expose().as_str()))
+                    .bind(s.return_to.as_deref())
                     .execute(&self.pool)
                     .await?;
                 Ok(())

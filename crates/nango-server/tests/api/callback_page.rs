@@ -34,7 +34,7 @@ async fn failure_page_is_a_500_with_authorization_failed() {
     let page = app.run_flow("fake-1", "connection_id=c1").await;
     page.assert_failure(
         "callback_err",
-        "Did not get oauth_token and/or oauth_verifier in the callback.",
+        "Did not get oauth_token and/or oauth_verifier in the callback. The provider returned: access_denied (The user denied access).",
     );
     assert_security_headers(&page);
 

@@ -119,7 +119,7 @@ async fn provider_denial_is_callback_err_and_stores_nothing() {
     let page = app.run_flow("fake-1", "connection_id=c1").await;
     page.assert_failure(
         "callback_err",
-        "Did not get oauth_token and/or oauth_verifier in the callback.",
+        "Did not get oauth_token and/or oauth_verifier in the callback. The provider returned: access_denied (The user denied access).",
     );
     assert!(app.provider.token_requests().is_empty());
     app.assert_no_connection("fake-1", "c1").await;

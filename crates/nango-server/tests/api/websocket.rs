@@ -128,7 +128,7 @@ async fn websocket_receives_an_error_when_the_user_denies_access() {
             "provider_config_key": "fake-1",
             "connection_id": "c1",
             "error_type": "callback_err",
-            "error_desc": "Did not get oauth_token and/or oauth_verifier in the callback.",
+            "error_desc": "Did not get oauth_token and/or oauth_verifier in the callback. The provider returned: access_denied (The user denied access).",
         })
     );
     app.assert_no_connection("fake-1", "c1").await;
