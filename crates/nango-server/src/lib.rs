@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .allow_headers(AllowHeaders::mirror_request());
     Router::new()
         .merge(api::health::routes())
+        .merge(api::sdk::routes())
         .merge(oauth::routes())
         .merge(secured)
         .fallback(api::route_not_found)

@@ -332,12 +332,30 @@ fn security_headers(headers: &mut axum::http::HeaderMap) {
     );
 }
 
+/// The query parameters a redirect-mode result is given in (read by `Nango.handleRedirectResult`).
+const REDIRECT_RESULT_PARAMS: [&str; 5] = [
+    "nango_result",
+    "provider_config_key",
+    "connection_id",
+    "error_type",
+    "error_message",
+];
+
 /// Sends the browser back to the app's `return_to` (already checked against the allow-list) with
 /// the outcome in the query: the redirect mode of our frontend SDK.
 fn redirect_page(outcome: &FlowOutcome, return_to: &str) -> Option<Response> {
     let mut url = url::Url::parse(return_to).ok()?;
+    // The app's own query survives; an earlier result's parameters (a user retrying from a page
+    // that already carries one) are replaced, never duplicated into an ambiguous query.
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| !REDIRECT_RESULT_PARAMS.contains(&k.as_ref()))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.set_query(None);
     {
         let mut query = url.query_pairs_mut();
+        query.extend_pairs(kept);
         match outcome {
             FlowOutcome::Success {
                 provider_config_key,

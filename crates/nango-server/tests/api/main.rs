@@ -16,5 +16,6 @@ mod oauth_flow;
 mod redirect_mode;
 mod refresh;
 mod replicas;
+mod sdk;
 mod state;
 mod websocket;

@@ -44,6 +44,43 @@ async fn success_returns_to_the_app_with_the_result() {
 }
 
 #[tokio::test]
+async fn a_result_already_in_return_to_is_replaced_not_duplicated() {
+    let app = app_with_allowlist().await;
+    app.create_config("fake-1", "fake", "").await;
+    // The user retries from the page an earlier failed attempt sent them back to.
+    let return_to = format!(
+        "{APP}/cb?tab=x&nango_result=error&error_type=callback_err&error_message=old&connection_id=old"
+    );
+    let query = format!("connection_id=c2&return_to={}", query_value(&return_to));
+    let authorize = app.start_flow("fake-1", &query).await;
+    let callback = app.authorize_at_provider(&authorize).await;
+    let response = app.client.get(callback).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let pairs: Vec<(String, String)> = location.query_pairs().into_owned().collect();
+    let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "tab",
+            "nango_result",
+            "provider_config_key",
+            "connection_id"
+        ],
+        "{location}"
+    );
+    assert_eq!(query_param(&location, "tab").as_deref(), Some("x"));
+    assert_eq!(
+        query_param(&location, "nango_result").as_deref(),
+        Some("success")
+    );
+    assert_eq!(
+        query_param(&location, "connection_id").as_deref(),
+        Some("c2")
+    );
+}
+
+#[tokio::test]
 async fn a_denied_flow_returns_to_the_app_with_the_error() {
     let app = app_with_allowlist().await;
     app.create_config("fake-1", "fake", "").await;
