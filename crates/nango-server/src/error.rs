@@ -49,6 +49,9 @@ pub enum ApiError {
     /// The provider could not be reached or failed (timeout, 5xx) while refreshing.
     #[error("The provider failed to refresh the OAuth 2 credentials ({reason}). The stored credentials were kept; try again later.")]
     RefreshUnavailable { reason: String },
+    /// `force_refresh=true` on credentials that have no refresh token (or are OAuth 1).
+    #[error("These credentials cannot be refreshed: the provider issued no refresh token. The stored credentials are unchanged; re-authorize the connection to get new ones.")]
+    NotRefreshable,
     #[error("An unhandled error has occured.")]
     Internal(String),
 }
@@ -88,6 +91,7 @@ impl ApiError {
             RouteNotFound { .. } => "not_found",
             RefreshRejected { .. } => "refresh_rejected",
             RefreshUnavailable { .. } => "refresh_unavailable",
+            NotRefreshable => "not_refreshable",
             Internal(_) => "server_error",
         }
     }
@@ -116,6 +120,7 @@ impl From<FreshError> for ApiError {
             FreshError::UnknownConfig => ApiError::UnknownProviderConfig,
             FreshError::Rejected(error) => ApiError::RefreshRejected { error },
             FreshError::Unavailable(reason) => ApiError::RefreshUnavailable { reason },
+            FreshError::NotRefreshable => ApiError::NotRefreshable,
             FreshError::Internal(cause) => ApiError::Internal(cause),
         }
     }

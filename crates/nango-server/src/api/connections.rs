@@ -9,7 +9,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use super::{check_id, empty_ok, json_response, parse_query, path_id, query_value};
-use crate::credentials::iso_millis;
+use crate::credentials::{iso_millis, Freshness};
 use crate::error::ApiError;
 use crate::store::Connection;
 use crate::AppState;
@@ -60,9 +60,18 @@ async fn get_connection(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let (key, connection_id) = connection_params(path, query.as_deref())?;
+    let freshness = match query_value(&parse_query(query.as_deref())?, "force_refresh") {
+        None | Some("false") => Freshness::IfNeeded,
+        Some("true") => Freshness::forced_now(),
+        Some(other) => {
+            return Err(ApiError::InvalidRequest(format!(
+                "Param 'force_refresh' must be 'true' or 'false', not {other:?}."
+            )))
+        }
+    };
     let connection = state
         .refresher
-        .fresh_connection(&state, &key, &connection_id)
+        .fresh_connection(&state, &key, &connection_id, freshness)
         .await?;
     Ok(json_response(StatusCode::OK, &connection_json(&connection)))
 }

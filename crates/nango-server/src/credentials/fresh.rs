@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::{parse_oauth2_response, Credentials, OAuth2Credentials};
 use crate::oauth::oauth2::{TokenCall, TokenEndpointError};
@@ -25,11 +25,40 @@ pub enum FreshError {
     /// The provider was unreachable or failed.
     #[error("refresh unavailable: {0}")]
     Unavailable(String),
+    /// A forced refresh of credentials that cannot be refreshed (no refresh token, OAuth 1).
+    #[error("not refreshable")]
+    NotRefreshable,
     #[error("{0}")]
     Internal(String),
 }
 
 type ConnectionKey = (String, String);
+
+/// When `GET /connection` refreshes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Only when the token expires within the refresh margin (the hot path: one read otherwise).
+    IfNeeded,
+    /// `force_refresh=true`: refresh unless the credentials were renewed after `requested_at`
+    /// (concurrent forced requests then share one refresh instead of rotating the token N times).
+    Forced { requested_at: DateTime<Utc> },
+}
+
+impl Freshness {
+    pub fn forced_now() -> Freshness {
+        Freshness::Forced {
+            requested_at: Utc::now(),
+        }
+    }
+
+    /// Whether `connection` must be refreshed before it is handed out.
+    fn requires_refresh(self, connection: &Connection, margin: Duration) -> bool {
+        match self {
+            Freshness::IfNeeded => connection.credentials.needs_refresh(Utc::now(), margin),
+            Freshness::Forced { requested_at } => connection.updated_at <= requested_at,
+        }
+    }
+}
 
 /// Per-connection refresh locks of this process.
 #[derive(Default)]
@@ -45,6 +74,7 @@ impl Refresher {
         state: &AppState,
         provider_config_key: &str,
         connection_id: &str,
+        freshness: Freshness,
     ) -> Result<Connection, FreshError> {
         let store = &state.store;
         let internal = |e: crate::store::StoreError| FreshError::Internal(e.to_string());
@@ -59,7 +89,10 @@ impl Refresher {
             .map_err(internal)?
             .ok_or(FreshError::UnknownConfig)?;
         let margin = state.settings.refresh_margin;
-        if !connection.credentials.needs_refresh(Utc::now(), margin) {
+        if matches!(freshness, Freshness::Forced { .. }) && !connection.credentials.refreshable() {
+            return Err(FreshError::NotRefreshable);
+        }
+        if !freshness.requires_refresh(&connection, margin) {
             return Ok(connection);
         }
 
@@ -71,7 +104,14 @@ impl Refresher {
         let result = {
             // One task per process goes to the database; the others wait here and re-read.
             let _guard = lock.lock().await;
-            refresh_exclusively(state, &config, provider_config_key, connection_id).await
+            refresh_exclusively(
+                state,
+                &config,
+                provider_config_key,
+                connection_id,
+                freshness,
+            )
+            .await
         };
         drop(lock);
         if let Ok(mut locks) = self.locks.lock() {
@@ -89,6 +129,7 @@ async fn refresh_exclusively(
     config: &ProviderConfig,
     provider_config_key: &str,
     connection_id: &str,
+    freshness: Freshness,
 ) -> Result<Connection, FreshError> {
     let store = &state.store;
     let internal = |e: crate::store::StoreError| FreshError::Internal(e.to_string());
@@ -102,7 +143,7 @@ async fn refresh_exclusively(
             .await
             .map_err(internal)?
             .ok_or(FreshError::UnknownConnection)?;
-        if !current.credentials.needs_refresh(Utc::now(), margin) {
+        if !freshness.requires_refresh(&current, margin) {
             return Ok(current);
         }
         let now = Utc::now();
@@ -131,7 +172,7 @@ async fn refresh_exclusively(
         let Credentials::OAuth2(stale) = &current.credentials else {
             return Ok(current);
         };
-        if !current.credentials.needs_refresh(Utc::now(), margin) {
+        if !freshness.requires_refresh(&current, margin) {
             return Ok(current);
         }
         let refreshed = Credentials::OAuth2(refresh_oauth2(state, config, &current, stale).await?);

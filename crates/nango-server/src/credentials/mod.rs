@@ -3,7 +3,7 @@
 
 mod fresh;
 
-pub use fresh::{FreshError, Refresher};
+pub use fresh::{FreshError, Freshness, Refresher};
 
 use std::fmt;
 
@@ -58,6 +58,11 @@ impl fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// True when there is something to refresh with (an OAuth 2 refresh token).
+    pub fn refreshable(&self) -> bool {
+        matches!(self, Credentials::OAuth2(c) if c.refresh_token.is_some())
+    }
+
     /// True when the token must be refreshed before being handed out: it expires within `margin`
     /// (or has expired) and there is a refresh token to do it with.
     pub fn needs_refresh(&self, now: DateTime<Utc>, margin: std::time::Duration) -> bool {

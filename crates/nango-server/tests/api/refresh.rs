@@ -288,3 +288,123 @@ async fn refresh_goes_to_the_interpolated_token_url() {
     let request = app.provider.refresh_requests().pop().unwrap();
     assert_eq!(request.subdomain.as_deref(), Some("acme"));
 }
+
+/// `GET /connection/c1?provider_config_key=<key>&force_refresh=<value>`.
+async fn force_refresh(app: &TestApp, key: &str, value: &str) -> reqwest::Response {
+    app.get(&format!(
+        "/connection/c1?provider_config_key={key}&force_refresh={value}"
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn force_refresh_refreshes_a_token_that_is_not_expiring() {
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    app.provider.set(|b| {
+        b.expires_in = Some(3600);
+        b.issue_refresh_token = true;
+    });
+    app.authorize("fake-1", "c1").await;
+    let old = stored_credentials(&app, "fake-1", "c1").await;
+
+    let response = force_refresh(&app, "fake-1", "true").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(app.provider.refresh_count(), 1);
+    assert_refresh_body(
+        &app.provider.refresh_requests()[0],
+        old["refresh_token"].as_str().unwrap(),
+    );
+    assert_ne!(body["credentials"]["access_token"], old["access_token"]);
+    let stored = stored_credentials(&app, "fake-1", "c1").await;
+    assert_eq!(stored["access_token"], body["credentials"]["access_token"]);
+
+    // Every forced request refreshes again; without the flag the new token is served as is.
+    force_refresh(&app, "fake-1", "true").await;
+    assert_eq!(app.provider.refresh_count(), 2);
+    force_refresh(&app, "fake-1", "false").await;
+    app.get_connection("fake-1", "c1").await;
+    assert_eq!(app.provider.refresh_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_forced_requests_share_one_refresh() {
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    app.provider.set(|b| {
+        b.expires_in = Some(3600);
+        b.issue_refresh_token = true;
+    });
+    app.authorize("fake-1", "c1").await;
+    app.provider
+        .set(|b| b.token_delay = Duration::from_millis(300));
+
+    let requests = (0..10).map(|_| force_refresh(&app, "fake-1", "true"));
+    let responses = futures::future::join_all(requests).await;
+    let mut tokens = Vec::new();
+    for response in responses {
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        tokens.push(body["credentials"]["access_token"].clone());
+    }
+    // They all arrived while the first refresh was under way: its result is fresh for them all.
+    assert_eq!(app.provider.refresh_count(), 1, "{tokens:?}");
+    assert!(tokens.iter().all(|t| *t == tokens[0]));
+}
+
+#[tokio::test]
+async fn force_refresh_without_a_refresh_token_is_refused_and_keeps_the_credentials() {
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    app.provider.set(|b| {
+        b.expires_in = Some(3600);
+        b.issue_refresh_token = false;
+    });
+    app.authorize("fake-1", "c1").await;
+    let stored = stored_credentials(&app, "fake-1", "c1").await;
+    let body = assert_json_error(
+        force_refresh(&app, "fake-1", "true").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(body["type"], "not_refreshable");
+    assert_eq!(app.provider.refresh_count(), 0);
+    assert_eq!(stored_credentials(&app, "fake-1", "c1").await, stored);
+}
+
+#[tokio::test]
+async fn force_refresh_takes_only_true_or_false() {
+    let app = TestApp::spawn().await;
+    expiring_connection(&app, "fake-1", "fake").await;
+    for bad in ["yes", "1", "TRUE", ""] {
+        let body = assert_json_error(
+            force_refresh(&app, "fake-1", bad).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(body["type"], "invalid_request", "force_refresh={bad}");
+    }
+    assert_eq!(app.provider.refresh_count(), 0);
+}
+
+#[tokio::test]
+async fn a_rejected_forced_refresh_keeps_the_credentials() {
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    app.provider.set(|b| {
+        b.expires_in = Some(3600);
+        b.issue_refresh_token = true;
+    });
+    app.authorize("fake-1", "c1").await;
+    let stored = stored_credentials(&app, "fake-1", "c1").await;
+    app.provider
+        .set(|b| b.refresh_failure = Some((400, json!({"error": "invalid_grant"}))));
+    let body = assert_json_error(
+        force_refresh(&app, "fake-1", "true").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(body["type"], "refresh_rejected");
+    assert_eq!(stored_credentials(&app, "fake-1", "c1").await, stored);
+}
