@@ -83,15 +83,36 @@ impl AppState {
     }
 }
 
-/// All routes, with open CORS (as Nango had) and the body limit.
-pub fn router(state: AppState) -> Router {
-    let secured = Router::new()
+/// The REST API's routes, open and secured, with the OpenAPI document generated from the same
+/// `#[utoipa::path]` annotations that give each route its path.
+fn rest_api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    let (public, mut document) =
+        utoipa_axum::router::OpenApiRouter::with_openapi(api::openapi::ApiDoc::openapi())
+            .merge(api::health::routes())
+            .merge(api::openapi::routes())
+            .merge(api::sdk::routes())
+            .split_for_parts();
+    let (secured, secured_document) = utoipa_axum::router::OpenApiRouter::default()
         .merge(api::configs::routes())
         .merge(api::connections::routes())
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            api::require_secret_key,
-        ));
+        .split_for_parts();
+    document.merge(secured_document);
+    (public, secured, document)
+}
+
+/// The OpenAPI 3.1 document of the REST API (served at `/openapi.json`).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    rest_api().2
+}
+
+/// All routes, with open CORS (as Nango had) and the body limit.
+pub fn router(state: AppState) -> Router {
+    let (public, secured, _) = rest_api();
+    let secured = secured.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        api::require_secret_key,
+    ));
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([
@@ -104,8 +125,7 @@ pub fn router(state: AppState) -> Router {
         ])
         .allow_headers(AllowHeaders::mirror_request());
     Router::new()
-        .merge(api::health::routes())
-        .merge(api::sdk::routes())
+        .merge(public)
         .merge(oauth::routes())
         .merge(secured)
         .fallback(api::route_not_found)

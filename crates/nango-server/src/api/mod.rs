@@ -4,6 +4,7 @@
 pub mod configs;
 pub mod connections;
 pub mod health;
+pub mod openapi;
 pub mod sdk;
 
 use axum::body::Bytes;

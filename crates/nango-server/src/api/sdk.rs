@@ -5,9 +5,9 @@ use std::sync::LazyLock;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
@@ -24,10 +24,23 @@ static FRONTEND_SDK_ETAG: LazyLock<HeaderValue> = LazyLock::new(|| {
         .unwrap_or_else(|_| HeaderValue::from_static("\"frontend-sdk\""))
 });
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/sdk/frontend.js", get(frontend_sdk))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(frontend_sdk))
 }
 
+/// The frontend SDK, an ES module: `import Nango from '<server>/sdk/frontend.js'`.
+#[utoipa::path(
+    get,
+    path = "/sdk/frontend.js",
+    tag = "server",
+    params(("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer.")),
+    responses(
+        (status = 200, description = "The module; its first lines name its version.", content_type = "text/javascript", body = String,
+            headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "The copy the browser has is current.",
+            headers(("ETag" = String), ("Cache-Control" = String))),
+    )
+)]
 async fn frontend_sdk(request_headers: HeaderMap) -> Response {
     let etag = FRONTEND_SDK_ETAG.clone();
     let headers = [

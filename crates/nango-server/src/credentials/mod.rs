@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 /// Credentials as stored and as returned by `GET /connection/:id`; the JSON key order
 /// (`type, access_token, refresh_token, expires_at, raw`) is the one Nango 0.9 produced.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type")]
 pub enum Credentials {
     #[serde(rename = "OAUTH2")]
@@ -22,24 +22,29 @@ pub enum Credentials {
     OAuth1(OAuth1Credentials),
 }
 
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OAuth2Credentials {
     pub access_token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// ISO 8601 with milliseconds; absent when the provider gave no lifetime.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "iso_millis_opt"
     )]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The provider's token response as it came (with `expires_at` added when computed).
+    #[schema(value_type = Object)]
     pub raw: Value,
 }
 
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OAuth1Credentials {
     pub oauth_token: String,
     pub oauth_token_secret: String,
+    #[schema(value_type = Object)]
     pub raw: Value,
 }
 

@@ -13,6 +13,7 @@ mod connections;
 mod flow_errors;
 mod health;
 mod oauth_flow;
+mod openapi;
 mod redirect_mode;
 mod refresh;
 mod replicas;

@@ -1,0 +1,114 @@
+//! The OpenAPI 3.1 document of the REST API, served at `/openapi.json`.
+//!
+//! It is generated from the same annotations that register the routes (`utoipa_axum::routes!`
+//! takes each handler's path from its `#[utoipa::path]`), so a route cannot exist without its
+//! documentation nor the other way round. The copy in the repository (`docs/openapi.json`) is
+//! checked against it by a test.
+//!
+//! The browser routes of the OAuth flow (`/oauth/connect/...`, `/oauth/callback`, the WebSocket on
+//! `/`) are not part of it: they answer HTML pages and redirects to a browser, with the status
+//! codes of Nango 0.9 (500 on a failed flow), not JSON to an API client.
+
+use std::sync::LazyLock;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+
+/// Title, description and security schemes; the paths come from the routers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "nango-rs REST API",
+        description = "Self-hosted OAuth token broker, wire-compatible with Nango 0.9. \
+            `/config` and `/connection` require the server's secret key (when one is set) as the \
+            HTTP Basic username or as a Bearer token. Errors are `{\"error\": <message>, \"type\": <type>}`. \
+            The OAuth flow itself runs in the browser on `/oauth/connect/{provider_config_key}` \
+            and `/oauth/callback` (HTML pages, not part of this API).",
+        license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
+    ),
+    modifiers(&SecretKeySchemes),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "configs", description = "Provider configs: which provider template, which OAuth app."),
+        (name = "connections", description = "Connections: the credentials of one end user at one provider config."),
+        (name = "server", description = "Health, this document and the frontend SDK."),
+    )
+)]
+pub struct ApiDoc;
+
+/// Names of the security schemes the secured operations list (as literals there: the
+/// attribute macro takes no constants).
+pub const SECRET_KEY_BASIC: &str = "secretKeyBasic";
+pub const SECRET_KEY_BEARER: &str = "secretKeyBearer";
+
+struct SecretKeySchemes;
+
+impl Modify for SecretKeySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut basic = Http::new(HttpAuthScheme::Basic);
+        basic.description = Some("The secret key as the username, with an empty password.".into());
+        components.add_security_scheme(SECRET_KEY_BASIC, SecurityScheme::Http(basic));
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.description = Some("The secret key as a Bearer token.".into());
+        components.add_security_scheme(SECRET_KEY_BEARER, SecurityScheme::Http(bearer));
+    }
+}
+
+/// Every error of the REST API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person (Nango 0.9's messages where it had one).
+    pub error: String,
+    /// What went wrong, for a program (e.g. `unknown_provider_config`, `invalid_secret_key`).
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(openapi_json))
+}
+
+/// The document, built once.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(crate::openapi_document);
+    &DOCUMENT
+}
+
+/// The document as the pretty-printed JSON served and kept in `docs/openapi.json`.
+pub fn document_json() -> &'static str {
+    static JSON: LazyLock<String> = LazyLock::new(|| {
+        let mut json = document().to_pretty_json().unwrap_or_default();
+        json.push('\n');
+        json
+    });
+    &JSON
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "server",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of the REST API.", content_type = "application/json", body = Object),
+    )
+)]
+async fn openapi_json() -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        )],
+        document_json(),
+    )
+        .into_response()
+}
