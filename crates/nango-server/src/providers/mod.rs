@@ -112,6 +112,38 @@ pub struct ProviderTemplate {
     /// those templates load; nothing reads it.
     #[serde(default)]
     pub auth: Option<IndexMap<String, String>>,
+    /// The provider's name for people, e.g. `Google Calendar`.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The provider's own OAuth documentation (https).
+    #[serde(default)]
+    pub docs: Option<String>,
+    /// What kind of API it is (`crm`, `communication`, ...), for browsing the catalog.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Scopes a user of the catalog usually needs, shown when browsing it.
+    #[serde(default)]
+    pub default_scopes: Vec<String>,
+    /// The values each connection supplies (`auth(key, id, {params: {subdomain: ...}})`), by the
+    /// name their `${connectionConfig.params.<name>}` placeholders use.
+    #[serde(default)]
+    pub connection_config: IndexMap<String, ConnectionConfigField>,
+}
+
+/// One value a connection supplies for a template's placeholders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfigField {
+    /// What the value is, for the person connecting (e.g. `Your Zendesk subdomain`).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// A regular expression (Rust `regex` syntax) the whole value must match, e.g.
+    /// `[a-z0-9][a-z0-9-]*` for a subdomain; checked before the value is put in a URL.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// A valid value, for documentation.
+    #[serde(default)]
+    pub example: Option<String>,
 }
 
 impl ProviderTemplate {
@@ -130,6 +162,20 @@ impl ProviderTemplate {
         for (field, url) in urls {
             if let Some(url) = url {
                 check_url(provider, field, url, allow_http)?;
+            }
+        }
+        if let Some(docs) = &self.docs {
+            check_url(provider, "docs", docs, false)?;
+        }
+        for (name, field) in &self.connection_config {
+            if let Some(pattern) = &field.pattern {
+                if let Err(e) = regex::Regex::new(pattern) {
+                    return Err(CatalogError::InvalidPattern {
+                        provider: provider.to_string(),
+                        field: name.clone(),
+                        reason: e.to_string(),
+                    });
+                }
             }
         }
         if self.auth_mode == AuthMode::OAuth1 {
@@ -215,6 +261,12 @@ pub enum CatalogError {
     InvalidUrl {
         provider: String,
         field: &'static str,
+        reason: String,
+    },
+    #[error("provider '{provider}': connection_config.{field}.pattern is not a valid regular expression: {reason}")]
+    InvalidPattern {
+        provider: String,
+        field: String,
         reason: String,
     },
     #[error("provider '{provider}': {field} is required for OAUTH1")]
