@@ -231,11 +231,15 @@ async fn refresh_oauth2(
     let token_url = interpolate_url(token_url, &connection.connection_config)
         .map_err(|e| FreshError::Internal(format!("token URL: {e}")))?;
     let mut params = vec![("grant_type".to_string(), "refresh_token".to_string())];
+    let extra = if template.refresh_params.is_empty() {
+        &template.token_params
+    } else {
+        &template.refresh_params
+    };
     params.extend(
-        template
-            .token_params
+        extra
             .iter()
-            .filter(|(k, _)| k.as_str() != "grant_type")
+            .filter(|(k, _)| !matches!(k.as_str(), "grant_type" | "refresh_token"))
             .map(|(k, v)| (k.clone(), v.clone())),
     );
     params.push(("refresh_token".into(), refresh_token.clone()));
@@ -263,7 +267,7 @@ async fn refresh_oauth2(
             | TokenEndpointError::InvalidResponse(reason) => FreshError::Unavailable(reason),
         }
     })?;
-    let mut fresh = parse_oauth2_response(raw, Utc::now())
+    let mut fresh = parse_oauth2_response(raw, Utc::now(), &template.token_response)
         .map_err(|e| FreshError::Unavailable(e.to_string()))?;
     if fresh.refresh_token.is_none() {
         fresh.refresh_token = Some(refresh_token);

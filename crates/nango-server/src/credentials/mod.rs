@@ -11,6 +11,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::providers::TokenResponseShape;
+
 /// Credentials as stored and as returned by `GET /connection/:id`; the JSON key order
 /// (`type, access_token, refresh_token, expires_at, raw`) is the one Nango 0.9 produced.
 #[derive(Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -97,21 +99,29 @@ pub enum TokenResponseError {
 pub fn parse_oauth2_response(
     mut raw: Map<String, Value>,
     now: DateTime<Utc>,
+    shape: &TokenResponseShape,
 ) -> Result<OAuth2Credentials, TokenResponseError> {
-    let access_token = match raw.get("access_token") {
+    let access_token = match value_at(&raw, shape.access_token_path()) {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => return Err(TokenResponseError::MissingAccessToken),
     };
-    let refresh_token = match raw.get("refresh_token") {
+    let refresh_token = match value_at(&raw, shape.refresh_token_path()) {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         _ => None,
     };
+    let lifetime = value_at(&raw, shape.expires_in_path())
+        .and_then(parse_number)
+        .map(|n| shape.expires_in_unit.to_seconds(n))
+        .or(shape.default_expires_in.map(|secs| secs as f64));
     let expires_at = raw
         .get("expires_at")
         .and_then(parse_expires_at)
         .or_else(|| {
-            let secs = raw.get("expires_in").and_then(parse_seconds)?;
-            now.checked_add_signed(chrono::Duration::try_seconds(secs)?)
+            let secs = lifetime?;
+            if !secs.is_finite() || secs.abs() > 1e11 {
+                return None;
+            }
+            now.checked_add_signed(chrono::Duration::try_seconds(secs as i64)?)
         });
     if let Some(at) = expires_at {
         raw.insert("expires_at".into(), Value::String(iso_millis(at)));
@@ -122,6 +132,16 @@ pub fn parse_oauth2_response(
         expires_at,
         raw: Value::Object(raw),
     })
+}
+
+/// The value at a dotted path (`authed_user.access_token`) of a JSON object.
+fn value_at<'a>(object: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut current = object.get(parts.next()?)?;
+    for part in parts {
+        current = current.as_object()?.get(part)?;
+    }
+    Some(current)
 }
 
 fn parse_expires_at(value: &Value) -> Option<DateTime<Utc>> {
@@ -136,10 +156,10 @@ fn parse_expires_at(value: &Value) -> Option<DateTime<Utc>> {
 }
 
 /// `expires_in` arrives as a number or, from some providers, a numeric string.
-fn parse_seconds(value: &Value) -> Option<i64> {
+fn parse_number(value: &Value) -> Option<f64> {
     match value {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) => s.trim().parse::<f64>().ok().map(|f| f as i64),
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
     }
 }
@@ -184,9 +204,89 @@ mod tests {
             .unwrap_or_default()
     }
 
+    fn parse_oauth2_response_default(
+        raw: Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<OAuth2Credentials, TokenResponseError> {
+        parse_oauth2_response(raw, now, &TokenResponseShape::default())
+    }
+
+    #[test]
+    fn nested_paths_units_and_default_lifetimes_follow_the_template() {
+        use crate::providers::ExpiresInUnit;
+        // Slack v2: the user token lives under authed_user.
+        let slack = TokenResponseShape {
+            access_token: Some("authed_user.access_token".into()),
+            refresh_token: Some("authed_user.refresh_token".into()),
+            expires_in: Some("authed_user.expires_in".into()),
+            ..Default::default()
+        };
+        let body = json!({"ok": true, "access_token": "xoxb-bot", "authed_user":
+            {"access_token": "xoxp-user", "refresh_token": "xoxe-r", "expires_in": 43200}});
+        let c = parse_oauth2_response(obj(body.clone()), now(), &slack)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.access_token, "xoxp-user");
+        assert_eq!(c.refresh_token.as_deref(), Some("xoxe-r"));
+        assert_eq!(c.expires_at.map(|t| t.timestamp()), Some(1_700_043_200));
+        assert_eq!(
+            c.raw["authed_user"], body["authed_user"],
+            "raw is kept whole"
+        );
+
+        let millis = TokenResponseShape {
+            expires_in_unit: ExpiresInUnit::Milliseconds,
+            ..Default::default()
+        };
+        let c = parse_oauth2_response(
+            obj(json!({"access_token": "a", "expires_in": 3_600_000})),
+            now(),
+            &millis,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.expires_at.map(|t| t.timestamp()), Some(1_700_003_600));
+
+        let fixed = TokenResponseShape {
+            default_expires_in: Some(7200),
+            ..Default::default()
+        };
+        let c = parse_oauth2_response(obj(json!({"access_token": "a"})), now(), &fixed)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.expires_at.map(|t| t.timestamp()), Some(1_700_007_200));
+        // A lifetime in the response wins over the documented default.
+        let c = parse_oauth2_response(
+            obj(json!({"access_token": "a", "expires_in": 60})),
+            now(),
+            &fixed,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.expires_at.map(|t| t.timestamp()), Some(1_700_000_060));
+
+        // A path that leads nowhere is a missing token, not a panic.
+        let wrong = TokenResponseShape {
+            access_token: Some("data.token.value".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            parse_oauth2_response(obj(json!({"data": "x"})), now(), &wrong).err(),
+            Some(TokenResponseError::MissingAccessToken)
+        );
+    }
+
+    #[test]
+    fn absurd_lifetimes_are_ignored_rather_than_overflowing() {
+        for expires_in in [json!(1e300), json!("NaN"), json!(-1e200)] {
+            let c = parse_oauth2_response_default(
+                obj(json!({"access_token": "a", "expires_in": expires_in})),
+                now(),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(c.expires_at, None);
+        }
+    }
+
     #[test]
     fn expires_in_becomes_expires_at_in_credentials_and_raw() {
-        let c = parse_oauth2_response(
+        let c = parse_oauth2_response_default(
             obj(json!({"access_token":"a","refresh_token":"r","expires_in":3600})),
             now(),
         );
@@ -198,21 +298,27 @@ mod tests {
 
     #[test]
     fn numeric_expires_at_is_unix_seconds_and_string_expires_in_is_accepted() {
-        let c = parse_oauth2_response(
+        let c = parse_oauth2_response_default(
             obj(json!({"access_token":"a","expires_at":1_700_000_100})),
             now(),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.expires_at.map(|t| t.timestamp()), Some(1_700_000_100));
-        let c = parse_oauth2_response(obj(json!({"access_token":"a","expires_in":"60"})), now())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let c = parse_oauth2_response_default(
+            obj(json!({"access_token":"a","expires_in":"60"})),
+            now(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.expires_at.map(|t| t.timestamp()), Some(1_700_000_060));
     }
 
     #[test]
     fn no_expiry_and_empty_refresh_token_are_left_out() {
-        let c = parse_oauth2_response(obj(json!({"access_token":"a","refresh_token":""})), now())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let c = parse_oauth2_response_default(
+            obj(json!({"access_token":"a","refresh_token":""})),
+            now(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.refresh_token, None);
         assert_eq!(c.expires_at, None);
         let s = serde_json::to_string(&Credentials::OAuth2(c)).unwrap_or_default();
@@ -229,7 +335,7 @@ mod tests {
             json!({"access_token":""}),
         ] {
             assert_eq!(
-                parse_oauth2_response(obj(body), now()).err(),
+                parse_oauth2_response_default(obj(body), now()).err(),
                 Some(TokenResponseError::MissingAccessToken)
             );
         }

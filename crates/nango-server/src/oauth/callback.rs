@@ -169,7 +169,7 @@ async fn complete_oauth2(
             metadata.insert(name.clone(), value.clone());
         }
     }
-    let credentials = parse_oauth2_response(raw, Utc::now())
+    let credentials = parse_oauth2_response(raw, Utc::now(), &template.token_response)
         .map_err(|e| unknown("the token response was unusable", &e))?;
 
     state

@@ -182,6 +182,8 @@ async fn redirect_to_provider(
         ));
     }
 
+    check_connection_config(template, &request.connection_config)
+        .map_err(|message| failure(fe::URL_PARAM, message, key, cid))?;
     let interpolate = |url: &str| {
         interpolate_url(url, &request.connection_config).map_err(|e| {
             let message = match e {
@@ -248,6 +250,34 @@ async fn redirect_to_provider(
     Ok(location)
 }
 
+/// Checks each value the template declares a pattern for, before any is put in a URL: a
+/// subdomain like `evil.com` or `a/b` is refused with the template's description, not interpolated.
+fn check_connection_config(
+    template: &ProviderTemplate,
+    connection_config: &Map<String, Value>,
+) -> Result<(), String> {
+    for (name, field) in &template.connection_config {
+        let Some(pattern) = &field.pattern else {
+            continue;
+        };
+        let Some(value) = connection_config.get(&format!("connectionConfig.params.{name}")) else {
+            continue; // a missing value is reported by the interpolation, with the URL
+        };
+        let value = value.as_str().unwrap_or_default();
+        // Validated when the catalog loaded; anchored so the whole value must match.
+        let matches = regex::Regex::new(&format!("^(?:{pattern})$"))
+            .map(|re| re.is_match(value))
+            .unwrap_or(false);
+        if !matches {
+            let what = field.description.as_deref().unwrap_or(name.as_str());
+            return Err(format!(
+                "Connection Config param '{name}' is not valid ({what}): it must match {pattern}."
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Query of the authorize redirect, in Nango's order (§3.3 of the wire reference).
 fn authorization_params(
     config: &ProviderConfig,
@@ -255,12 +285,15 @@ fn authorization_params(
     session: &OAuthSession,
     code_verifier: Option<&str>,
 ) -> Vec<(String, String)> {
-    let scopes = config
+    let mut scopes: Vec<&str> = config
         .oauth_scopes
         .split(',')
         .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(template.scope_separator());
+        .collect();
+    if scopes.is_empty() {
+        scopes = template.default_scopes.iter().map(String::as_str).collect();
+    }
+    let scopes = scopes.join(template.scope_separator());
     let mut params: Vec<(String, String)> = vec![
         ("response_type".into(), "code".into()),
         ("client_id".into(), config.oauth_client_id.clone()),

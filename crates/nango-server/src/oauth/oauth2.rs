@@ -11,7 +11,7 @@ use axum::http::header;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::providers::{AuthorizationMethod, BodyFormat, ProviderTemplate};
+use crate::providers::{BodyFormat, ProviderTemplate};
 
 /// Builds the provider's authorize URL: origin and path of the template URL (its query is
 /// dropped, as Nango did), then our parameters in Nango's order. A later parameter with the same
@@ -74,7 +74,8 @@ impl TokenCall<'_> {
         url.set_fragment(None);
 
         let mut params = self.params;
-        if self.template.authorization_method == AuthorizationMethod::Body {
+        let method = self.template.authorization_method;
+        if method.sends_body() {
             params.push(("client_id".into(), self.client_id.into()));
             params.push(("client_secret".into(), self.client_secret.into()));
         }
@@ -83,7 +84,11 @@ impl TokenCall<'_> {
             .timeout(self.timeout)
             .header(header::ACCEPT, "application/json")
             .header(header::USER_AGENT, "Nango");
-        if self.template.authorization_method == AuthorizationMethod::Header {
+        // Validated when the catalog loaded: never Authorization or Content-Type.
+        for (name, value) in &self.template.token_request_headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        if method.sends_basic() {
             request = request.header(
                 header::AUTHORIZATION,
                 basic_client_auth(self.client_id, self.client_secret),

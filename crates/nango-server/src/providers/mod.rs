@@ -38,6 +38,85 @@ pub enum AuthorizationMethod {
     Body,
     /// HTTP Basic.
     Header,
+    /// Both: HTTP Basic and the body parameters (for token endpoints that want one and ignore
+    /// the other, in ways that differ between their code exchange and their refresh).
+    Both,
+}
+
+impl AuthorizationMethod {
+    pub fn sends_basic(self) -> bool {
+        matches!(
+            self,
+            AuthorizationMethod::Header | AuthorizationMethod::Both
+        )
+    }
+
+    pub fn sends_body(self) -> bool {
+        matches!(self, AuthorizationMethod::Body | AuthorizationMethod::Both)
+    }
+}
+
+/// The unit of a token response's `expires_in`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpiresInUnit {
+    #[default]
+    Seconds,
+    Milliseconds,
+    Minutes,
+    Hours,
+    Days,
+}
+
+impl ExpiresInUnit {
+    /// Whole seconds in `value` of this unit (rounded down for milliseconds).
+    pub fn to_seconds(self, value: f64) -> f64 {
+        match self {
+            ExpiresInUnit::Seconds => value,
+            ExpiresInUnit::Milliseconds => value / 1000.0,
+            ExpiresInUnit::Minutes => value * 60.0,
+            ExpiresInUnit::Hours => value * 3600.0,
+            ExpiresInUnit::Days => value * 86400.0,
+        }
+    }
+}
+
+/// Where a provider's token response keeps what we read from it, when it is not the RFC 6749
+/// shape (Slack's user token under `authed_user`, APIs that wrap everything in `data`, lifetimes
+/// in milliseconds or not given at all).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenResponseShape {
+    /// Dotted path of the access token (e.g. `authed_user.access_token`). Default: `access_token`.
+    #[serde(default)]
+    pub access_token: Option<String>,
+    /// Dotted path of the refresh token. Default: `refresh_token`.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// Dotted path of the lifetime. Default: `expires_in`.
+    #[serde(default)]
+    pub expires_in: Option<String>,
+    /// Unit of that lifetime. Default: seconds.
+    #[serde(default)]
+    pub expires_in_unit: ExpiresInUnit,
+    /// Lifetime in seconds of tokens whose response says nothing about it (documented by the
+    /// provider), so they get refreshed in time. Default: none (the token is taken as not expiring).
+    #[serde(default)]
+    pub default_expires_in: Option<u64>,
+}
+
+impl TokenResponseShape {
+    pub fn access_token_path(&self) -> &str {
+        self.access_token.as_deref().unwrap_or("access_token")
+    }
+
+    pub fn refresh_token_path(&self) -> &str {
+        self.refresh_token.as_deref().unwrap_or("refresh_token")
+    }
+
+    pub fn expires_in_path(&self) -> &str {
+        self.expires_in.as_deref().unwrap_or("expires_in")
+    }
 }
 
 /// Encoding of the OAuth2 token request body.
@@ -128,6 +207,16 @@ pub struct ProviderTemplate {
     /// name their `${connectionConfig.params.<name>}` placeholders use.
     #[serde(default)]
     pub connection_config: IndexMap<String, ConnectionConfigField>,
+    /// Where the token response keeps the tokens and their lifetime.
+    #[serde(default)]
+    pub token_response: TokenResponseShape,
+    /// Extra parameters of a refresh request, replacing `token_params` there. Default: the
+    /// `token_params` (without their `grant_type`).
+    #[serde(default, deserialize_with = "scalar_map")]
+    pub refresh_params: IndexMap<String, String>,
+    /// Extra HTTP headers of every token request (e.g. an API version header).
+    #[serde(default, deserialize_with = "scalar_map")]
+    pub token_request_headers: IndexMap<String, String>,
 }
 
 /// One value a connection supplies for a template's placeholders.
@@ -162,6 +251,18 @@ impl ProviderTemplate {
         for (field, url) in urls {
             if let Some(url) = url {
                 check_url(provider, field, url, allow_http)?;
+            }
+        }
+        for (name, value) in &self.token_request_headers {
+            let reserved = ["authorization", "content-type", "content-length", "host"];
+            let valid = axum::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+                && axum::http::HeaderValue::from_str(value).is_ok()
+                && !reserved.contains(&name.to_ascii_lowercase().as_str());
+            if !valid {
+                return Err(CatalogError::InvalidHeader {
+                    provider: provider.to_string(),
+                    name: name.clone(),
+                });
             }
         }
         if let Some(docs) = &self.docs {
@@ -269,6 +370,8 @@ pub enum CatalogError {
         field: String,
         reason: String,
     },
+    #[error("provider '{provider}': token_request_headers.{name} is not a valid header, or one the server sets itself")]
+    InvalidHeader { provider: String, name: String },
     #[error("provider '{provider}': {field} is required for OAUTH1")]
     RequiredForOAuth1 {
         provider: String,
@@ -721,10 +824,18 @@ mod tests {
             "{message}"
         );
         assert!(message.ends_with("at line 5 column 3"), "{message}");
-        // Later-era Nango fields are unknown too, not silently ignored.
-        let message = error(&x_with(&["  refresh_params: {}"]));
+        // Later-era Nango fields we do not model are unknown too, not silently ignored.
+        let message = error(&x_with(&["  proxy: {}"]));
         assert!(
-            message.starts_with("provider 'x': unknown field `refresh_params`"),
+            message.starts_with("provider 'x': unknown field `proxy`"),
+            "{message}"
+        );
+        let message = error(&x_with(&[
+            "  token_response:",
+            "    access_token_path: a.b",
+        ]));
+        assert!(
+            message.starts_with("provider 'x': token_response: unknown field `access_token_path`"),
             "{message}"
         );
     }
@@ -792,6 +903,26 @@ mod tests {
             (
                 x_with(&["  token_params:", "    a: [1]"]),
                 "provider 'x': token_params.a: invalid type: sequence",
+            ),
+            (
+                x_with(&["  token_request_headers:", "    Authorization: Bearer x"]),
+                "provider 'x': token_request_headers.Authorization is not a valid header",
+            ),
+            (
+                x_with(&["  token_request_headers:", "    \"bad header\": x"]),
+                "provider 'x': token_request_headers.bad header is not a valid header",
+            ),
+            (
+                x_with(&["  connection_config:", "    subdomain:", "      pattern: \"[a-z\""]),
+                "provider 'x': connection_config.subdomain.pattern is not a valid regular expression",
+            ),
+            (
+                x_with(&["  docs: http://a.example/docs"]),
+                "provider 'x': docs must be an https URL",
+            ),
+            (
+                x_with(&["  token_response:", "    expires_in_unit: fortnights"]),
+                "provider 'x': token_response.expires_in_unit: unknown variant `fortnights`",
             ),
             (
                 x_with(&["  disable_pkce: yes"]),

@@ -36,6 +36,15 @@ pub struct Behaviour {
     pub deny: bool,
     /// Extra query parameters on the redirect back to the callback (e.g. QuickBooks' `realmId`).
     pub callback_extra: Vec<(String, String)>,
+    /// Token responses as `application/x-www-form-urlencoded` (GitHub's default) instead of JSON.
+    pub form_encoded_response: bool,
+    /// Tokens and lifetime under this key, as Slack's `authed_user` (a different, "bot" access
+    /// token stays at the top level).
+    pub nest_tokens_under: Option<String>,
+    /// Only HTTP Basic client authentication is accepted (a client secret in the body is refused).
+    pub require_basic: bool,
+    /// A refresh token works once: each refresh issues a new one and retires the old.
+    pub rotate_refresh_tokens: bool,
 }
 
 impl Default for Behaviour {
@@ -49,6 +58,10 @@ impl Default for Behaviour {
             token_delay: Duration::ZERO,
             deny: false,
             callback_extra: Vec::new(),
+            form_encoded_response: false,
+            nest_tokens_under: None,
+            require_basic: false,
+            rotate_refresh_tokens: false,
         }
     }
 }
@@ -73,6 +86,8 @@ impl AuthorizeRequest {
 /// One request to a token endpoint, as received.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
+    /// The request path (`/token`, `/refresh`, `/<sub>/token`).
+    pub path: String,
     pub subdomain: Option<String>,
     pub method: Method,
     pub headers: HeaderMap,
@@ -138,6 +153,7 @@ impl FakeProvider {
             .route("/authorize", get(authorize))
             .route("/{sub}/authorize", get(authorize_sub))
             .route("/token", any(token))
+            .route("/refresh", any(refresh))
             .route("/{sub}/token", any(token_sub))
             .with_state(provider.clone());
         tokio::spawn(async move {
@@ -164,7 +180,18 @@ impl FakeProvider {
              fake-granttype:\n{endpoints}  token_params:\n    grant_type: authorization_code\n    audience: fake-api\n\
              fake-comma:\n{endpoints}  scope_separator: \",\"\n  authorization_params:\n    response_type: code\n    prompt: consent\n    access_type: offline\n\
              fake-meta:\n{endpoints}  redirect_uri_metadata:\n    - realmId\n  token_response_metadata:\n    - instance_url\n\
-             fake-cc:\n{endpoints}  token_params:\n    grant_type: client_credentials\n"
+             fake-cc:\n{endpoints}  token_params:\n    grant_type: client_credentials\n\
+             fake-both:\n{endpoints}  authorization_method: both\n\
+             fake-slack:\n{endpoints}  token_response:\n    access_token: authed_user.access_token\n    refresh_token: authed_user.refresh_token\n    expires_in: authed_user.expires_in\n\
+             fake-millis:\n{endpoints}  token_response:\n    expires_in_unit: milliseconds\n\
+             fake-fixed:\n{endpoints}  token_response:\n    default_expires_in: 600\n\
+             fake-refresh-url:\n{endpoints}  refresh_url: \"{base}/refresh\"\n  token_params:\n    audience: code-only\n  refresh_params:\n    scope: offline\n\
+             fake-headers:\n{endpoints}  token_request_headers:\n    X-Api-Version: \"2024-01-01\"\n\
+             fake-defaults:\n{endpoints}  scope_separator: \",\"\n  default_scopes:\n    - read\n    - write\n\
+             fake-sub-pattern:\n  auth_mode: OAUTH2\n  \
+               authorization_url: \"{base}/${{connectionConfig.params.subdomain}}/authorize\"\n  \
+               token_url: \"{base}/${{connectionConfig.params.subdomain}}/token\"\n  \
+               connection_config:\n    subdomain:\n      description: Your workspace subdomain\n      pattern: \"[a-z0-9][a-z0-9-]*\"\n      example: acme\n"
         )
     }
 
@@ -263,7 +290,17 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle_token(p, None, method, headers, body).await
+    handle_token(p, "/token".into(), None, method, headers, body).await
+}
+
+/// A separate refresh endpoint (templates with `refresh_url`); it answers like `/token`.
+async fn refresh(
+    State(p): State<FakeProvider>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle_token(p, "/refresh".into(), None, method, headers, body).await
 }
 
 async fn token_sub(
@@ -273,7 +310,7 @@ async fn token_sub(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle_token(p, Some(sub), method, headers, body).await
+    handle_token(p, format!("/{sub}/token"), Some(sub), method, headers, body).await
 }
 
 fn error(status: u16, code: &str) -> (u16, Value) {
@@ -282,6 +319,7 @@ fn error(status: u16, code: &str) -> (u16, Value) {
 
 async fn handle_token(
     p: FakeProvider,
+    path: String,
     subdomain: Option<String>,
     method: Method,
     headers: HeaderMap,
@@ -309,6 +347,7 @@ async fn handle_token(
         (map, names)
     };
     let request = TokenRequest {
+        path,
         subdomain,
         method,
         headers,
@@ -317,18 +356,39 @@ async fn handle_token(
         form_names,
         raw_body: String::from_utf8_lossy(&body).into_owned(),
     };
-    let (delay, answer) = {
+    let (delay, answer, form_encoded) = {
         let mut inner = p.inner.lock().unwrap();
         inner.token_requests.push(request.clone());
         let answer = decide(&mut inner, &request);
-        (inner.behaviour.token_delay, answer)
+        (
+            inner.behaviour.token_delay,
+            answer,
+            inner.behaviour.form_encoded_response,
+        )
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     let (status, body) = answer;
+    let status = StatusCode::from_u16(status).unwrap();
+    if form_encoded {
+        // GitHub's shape: flat string values, no JSON content type.
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in body.as_object().unwrap() {
+            match v {
+                Value::String(s) => form.append_pair(k, s),
+                other => form.append_pair(k, &other.to_string()),
+            };
+        }
+        return (
+            status,
+            [(header::CONTENT_TYPE, "application/x-www-form-urlencoded")],
+            form.finish(),
+        )
+            .into_response();
+    }
     (
-        StatusCode::from_u16(status).unwrap(),
+        status,
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
@@ -354,6 +414,11 @@ fn presented_client_id(request: &TokenRequest) -> Option<String> {
 }
 
 fn decide(inner: &mut Inner, request: &TokenRequest) -> (u16, Value) {
+    if inner.behaviour.require_basic
+        && (request.header("authorization").is_none() || request.param("client_secret").is_some())
+    {
+        return error(401, "invalid_client");
+    }
     match request.grant_type() {
         "authorization_code" => {
             if let Some(failure) = inner.behaviour.code_failure.clone() {
@@ -388,7 +453,12 @@ fn decide(inner: &mut Inner, request: &TokenRequest) -> (u16, Value) {
                 return failure;
             }
             match request.param("refresh_token") {
-                Some(token) if inner.refresh_tokens.contains(token) => issue_tokens(inner),
+                Some(token) if inner.refresh_tokens.contains(token) => {
+                    if inner.behaviour.rotate_refresh_tokens {
+                        inner.refresh_tokens.remove(token);
+                    }
+                    issue_tokens(inner)
+                }
                 _ => error(400, "invalid_grant"),
             }
         }
@@ -414,6 +484,17 @@ fn issue_tokens(inner: &mut Inner) -> (u16, Value) {
     }
     for (k, v) in &inner.behaviour.extra_token_fields {
         body[k] = v.clone();
+    }
+    if let Some(key) = inner.behaviour.nest_tokens_under.clone() {
+        let mut nested = Map::new();
+        for field in ["access_token", "refresh_token", "expires_in"] {
+            if let Some(v) = body.as_object_mut().unwrap().remove(field) {
+                nested.insert(field.into(), v);
+            }
+        }
+        body["access_token"] = json!(format!("bot-{n}"));
+        body["ok"] = json!(true);
+        body[key.as_str()] = Value::Object(nested);
     }
     (200, body)
 }
