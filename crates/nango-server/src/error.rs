@@ -20,6 +20,8 @@ pub enum ApiError {
     MissingProviderTemplate,
     #[error("No Provider Template matching the 'provider' parameter.")]
     UnknownProviderTemplate,
+    #[error("No provider in the catalog has this name (GET /providers lists them).")]
+    UnknownProvider,
     #[error("Missing param 'oauth_client_id'.")]
     MissingClientId,
     #[error("Missing param 'oauth_client_secret'.")]
@@ -62,7 +64,7 @@ impl ApiError {
         match self {
             MissingAuthorization | InvalidSecretKey => StatusCode::UNAUTHORIZED,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            RouteNotFound { .. } | UnknownProvider => StatusCode::NOT_FOUND,
             RefreshUnavailable { .. } => StatusCode::BAD_GATEWAY,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
@@ -78,6 +80,7 @@ impl ApiError {
             UnknownProviderConfig => "unknown_provider_config",
             MissingProviderTemplate => "missing_provider_template",
             UnknownProviderTemplate => "unknown_provider_template",
+            UnknownProvider => "unknown_provider",
             MissingClientId => "missing_client_id",
             MissingClientSecret => "missing_client_secret",
             MissingScopes => "missing_scopes",

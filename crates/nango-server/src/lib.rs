@@ -91,6 +91,7 @@ fn rest_api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) 
         utoipa_axum::router::OpenApiRouter::with_openapi(api::openapi::ApiDoc::openapi())
             .merge(api::health::routes())
             .merge(api::openapi::routes())
+            .merge(api::providers::routes())
             .merge(api::sdk::routes())
             .split_for_parts();
     let (secured, secured_document) = utoipa_axum::router::OpenApiRouter::default()

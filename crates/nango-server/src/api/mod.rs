@@ -5,6 +5,7 @@ pub mod configs;
 pub mod connections;
 pub mod health;
 pub mod openapi;
+pub mod providers;
 pub mod sdk;
 
 use axum::body::Bytes;

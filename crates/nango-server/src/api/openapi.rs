@@ -38,6 +38,7 @@ use crate::AppState;
     tags(
         (name = "configs", description = "Provider configs: which provider template, which OAuth app."),
         (name = "connections", description = "Connections: the credentials of one end user at one provider config."),
+        (name = "providers", description = "The provider catalog: which providers exist and how each does OAuth."),
         (name = "server", description = "Health, this document and the frontend SDK."),
     )
 )]

@@ -21,7 +21,7 @@ use interpolate::{pieces, Piece};
 /// The built-in catalog (Nango 0.9.4's list), compiled into the binary.
 pub const BUILTIN_CATALOG: &str = include_str!("../../providers.yaml");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum AuthMode {
     #[serde(rename = "OAUTH2")]
     OAuth2,
@@ -30,7 +30,7 @@ pub enum AuthMode {
 }
 
 /// How the OAuth2 client authenticates at the token endpoint.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthorizationMethod {
     /// `client_id` and `client_secret` as body parameters.
@@ -57,7 +57,7 @@ impl AuthorizationMethod {
 }
 
 /// The unit of a token response's `expires_in`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExpiresInUnit {
     #[default]
@@ -84,7 +84,7 @@ impl ExpiresInUnit {
 /// Where a provider's token response keeps what we read from it, when it is not the RFC 6749
 /// shape (Slack's user token under `authed_user`, APIs that wrap everything in `data`, lifetimes
 /// in milliseconds or not given at all).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenResponseShape {
     /// Dotted path of the access token (e.g. `authed_user.access_token`). Default: `access_token`.
@@ -120,7 +120,7 @@ impl TokenResponseShape {
 }
 
 /// Encoding of the OAuth2 token request body.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BodyFormat {
     #[default]
@@ -129,7 +129,7 @@ pub enum BodyFormat {
 }
 
 /// OAuth 1.0a signature method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum SignatureMethod {
     #[serde(rename = "HMAC-SHA1")]
     HmacSha1,
@@ -142,7 +142,7 @@ pub enum SignatureMethod {
 }
 
 /// HTTP method of an OAuth1 request-token or access-token call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {
     Get,
@@ -153,7 +153,7 @@ pub enum HttpMethod {
 
 /// One provider's entry in the catalog; field meanings are documented at the top of
 /// `providers.yaml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderTemplate {
     pub auth_mode: AuthMode,
@@ -220,7 +220,7 @@ pub struct ProviderTemplate {
 }
 
 /// One value a connection supplies for a template's placeholders.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionConfigField {
     /// What the value is, for the person connecting (e.g. `Your Zendesk subdomain`).

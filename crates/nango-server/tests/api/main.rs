@@ -14,6 +14,7 @@ mod flow_errors;
 mod health;
 mod oauth_flow;
 mod openapi;
+mod providers;
 mod quirks;
 mod redirect_mode;
 mod refresh;

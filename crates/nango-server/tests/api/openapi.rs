@@ -85,6 +85,8 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
         (Method::GET, "/health"),
         (Method::GET, "/openapi.json"),
         (Method::GET, "/sdk/frontend.js"),
+        (Method::GET, "/providers"),
+        (Method::GET, "/providers/{name}"),
         (Method::GET, "/config"),
         (Method::POST, "/config"),
         (Method::PUT, "/config"),

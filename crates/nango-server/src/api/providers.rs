@@ -1,0 +1,138 @@
+//! `/providers`: browsing the provider catalog (built-in templates and the operator's file), so
+//! an app or the CLI can show which providers exist, what each needs from a connection
+//! (`connection_config`) and where its documentation is. Templates hold no secrets, so these
+//! routes are open like the OAuth flow's.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::openapi::ErrorBody;
+use super::{json_response, parse_query, path_id, query_value, MAX_ID_LEN};
+use crate::error::ApiError;
+use crate::providers::{AuthMode, ProviderTemplate};
+use crate::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_providers))
+        .routes(routes!(get_provider))
+}
+
+/// One line of `GET /providers`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderSummary<'a> {
+    /// What a provider config's `provider` field names.
+    pub name: &'a str,
+    pub display_name: Option<&'a str>,
+    pub auth_mode: AuthMode,
+    pub categories: &'a [String],
+    /// The provider's own OAuth documentation.
+    pub docs: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderList<'a> {
+    pub providers: Vec<ProviderSummary<'a>>,
+}
+
+/// A whole template, with its name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderDetail<'a> {
+    pub name: &'a str,
+    pub template: &'a ProviderTemplate,
+}
+
+/// Filters of `GET /providers`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // a schema: parsed by `list_providers`
+pub struct ProviderSearch {
+    /// Case-insensitive text found in the name, the display name or a category.
+    #[param(max_length = 255)]
+    search: Option<String>,
+}
+
+/// A provider name in the path.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // a schema: the handler reads the path itself to answer bad names in JSON
+pub struct ProviderName {
+    #[param(min_length = 1, max_length = 255, example = "github")]
+    name: String,
+}
+
+fn matches(name: &str, template: &ProviderTemplate, needle: &str) -> bool {
+    let found = |text: &str| text.to_lowercase().contains(needle);
+    found(name)
+        || template.display_name.as_deref().is_some_and(found)
+        || template.categories.iter().any(|c| found(c))
+}
+
+/// The providers of the catalog, by name.
+#[utoipa::path(
+    get, path = "/providers", tag = "providers",
+    params(ProviderSearch),
+    responses(
+        (status = 200, body = ProviderList),
+        (status = 400, description = "A bad query string.", body = ErrorBody),
+    )
+)]
+async fn list_providers(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = parse_query(query.as_deref())?;
+    let needle = query_value(&query, "search")
+        .map(|s| s.trim().to_lowercase())
+        .unwrap_or_default();
+    if needle.chars().count() > MAX_ID_LEN {
+        return Err(ApiError::InvalidRequest(format!(
+            "Param 'search' is too long (at most {MAX_ID_LEN} characters)."
+        )));
+    }
+    let providers = state
+        .catalog
+        .iter()
+        .filter(|(name, template)| needle.is_empty() || matches(name, template, &needle))
+        .map(|(name, template)| ProviderSummary {
+            name,
+            display_name: template.display_name.as_deref(),
+            auth_mode: template.auth_mode,
+            categories: &template.categories,
+            docs: template.docs.as_deref(),
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, &ProviderList { providers }))
+}
+
+/// One provider's template: URLs, parameters, quirks and the connection config it needs.
+#[utoipa::path(
+    get, path = "/providers/{name}", tag = "providers",
+    params(ProviderName),
+    responses(
+        (status = 200, body = ProviderDetail),
+        (status = 400, description = "A bad name.", body = ErrorBody),
+        (status = 404, description = "No provider of that name.", body = ErrorBody),
+    )
+)]
+async fn get_provider(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let name = path_id(path, "name")?;
+    let (name, template) = state
+        .catalog
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or(ApiError::UnknownProvider)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &ProviderDetail { name, template },
+    ))
+}
