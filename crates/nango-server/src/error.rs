@@ -51,6 +51,20 @@ pub enum ApiError {
     /// The provider could not be reached or failed (timeout, 5xx) while refreshing.
     #[error("The provider failed to refresh the OAuth 2 credentials ({reason}). The stored credentials were kept; try again later.")]
     RefreshUnavailable { reason: String },
+    /// Entered credentials that the template refuses (missing, too long, wrong format).
+    #[error("Invalid credentials: {0}")]
+    InvalidCredentials(String),
+    /// A route for one auth mode used with a config of another.
+    #[error(
+        "This provider config's auth mode is {mode}: its connections cannot be made this way."
+    )]
+    WrongAuthMode { mode: &'static str },
+    /// The provider refused the client credentials grant (wrong client id or secret, scopes).
+    #[error("The provider refused the client credentials ({error}).")]
+    ClientCredentialsRejected { error: String },
+    /// The provider could not be reached or failed while a token was being obtained.
+    #[error("The provider failed to issue a token ({reason}); try again later.")]
+    ProviderUnavailable { reason: String },
     /// `force_refresh=true` on credentials that have no refresh token (or are OAuth 1).
     #[error("These credentials cannot be refreshed: the provider issued no refresh token. The stored credentials are unchanged; re-authorize the connection to get new ones.")]
     NotRefreshable,
@@ -65,7 +79,7 @@ impl ApiError {
             MissingAuthorization | InvalidSecretKey => StatusCode::UNAUTHORIZED,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             RouteNotFound { .. } | UnknownProvider => StatusCode::NOT_FOUND,
-            RefreshUnavailable { .. } => StatusCode::BAD_GATEWAY,
+            RefreshUnavailable { .. } | ProviderUnavailable { .. } => StatusCode::BAD_GATEWAY,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -95,6 +109,10 @@ impl ApiError {
             RefreshRejected { .. } => "refresh_rejected",
             RefreshUnavailable { .. } => "refresh_unavailable",
             NotRefreshable => "not_refreshable",
+            InvalidCredentials(_) => "invalid_credentials",
+            WrongAuthMode { .. } => "auth_mode_err",
+            ClientCredentialsRejected { .. } => "client_credentials_rejected",
+            ProviderUnavailable { .. } => "provider_unavailable",
             Internal(_) => "server_error",
         }
     }

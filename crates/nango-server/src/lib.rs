@@ -89,6 +89,7 @@ fn rest_api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) 
     use utoipa::OpenApi;
     let (public, mut document) =
         utoipa_axum::router::OpenApiRouter::with_openapi(api::openapi::ApiDoc::openapi())
+            .merge(api::api_auth::routes())
             .merge(api::health::routes())
             .merge(api::openapi::routes())
             .merge(api::providers::routes())

@@ -1,6 +1,7 @@
 //! `/connection`: stored authorizations; `GET /connection/:id` hands out fresh credentials.
 
-use axum::extract::rejection::PathRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -10,8 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::api_auth::{optional_string, store_direct_connection, EnteredCredentials};
 use super::openapi::ErrorBody;
-use super::{check_id, empty_ok, json_response, parse_query, path_id, query_value};
+use super::{
+    check_id, empty_ok, json_object_body, json_response, parse_query, path_id, query_value,
+};
 use crate::credentials::{iso_millis, Credentials, Freshness};
 use crate::error::ApiError;
 use crate::store::Connection;
@@ -19,7 +23,7 @@ use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_connections))
+        .routes(routes!(list_connections, create_connection))
         .routes(routes!(get_connection, delete_connection))
 }
 
@@ -158,6 +162,65 @@ async fn get_connection(
         .refresher
         .fresh_connection(&state, &key, &connection_id, freshness)
         .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &ConnectionBody::from(&connection),
+    ))
+}
+
+/// The body of `POST /connection`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // a schema: the handler reads the JSON object itself
+pub struct NewConnection {
+    #[schema(min_length = 1, max_length = 255, example = "openai")]
+    provider_config_key: String,
+    #[schema(min_length = 1, max_length = 255, example = "user-42")]
+    connection_id: String,
+    /// API_KEY providers: the end user's key.
+    #[schema(max_length = 4096)]
+    api_key: Option<String>,
+    /// BASIC providers.
+    #[schema(max_length = 4096)]
+    username: Option<String>,
+    #[schema(max_length = 4096)]
+    password: Option<String>,
+}
+
+/// Creates (or replaces) a connection that needs no browser: an API_KEY or BASIC provider's
+/// credentials given here, or, for an OAUTH2_CC provider, a token the server fetches now with the
+/// config's client credentials (and fetches again before it expires). OAUTH2 and OAUTH1
+/// connections are made through the browser flow.
+#[utoipa::path(
+    post, path = "/connection", tag = "connections",
+    request_body(content = NewConnection, content_type = "application/json"),
+    security(("secretKeyBasic" = []), ("secretKeyBearer" = [])),
+    responses(
+        (status = 200, body = ConnectionBody),
+        (status = 400, description = "A missing or invalid field, an unknown config, an auth mode with a browser flow, or credentials the provider refused.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong secret key.", body = ErrorBody),
+        (status = 413, description = "The body is over 100 kB.", body = ErrorBody),
+        (status = 502, description = "The provider failed or timed out while issuing a client credentials token.", body = ErrorBody),
+    )
+)]
+async fn create_connection(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = json_object_body(body)?;
+    let key = optional_string(&body, "provider_config_key")?
+        .filter(|k| !k.is_empty())
+        .ok_or(ApiError::MissingProviderConfig)?;
+    check_id("provider_config_key", &key)?;
+    let connection_id = optional_string(&body, "connection_id")?
+        .filter(|id| !id.is_empty())
+        .ok_or(ApiError::MissingConnection)?;
+    check_id("connection_id", &connection_id)?;
+    let entered = EnteredCredentials {
+        api_key: optional_string(&body, "api_key")?,
+        username: optional_string(&body, "username")?,
+        password: optional_string(&body, "password")?,
+    };
+    let connection = store_direct_connection(&state, &key, &connection_id, entered).await?;
     Ok(json_response(
         StatusCode::OK,
         &ConnectionBody::from(&connection),

@@ -1,6 +1,7 @@
 //! The REST API: one module per resource, plus what they share (JSON responses, query and body
 //! parsing that answers bad input with the documented JSON errors, the secret-key gate).
 
+pub mod api_auth;
 pub mod configs;
 pub mod connections;
 pub mod health;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{parse_oauth2_response, Credentials, OAuth2Credentials};
+use super::{parse_oauth2_response, ClientCredentials, Credentials, OAuth2Credentials};
 use crate::oauth::oauth2::{TokenCall, TokenEndpointError};
 use crate::providers::interpolate_url;
 use crate::store::{Connection, ProviderConfig};
@@ -169,13 +169,18 @@ async fn refresh_exclusively(
             .await
             .map_err(internal)?
             .ok_or(FreshError::UnknownConnection)?;
-        let Credentials::OAuth2(stale) = &current.credentials else {
-            return Ok(current);
-        };
         if !freshness.requires_refresh(&current, margin) {
             return Ok(current);
         }
-        let refreshed = Credentials::OAuth2(refresh_oauth2(state, config, &current, stale).await?);
+        let refreshed = match &current.credentials {
+            Credentials::OAuth2(stale) => {
+                Credentials::OAuth2(refresh_oauth2(state, config, &current, stale).await?)
+            }
+            Credentials::OAuth2ClientCredentials(_) => Credentials::OAuth2ClientCredentials(
+                fetch_client_credentials(state, config, &current.connection_config).await?,
+            ),
+            _ => return Ok(current),
+        };
         // Persist before anyone uses the new token: a rotated refresh token that only lived in
         // memory would be lost with this process.
         store
@@ -278,4 +283,63 @@ async fn refresh_oauth2(
         "refreshed OAuth 2 credentials"
     );
     Ok(fresh)
+}
+
+/// A token from the client credentials grant (RFC 6749 §4.4): the config's client id and secret,
+/// its scopes (or the template's defaults), the template's token parameters. Used to create an
+/// OAUTH2_CC connection and to renew it: there is no refresh token, the grant is simply repeated.
+pub async fn fetch_client_credentials(
+    state: &AppState,
+    config: &ProviderConfig,
+    connection_config: &serde_json::Map<String, serde_json::Value>,
+) -> Result<ClientCredentials, FreshError> {
+    let template = state.catalog.get(&config.provider).ok_or_else(|| {
+        FreshError::Internal(format!("no provider template named {:?}", config.provider))
+    })?;
+    let token_url = interpolate_url(&template.token_url, connection_config)
+        .map_err(|e| FreshError::Internal(format!("token URL: {e}")))?;
+    let mut scopes: Vec<&str> = config
+        .oauth_scopes
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .collect();
+    if scopes.is_empty() {
+        scopes = template.default_scopes.iter().map(String::as_str).collect();
+    }
+    let mut params = vec![("grant_type".to_string(), "client_credentials".to_string())];
+    if !scopes.is_empty() {
+        params.push(("scope".into(), scopes.join(template.scope_separator())));
+    }
+    params.extend(
+        template
+            .token_params
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "grant_type" | "scope"))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    let raw = TokenCall {
+        template,
+        token_url: &token_url,
+        client_id: &config.oauth_client_id,
+        client_secret: config.oauth_client_secret.expose(),
+        params,
+        timeout: state.settings.provider_timeout,
+    }
+    .send(&state.http)
+    .await
+    .map_err(|e| {
+        tracing::warn!(provider_config_key = %config.unique_key, error = %e, "client credentials grant failed");
+        match e {
+            TokenEndpointError::Rejected(reason) => FreshError::Rejected(reason),
+            TokenEndpointError::Unavailable(reason)
+            | TokenEndpointError::InvalidResponse(reason) => FreshError::Unavailable(reason),
+        }
+    })?;
+    let parsed = parse_oauth2_response(raw, Utc::now(), &template.token_response)
+        .map_err(|e| FreshError::Unavailable(e.to_string()))?;
+    Ok(ClientCredentials {
+        token: parsed.access_token,
+        expires_at: parsed.expires_at,
+        raw: parsed.raw,
+    })
 }

@@ -3,7 +3,7 @@
 
 mod fresh;
 
-pub use fresh::{FreshError, Freshness, Refresher};
+pub use fresh::{fetch_client_credentials, FreshError, Freshness, Refresher};
 
 use std::fmt;
 
@@ -22,6 +22,43 @@ pub enum Credentials {
     OAuth2(OAuth2Credentials),
     #[serde(rename = "OAUTH1")]
     OAuth1(OAuth1Credentials),
+    #[serde(rename = "OAUTH2_CC")]
+    OAuth2ClientCredentials(ClientCredentials),
+    #[serde(rename = "API_KEY")]
+    ApiKey(ApiKeyCredentials),
+    #[serde(rename = "BASIC")]
+    Basic(BasicCredentials),
+}
+
+/// A token the server obtained with the client credentials grant (`{type: "OAUTH2_CC", token,
+/// expires_at, raw}`, the shape later Nango versions use).
+#[derive(Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClientCredentials {
+    pub token: String,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "iso_millis_opt"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[schema(value_type = Object)]
+    pub raw: Value,
+}
+
+/// The end user's API key (`{type: "API_KEY", apiKey}`).
+#[derive(Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApiKeyCredentials {
+    #[serde(rename = "apiKey")]
+    pub api_key: String,
+}
+
+/// The end user's username and password (`{type: "BASIC", username, password}`).
+#[derive(Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BasicCredentials {
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
 }
 
 #[derive(Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -60,14 +97,28 @@ impl fmt::Debug for Credentials {
                 .field("expires_at", &c.expires_at)
                 .finish_non_exhaustive(),
             Credentials::OAuth1(_) => f.debug_struct("OAuth1Credentials").finish_non_exhaustive(),
+            Credentials::OAuth2ClientCredentials(c) => f
+                .debug_struct("ClientCredentials")
+                .field("expires_at", &c.expires_at)
+                .finish_non_exhaustive(),
+            Credentials::ApiKey(_) => f.debug_struct("ApiKeyCredentials").finish_non_exhaustive(),
+            Credentials::Basic(c) => f
+                .debug_struct("BasicCredentials")
+                .field("username", &c.username)
+                .finish_non_exhaustive(),
         }
     }
 }
 
 impl Credentials {
-    /// True when there is something to refresh with (an OAuth 2 refresh token).
+    /// True when there is something to refresh with: an OAuth 2 refresh token, or the client
+    /// credentials of an OAUTH2_CC config.
     pub fn refreshable(&self) -> bool {
-        matches!(self, Credentials::OAuth2(c) if c.refresh_token.is_some())
+        match self {
+            Credentials::OAuth2(c) => c.refresh_token.is_some(),
+            Credentials::OAuth2ClientCredentials(_) => true,
+            _ => false,
+        }
     }
 
     /// True when the token must be refreshed before being handed out: it expires within `margin`
@@ -81,7 +132,11 @@ impl Credentials {
                 }
                 _ => false,
             },
-            Credentials::OAuth1(_) => false,
+            Credentials::OAuth2ClientCredentials(c) => c.expires_at.is_some_and(|expires_at| {
+                let margin = chrono::Duration::from_std(margin).unwrap_or_default();
+                expires_at - now < margin
+            }),
+            Credentials::OAuth1(_) | Credentials::ApiKey(_) | Credentials::Basic(_) => false,
         }
     }
 }

@@ -315,10 +315,7 @@ fn authorization_params(
 }
 
 fn auth_mode_name(mode: AuthMode) -> &'static str {
-    match mode {
-        AuthMode::OAuth2 => "OAUTH2",
-        AuthMode::OAuth1 => "OAUTH1",
-    }
+    mode.as_str()
 }
 
 #[cfg(test)]

@@ -23,10 +23,88 @@ pub const BUILTIN_CATALOG: &str = include_str!("../../providers.yaml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum AuthMode {
+    /// Authorization code grant, through the user's browser.
     #[serde(rename = "OAUTH2")]
     OAuth2,
+    /// OAuth 1.0a, through the user's browser.
     #[serde(rename = "OAUTH1")]
     OAuth1,
+    /// Client credentials grant: the server fetches (and refetches) the token, no user involved.
+    #[serde(rename = "OAUTH2_CC")]
+    OAuth2ClientCredentials,
+    /// The end user's API key, stored as given.
+    #[serde(rename = "API_KEY")]
+    ApiKey,
+    /// The end user's username and password, stored as given.
+    #[serde(rename = "BASIC")]
+    Basic,
+}
+
+impl AuthMode {
+    /// The wire name (`OAUTH2`, `API_KEY`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::OAuth2 => "OAUTH2",
+            AuthMode::OAuth1 => "OAUTH1",
+            AuthMode::OAuth2ClientCredentials => "OAUTH2_CC",
+            AuthMode::ApiKey => "API_KEY",
+            AuthMode::Basic => "BASIC",
+        }
+    }
+
+    /// Modes whose connections are made in the user's browser, through `/oauth/connect`.
+    pub fn uses_browser_flow(self) -> bool {
+        matches!(self, AuthMode::OAuth2 | AuthMode::OAuth1)
+    }
+}
+
+/// How an API key is checked when stored, and how it is sent to the provider's API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyScheme {
+    /// Header the key goes in (e.g. `Authorization`, `X-Api-Key`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Text before the key in that header (e.g. `Bearer `).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Query parameter the key goes in instead of a header.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// A regular expression the whole key must match (the provider's documented key format).
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// Where the user finds their key, for the key-entry form.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// How a username and password are checked when stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BasicScheme {
+    /// Some APIs take a key as the username and no password.
+    #[serde(default = "yes")]
+    pub password_required: bool,
+    /// A regular expression the whole username must match.
+    #[serde(default)]
+    pub username_pattern: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for BasicScheme {
+    fn default() -> Self {
+        BasicScheme {
+            password_required: true,
+            username_pattern: None,
+            description: None,
+        }
+    }
 }
 
 /// How the OAuth2 client authenticates at the token endpoint.
@@ -157,7 +235,11 @@ pub enum HttpMethod {
 #[serde(deny_unknown_fields)]
 pub struct ProviderTemplate {
     pub auth_mode: AuthMode,
+    /// Required for OAUTH2 and OAUTH1; empty for the modes without a browser flow.
+    #[serde(default)]
     pub authorization_url: String,
+    /// Required for OAUTH2, OAUTH1 and OAUTH2_CC.
+    #[serde(default)]
     pub token_url: String,
     #[serde(default, deserialize_with = "scalar_map")]
     pub authorization_params: IndexMap<String, String>,
@@ -217,6 +299,12 @@ pub struct ProviderTemplate {
     /// Extra HTTP headers of every token request (e.g. an API version header).
     #[serde(default, deserialize_with = "scalar_map")]
     pub token_request_headers: IndexMap<String, String>,
+    /// API_KEY: how the key is checked and sent.
+    #[serde(default)]
+    pub api_key: Option<ApiKeyScheme>,
+    /// BASIC: how the username and password are checked.
+    #[serde(default)]
+    pub basic: Option<BasicScheme>,
 }
 
 /// One value a connection supplies for a template's placeholders.
@@ -242,9 +330,54 @@ impl ProviderTemplate {
     }
 
     fn validate(&self, provider: &str, allow_http: bool) -> Result<(), CatalogError> {
+        let needs_authorization_url = self.auth_mode.uses_browser_flow();
+        let needs_token_url =
+            needs_authorization_url || self.auth_mode == AuthMode::OAuth2ClientCredentials;
+        for (field, needed, value) in [
+            (
+                "authorization_url",
+                needs_authorization_url,
+                &self.authorization_url,
+            ),
+            ("token_url", needs_token_url, &self.token_url),
+        ] {
+            if needed && value.is_empty() {
+                return Err(CatalogError::RequiredForMode {
+                    provider: provider.to_string(),
+                    field,
+                    mode: self.auth_mode.as_str(),
+                });
+            }
+        }
+        let patterns = [
+            (
+                "api_key.pattern",
+                self.api_key.as_ref().and_then(|k| k.pattern.as_ref()),
+            ),
+            (
+                "basic.username_pattern",
+                self.basic
+                    .as_ref()
+                    .and_then(|b| b.username_pattern.as_ref()),
+            ),
+        ];
+        for (field, pattern) in patterns {
+            if let Some(pattern) = pattern {
+                if let Err(e) = regex::Regex::new(pattern) {
+                    return Err(CatalogError::InvalidPattern {
+                        provider: provider.to_string(),
+                        field: field.to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        fn optional(url: &String) -> Option<&String> {
+            (!url.is_empty()).then_some(url)
+        }
         let urls = [
-            ("authorization_url", Some(&self.authorization_url)),
-            ("token_url", Some(&self.token_url)),
+            ("authorization_url", optional(&self.authorization_url)),
+            ("token_url", optional(&self.token_url)),
             ("refresh_url", self.refresh_url.as_ref()),
             ("request_url", self.request_url.as_ref()),
         ];
@@ -273,7 +406,7 @@ impl ProviderTemplate {
                 if let Err(e) = regex::Regex::new(pattern) {
                     return Err(CatalogError::InvalidPattern {
                         provider: provider.to_string(),
-                        field: name.clone(),
+                        field: format!("connection_config.{name}.pattern"),
                         reason: e.to_string(),
                     });
                 }
@@ -364,7 +497,13 @@ pub enum CatalogError {
         field: &'static str,
         reason: String,
     },
-    #[error("provider '{provider}': connection_config.{field}.pattern is not a valid regular expression: {reason}")]
+    #[error("provider '{provider}': {field} is required for {mode}")]
+    RequiredForMode {
+        provider: String,
+        field: &'static str,
+        mode: &'static str,
+    },
+    #[error("provider '{provider}': {field} is not a valid regular expression: {reason}")]
     InvalidPattern {
         provider: String,
         field: String,
@@ -848,13 +987,20 @@ mod tests {
                 "provider 'x': missing field `auth_mode`",
             ),
             (
-                doc(&[
-                    "x:",
-                    "  auth_mode: API_KEY",
-                    "  authorization_url: https://a/",
-                    "  token_url: https://a/t",
-                ]),
-                "provider 'x': auth_mode: unknown variant `API_KEY`, expected `OAUTH2` or `OAUTH1` at line 2",
+                doc(&["x:", "  auth_mode: JWT"]),
+                "provider 'x': auth_mode: unknown variant `JWT`, expected one of `OAUTH2`, `OAUTH1`, `OAUTH2_CC`, `API_KEY`, `BASIC` at line 2",
+            ),
+            (
+                doc(&["x:", "  auth_mode: OAUTH2", "  token_url: https://a/t"]),
+                "provider 'x': authorization_url is required for OAUTH2",
+            ),
+            (
+                doc(&["x:", "  auth_mode: OAUTH2_CC"]),
+                "provider 'x': token_url is required for OAUTH2_CC",
+            ),
+            (
+                x_with(&["  api_key:", "    pattern: \"(\""]),
+                "provider 'x': api_key.pattern is not a valid regular expression",
             ),
             (
                 doc(&[

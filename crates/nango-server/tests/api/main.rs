@@ -10,6 +10,7 @@ mod bad_input;
 mod callback_page;
 mod configs;
 mod connections;
+mod direct_connections;
 mod flow_errors;
 mod health;
 mod oauth_flow;

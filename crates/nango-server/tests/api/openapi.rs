@@ -93,6 +93,9 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
         (Method::GET, "/config/{provider_config_key}"),
         (Method::DELETE, "/config/{provider_config_key}"),
         (Method::GET, "/connection"),
+        (Method::POST, "/connection"),
+        (Method::POST, "/api-auth/api-key/{provider_config_key}"),
+        (Method::POST, "/api-auth/basic/{provider_config_key}"),
         (Method::GET, "/connection/{connection_id}"),
         (Method::DELETE, "/connection/{connection_id}"),
     ];

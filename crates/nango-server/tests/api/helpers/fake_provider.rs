@@ -45,6 +45,8 @@ pub struct Behaviour {
     pub require_basic: bool,
     /// A refresh token works once: each refresh issues a new one and retires the old.
     pub rotate_refresh_tokens: bool,
+    /// Answer to `grant_type=client_credentials` instead of tokens: (status, JSON body).
+    pub client_credentials_failure: Option<(u16, Value)>,
 }
 
 impl Default for Behaviour {
@@ -62,6 +64,7 @@ impl Default for Behaviour {
             nest_tokens_under: None,
             require_basic: false,
             rotate_refresh_tokens: false,
+            client_credentials_failure: None,
         }
     }
 }
@@ -191,7 +194,11 @@ impl FakeProvider {
              fake-sub-pattern:\n  auth_mode: OAUTH2\n  \
                authorization_url: \"{base}/${{connectionConfig.params.subdomain}}/authorize\"\n  \
                token_url: \"{base}/${{connectionConfig.params.subdomain}}/token\"\n  \
-               connection_config:\n    subdomain:\n      description: Your workspace subdomain\n      pattern: \"[a-z0-9][a-z0-9-]*\"\n      example: acme\n"
+               connection_config:\n    subdomain:\n      description: Your workspace subdomain\n      pattern: \"[a-z0-9][a-z0-9-]*\"\n      example: acme\n\
+             fake-cc-mode:\n  auth_mode: OAUTH2_CC\n  token_url: \"{base}/token\"\n  token_params:\n    audience: fake-api\n\
+             fake-apikey:\n  auth_mode: API_KEY\n  api_key:\n    header: X-Api-Key\n    pattern: \"sk-[a-z0-9]{{8,}}\"\n    description: Settings > API keys\n\
+             fake-basic-auth:\n  auth_mode: BASIC\n\
+             fake-basic-nopw:\n  auth_mode: BASIC\n  basic:\n    password_required: false\n"
         )
     }
 
@@ -462,8 +469,45 @@ fn decide(inner: &mut Inner, request: &TokenRequest) -> (u16, Value) {
                 _ => error(400, "invalid_grant"),
             }
         }
+        "client_credentials" => {
+            if let Some(failure) = inner.behaviour.client_credentials_failure.clone() {
+                return failure;
+            }
+            let secret = presented_client_secret(request);
+            if presented_client_id(request).as_deref() != Some(super::CLIENT_ID)
+                || secret.as_deref() != Some(super::CLIENT_SECRET)
+            {
+                return error(401, "invalid_client");
+            }
+            // No refresh token in a client credentials grant (RFC 6749 §4.4.3).
+            let (status, mut body) = issue_tokens(inner);
+            if let Some(obj) = body.as_object_mut() {
+                if let Some(Value::String(refresh)) = obj.remove("refresh_token") {
+                    inner.refresh_tokens.remove(&refresh);
+                }
+            }
+            (status, body)
+        }
         _ => error(400, "unsupported_grant_type"),
     }
+}
+
+/// The client secret the request authenticated with: HTTP Basic (form-decoded) or the body.
+fn presented_client_secret(request: &TokenRequest) -> Option<String> {
+    if let Some(basic) = request
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Basic "))
+    {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic)
+            .ok()?;
+        let decoded = String::from_utf8(decoded).ok()?;
+        let (_, secret) = decoded.split_once(':')?;
+        return url::form_urlencoded::parse(format!("s={secret}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned());
+    }
+    request.param("client_secret").map(String::from)
 }
 
 fn issue_tokens(inner: &mut Inner) -> (u16, Value) {

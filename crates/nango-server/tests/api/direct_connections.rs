@@ -1,0 +1,322 @@
+//! Connections without a browser flow: API keys and usernames/passwords entered by the end user
+//! (`/api-auth/...`, open) or imported by the backend (`POST /connection`, secret key), and
+//! OAUTH2_CC tokens fetched and renewed by the server with the config's client credentials.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_json_error, Page, TestApp, CLIENT_ID};
+
+async fn post_connection(app: &TestApp, body: Value) -> reqwest::Response {
+    app.post_json("/connection", &body).await
+}
+
+async fn enter(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
+    app.anon(Method::POST, path)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_api_key_is_validated_stored_and_handed_out_as_is() {
+    let app = TestApp::spawn_with_secret_key().await;
+    app.create_config("openai", "fake-apikey", "").await;
+
+    let response = post_connection(
+        &app,
+        json!({"provider_config_key": "openai", "connection_id": "u1", "api_key": "sk-abcdef123"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(
+        created["credentials"],
+        json!({"type": "API_KEY", "apiKey": "sk-abcdef123"})
+    );
+    let connection = app.get_connection("openai", "u1").await;
+    assert_eq!(connection["credentials"], created["credentials"]);
+    assert_eq!(connection["connection_id"], "u1");
+
+    // Keys in the wrong format, missing or oversized keys are refused; nothing is stored.
+    for (body, what) in [
+        (json!({"api_key": "not-a-key"}), "format"),
+        (json!({"api_key": ""}), "empty"),
+        (json!({}), "missing"),
+        (
+            json!({"api_key": format!("sk-{}", "a".repeat(5000))}),
+            "too long",
+        ),
+        (json!({"api_key": "sk-abcdefgh\n1"}), "control character"),
+    ] {
+        let mut body = body;
+        body["provider_config_key"] = json!("openai");
+        body["connection_id"] = json!("u2");
+        let error =
+            assert_json_error(post_connection(&app, body).await, StatusCode::BAD_REQUEST).await;
+        assert_eq!(error["type"], "invalid_credentials", "{what}: {error}");
+    }
+    app.assert_no_connection("openai", "u2").await;
+
+    // An API key has nothing to refresh.
+    let error = assert_json_error(
+        app.get("/connection/u1?provider_config_key=openai&force_refresh=true")
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(error["type"], "not_refreshable");
+}
+
+#[tokio::test]
+async fn the_frontend_route_stores_a_key_without_the_secret_key() {
+    let app = TestApp::spawn_with_secret_key().await;
+    app.create_config("openai", "fake-apikey", "").await;
+    let response = enter(
+        &app,
+        "/api-auth/api-key/openai?connection_id=user%2042",
+        json!({"apiKey": "sk-12345678"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"providerConfigKey": "openai", "connectionId": "user 42"})
+    );
+    let connection = app.get_connection("openai", "user 42").await;
+    assert_eq!(connection["credentials"]["apiKey"], "sk-12345678");
+
+    // Entering a key again replaces it.
+    enter(
+        &app,
+        "/api-auth/api-key/openai?connection_id=user%2042",
+        json!({"apiKey": "sk-87654321"}),
+    )
+    .await;
+    let connection = app.get_connection("openai", "user 42").await;
+    assert_eq!(connection["credentials"]["apiKey"], "sk-87654321");
+
+    for (path, body, kind) in [
+        (
+            "/api-auth/api-key/openai",
+            json!({"apiKey": "sk-12345678"}),
+            "missing_connection",
+        ),
+        (
+            "/api-auth/api-key/nope?connection_id=u",
+            json!({"apiKey": "sk-12345678"}),
+            "unknown_provider_config",
+        ),
+        (
+            "/api-auth/api-key/openai?connection_id=u",
+            json!({"apiKey": "bad"}),
+            "invalid_credentials",
+        ),
+        (
+            "/api-auth/api-key/openai?connection_id=u",
+            json!({"apiKey": 12}),
+            "invalid_request",
+        ),
+        (
+            "/api-auth/basic/openai?connection_id=u",
+            json!({"username": "a", "password": "b"}),
+            "auth_mode_err",
+        ),
+    ] {
+        let error = assert_json_error(enter(&app, path, body).await, StatusCode::BAD_REQUEST).await;
+        assert_eq!(error["type"], kind, "{path}: {error}");
+    }
+    app.assert_no_connection("openai", "u").await;
+}
+
+#[tokio::test]
+async fn basic_credentials_need_a_password_unless_the_template_says_otherwise() {
+    let app = TestApp::spawn().await;
+    app.create_config("jira", "fake-basic-auth", "").await;
+    app.create_config("keyonly", "fake-basic-nopw", "").await;
+
+    let response = enter(
+        &app,
+        "/api-auth/basic/jira?connection_id=u1",
+        json!({"username": "ada@example.com", "password": "s3cret"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let connection = app.get_connection("jira", "u1").await;
+    assert_eq!(
+        connection["credentials"],
+        json!({"type": "BASIC", "username": "ada@example.com", "password": "s3cret"})
+    );
+
+    let error = assert_json_error(
+        enter(
+            &app,
+            "/api-auth/basic/jira?connection_id=u2",
+            json!({"username": "ada"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(error["type"], "invalid_credentials");
+
+    let response = post_connection(
+        &app,
+        json!({"provider_config_key": "keyonly", "connection_id": "u3", "username": "key-as-user"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let connection = app.get_connection("keyonly", "u3").await;
+    assert_eq!(connection["credentials"]["password"], "");
+}
+
+#[tokio::test]
+async fn oauth_providers_are_not_connected_without_their_flow_and_direct_ones_not_through_it() {
+    let app = TestApp::spawn().await;
+    app.create_config("gh", "fake", "").await;
+    let error = assert_json_error(
+        post_connection(
+            &app,
+            json!({"provider_config_key": "gh", "connection_id": "u1", "api_key": "x"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(error["type"], "auth_mode_err");
+
+    app.create_config("openai", "fake-apikey", "").await;
+    let page = Page::read(app.connect("openai", "connection_id=u1").await).await;
+    assert_eq!(
+        page.post_message()["data"]["error"]["type"],
+        "auth_mode_err"
+    );
+}
+
+#[tokio::test]
+async fn a_client_credentials_connection_is_fetched_renewed_and_forced() {
+    let app = TestApp::spawn().await;
+    app.provider.set(|b| b.expires_in = Some(60));
+    app.create_config("cc", "fake-cc-mode", "read,write").await;
+
+    let response = post_connection(
+        &app,
+        json!({"provider_config_key": "cc", "connection_id": "svc"}),
+    )
+    .await;
+    let status = response.status();
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let grant = app.provider.last_token_request();
+    assert_eq!(grant.grant_type(), "client_credentials");
+    assert_eq!(grant.param("scope"), Some("read write"));
+    assert_eq!(grant.param("audience"), Some("fake-api"));
+    assert_eq!(grant.param("client_id"), Some(CLIENT_ID));
+    let credentials = &created["credentials"];
+    assert_eq!(credentials["type"], "OAUTH2_CC");
+    let first = credentials["token"].as_str().unwrap().to_string();
+    assert!(credentials["expires_at"].is_string());
+    assert!(credentials.get("refresh_token").is_none());
+
+    // 60 s is inside the refresh margin: reading it runs the grant again.
+    let grants = |app: &TestApp| {
+        app.provider
+            .token_requests()
+            .iter()
+            .filter(|r| r.grant_type() == "client_credentials")
+            .count()
+    };
+    let renewed = app.get_connection("cc", "svc").await;
+    assert_eq!(grants(&app), 2);
+    let second = renewed["credentials"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(second, first);
+
+    // Long-lived now: served as stored, until forced.
+    app.provider.set(|b| b.expires_in = Some(3600));
+    let forced = app
+        .get("/connection/svc?provider_config_key=cc&force_refresh=true")
+        .await;
+    assert_eq!(forced.status(), StatusCode::OK);
+    assert_eq!(grants(&app), 3);
+    app.get_connection("cc", "svc").await;
+    app.get_connection("cc", "svc").await;
+    assert_eq!(grants(&app), 3);
+}
+
+#[tokio::test]
+async fn a_refused_or_failing_client_credentials_grant_stores_nothing() {
+    let app = TestApp::spawn().await;
+    app.create_config("cc", "fake-cc-mode", "").await;
+    // A config whose secret the provider does not know.
+    app.put_json(
+        "/config",
+        &json!({"provider_config_key": "cc", "provider": "fake-cc-mode",
+                "oauth_client_id": CLIENT_ID, "oauth_client_secret": "wrong", "oauth_scopes": ""}),
+    )
+    .await;
+    let error = assert_json_error(
+        post_connection(
+            &app,
+            json!({"provider_config_key": "cc", "connection_id": "svc"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(error["type"], "client_credentials_rejected");
+    assert!(error["error"].as_str().unwrap().contains("invalid_client"));
+    assert!(
+        !error.to_string().contains("wrong"),
+        "no secret in the error"
+    );
+    app.assert_no_connection("cc", "svc").await;
+
+    app.create_config("cc2", "fake-cc-mode", "").await;
+    app.provider.set(|b| {
+        b.client_credentials_failure = Some((503, json!({"error": "temporarily_unavailable"})))
+    });
+    let error = assert_json_error(
+        post_connection(
+            &app,
+            json!({"provider_config_key": "cc2", "connection_id": "svc"}),
+        )
+        .await,
+        StatusCode::BAD_GATEWAY,
+    )
+    .await;
+    assert_eq!(error["type"], "provider_unavailable");
+    app.assert_no_connection("cc2", "svc").await;
+
+    // A failed renewal keeps the stored token.
+    app.provider.set(|b| {
+        b.client_credentials_failure = None;
+        b.expires_in = Some(60);
+    });
+    let created: Value = post_connection(
+        &app,
+        json!({"provider_config_key": "cc2", "connection_id": "svc"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    app.provider
+        .set(|b| b.client_credentials_failure = Some((500, json!({"error": "server_error"}))));
+    let response = app.get_connection_response("cc2", "svc").await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let stored = app
+        .state
+        .store
+        .get_connection("cc2", "svc")
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = serde_json::to_value(&stored.credentials).unwrap();
+    assert_eq!(stored["token"], created["credentials"]["token"]);
+}
