@@ -87,6 +87,15 @@ export interface RedirectAuthOptions extends CommonAuthOptions {
   returnTo?: string;
 }
 
+/** Credentials typed into the app's own form, for API_KEY and BASIC providers (no popup). */
+export type EnteredCredentials = { apiKey: string } | { username: string; password?: string };
+
+export interface CredentialsAuthOptions {
+  credentials: EnteredCredentials;
+  /** Reject with `timeout` after this long. Default 30000. */
+  timeoutMs?: number;
+}
+
 export declare class Nango {
   static readonly VERSION: string;
   readonly host: string;
@@ -106,6 +115,11 @@ export declare class Nango {
   auth(providerConfigKey: string, connectionId: string, options?: PopupAuthOptions): Promise<AuthResult>;
   /** Redirect mode: navigates away; resolves once navigation started. */
   auth(providerConfigKey: string, connectionId: string, options: RedirectAuthOptions): Promise<void>;
+  /**
+   * API_KEY / BASIC providers: stores what the user entered (checked by the server against the
+   * provider's template); rejects a {@link NangoAuthError} such as `invalid_credentials`.
+   */
+  auth(providerConfigKey: string, connectionId: string, options: CredentialsAuthOptions): Promise<AuthResult>;
 
   /**
    * Reads the outcome of a redirect-mode flow: `null` when `url` (default `window.location.href`)

@@ -135,6 +135,9 @@ export class Nango {
       );
     }
     connectionId = String(connectionId);
+    if (options.credentials !== undefined) {
+      return this.enterCredentials(providerConfigKey, connectionId, options.credentials, options);
+    }
     if (!hasWindow()) {
       return Promise.reject(
         new NangoAuthError('unsupported_environment', 'Nango frontend needs a browser window.', { providerConfigKey, connectionId }),
@@ -146,6 +149,76 @@ export class Nango {
       return Promise.reject(new TypeError(`Unknown auth mode: ${options.mode}`));
     }
     return this.popupFlow(url, providerConfigKey, connectionId, options);
+  }
+
+  /**
+   * Stores credentials the user typed into the app's own form, for providers whose auth mode is
+   * API_KEY (`{apiKey}`) or BASIC (`{username, password}`): no popup. The server checks them
+   * against the provider's template. Resolves `{providerConfigKey, connectionId}`; rejects a
+   * {@link NangoAuthError} (`invalid_credentials`, `auth_mode_err`, `connection_failed`, ...).
+   * @private
+   */
+  enterCredentials(providerConfigKey, connectionId, credentials, options = {}) {
+    const details = { providerConfigKey, connectionId };
+    if (!credentials || typeof credentials !== 'object') {
+      return Promise.reject(new NangoAuthError('invalid_credentials', 'credentials must be {apiKey} or {username, password}.', details));
+    }
+    let kind;
+    let body;
+    if (credentials.apiKey !== undefined) {
+      kind = 'api-key';
+      body = { apiKey: credentials.apiKey };
+    } else if (credentials.username !== undefined) {
+      kind = 'basic';
+      body = { username: credentials.username, password: credentials.password ?? '' };
+    } else {
+      return Promise.reject(new NangoAuthError('invalid_credentials', 'credentials must be {apiKey} or {username, password}.', details));
+    }
+    const query = [`connection_id=${encodeURIComponent(connectionId)}`];
+    if (this.connectSessionToken) query.push(`connect_session_token=${encodeURIComponent(this.connectSessionToken)}`);
+    const url = `${this.host}/api-auth/${kind}/${encodeURIComponent(providerConfigKey)}?${query.join('&')}`;
+    const timeoutMs = Number.isFinite(options.timeoutMs) && options.timeoutMs > 0 ? options.timeoutMs : 30000;
+    const controller = typeof AbortController === 'function' ? new AbortController() : null;
+    const timer = controller ? setTimeout(() => controller.abort(), timeoutMs) : null;
+    this.log(`storing ${kind} credentials for ${providerConfigKey}/${connectionId}`);
+    return fetch(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(body),
+      signal: controller ? controller.signal : undefined,
+    })
+      .then(
+        async (response) => {
+          let data = null;
+          try {
+            data = await response.json();
+          } catch {
+            data = null;
+          }
+          if (response.ok) {
+            return {
+              providerConfigKey: (data && data.providerConfigKey) || providerConfigKey,
+              connectionId: (data && data.connectionId) || connectionId,
+            };
+          }
+          throw new NangoAuthError(
+            (data && data.type) || 'unknown_err',
+            (data && data.error) || `The server answered HTTP ${response.status}.`,
+            details,
+          );
+        },
+        (err) => {
+          const timedOut = err && err.name === 'AbortError';
+          throw new NangoAuthError(
+            timedOut ? 'timeout' : 'connection_failed',
+            timedOut ? `The server did not answer within ${timeoutMs} ms.` : `Could not reach the Nango server at ${this.host}.`,
+            details,
+          );
+        },
+      )
+      .finally(() => {
+        if (timer) clearTimeout(timer);
+      });
   }
 
   /** @private */

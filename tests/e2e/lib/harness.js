@@ -38,6 +38,8 @@ export const PROVIDER_ZENDESK_LIKE = 'zendesk-like'; // ${connectionConfig.param
 export const PROVIDER_SLOW = 'slow'; // an authorize page that never redirects (a user who takes their time)
 export const PROVIDER_COOP = 'coop'; // an authorize page with Cross-Origin-Opener-Policy: same-origin
 export const PROVIDER_COOP_SLOW = 'coop-slow'; // the same policy on a consent page that never redirects
+export const PROVIDER_API_KEY = 'apikey'; // auth_mode API_KEY, keys look like sk-<8+ lowercase/digits>
+export const PROVIDER_BASIC = 'basic'; // auth_mode BASIC
 
 /** The SDKs an app page can load. */
 export const SDKS = {
@@ -259,6 +261,13 @@ async function startNango({ providerUrl, dir, appOrigin, port }) {
       '  auth_mode: OAUTH2',
       `  authorization_url: ${providerUrl}/coop-authorize`,
       `  token_url: ${providerUrl}/token`,
+      `${PROVIDER_API_KEY}:`,
+      '  auth_mode: API_KEY',
+      '  api_key:',
+      '    header: X-Api-Key',
+      '    pattern: "sk-[a-z0-9]{8,}"',
+      `${PROVIDER_BASIC}:`,
+      '  auth_mode: BASIC',
       `${PROVIDER_COOP_SLOW}:`,
       '  auth_mode: OAUTH2',
       `  authorization_url: ${providerUrl}/coop-wait`,
