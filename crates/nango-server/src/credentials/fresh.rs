@@ -32,6 +32,16 @@ pub enum FreshError {
     Internal(String),
 }
 
+impl From<TokenEndpointError> for FreshError {
+    fn from(e: TokenEndpointError) -> Self {
+        match e {
+            TokenEndpointError::Rejected(reason) => FreshError::Rejected(reason),
+            TokenEndpointError::Unavailable(reason)
+            | TokenEndpointError::InvalidResponse(reason) => FreshError::Unavailable(reason),
+        }
+    }
+}
+
 type ConnectionKey = (String, String);
 
 /// When `GET /connection` refreshes.
@@ -266,11 +276,7 @@ async fn refresh_oauth2(
             error = %e,
             "token refresh failed"
         );
-        match e {
-            TokenEndpointError::Rejected(reason) => FreshError::Rejected(reason),
-            TokenEndpointError::Unavailable(reason)
-            | TokenEndpointError::InvalidResponse(reason) => FreshError::Unavailable(reason),
-        }
+        FreshError::from(e)
     })?;
     let mut fresh = parse_oauth2_response(raw, Utc::now(), &template.token_response)
         .map_err(|e| FreshError::Unavailable(e.to_string()))?;
@@ -298,17 +304,10 @@ pub async fn fetch_client_credentials(
     })?;
     let token_url = interpolate_url(&template.token_url, connection_config)
         .map_err(|e| FreshError::Internal(format!("token URL: {e}")))?;
-    let mut scopes: Vec<&str> = config
-        .oauth_scopes
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .collect();
-    if scopes.is_empty() {
-        scopes = template.default_scopes.iter().map(String::as_str).collect();
-    }
+    let scope = template.scope_param(&config.oauth_scopes);
     let mut params = vec![("grant_type".to_string(), "client_credentials".to_string())];
-    if !scopes.is_empty() {
-        params.push(("scope".into(), scopes.join(template.scope_separator())));
+    if !scope.is_empty() {
+        params.push(("scope".into(), scope));
     }
     params.extend(
         template
@@ -329,11 +328,7 @@ pub async fn fetch_client_credentials(
     .await
     .map_err(|e| {
         tracing::warn!(provider_config_key = %config.unique_key, error = %e, "client credentials grant failed");
-        match e {
-            TokenEndpointError::Rejected(reason) => FreshError::Rejected(reason),
-            TokenEndpointError::Unavailable(reason)
-            | TokenEndpointError::InvalidResponse(reason) => FreshError::Unavailable(reason),
-        }
+        FreshError::from(e)
     })?;
     let parsed = parse_oauth2_response(raw, Utc::now(), &template.token_response)
         .map_err(|e| FreshError::Unavailable(e.to_string()))?;

@@ -285,15 +285,7 @@ fn authorization_params(
     session: &OAuthSession,
     code_verifier: Option<&str>,
 ) -> Vec<(String, String)> {
-    let mut scopes: Vec<&str> = config
-        .oauth_scopes
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .collect();
-    if scopes.is_empty() {
-        scopes = template.default_scopes.iter().map(String::as_str).collect();
-    }
-    let scopes = scopes.join(template.scope_separator());
+    let scopes = template.scope_param(&config.oauth_scopes);
     let mut params: Vec<(String, String)> = vec![
         ("response_type".into(), "code".into()),
         ("client_id".into(), config.oauth_client_id.clone()),

@@ -329,6 +329,16 @@ impl ProviderTemplate {
         self.scope_separator.as_deref().unwrap_or(" ")
     }
 
+    /// The `scope` parameter for a config's comma-separated scopes: joined with the template's
+    /// separator, or the template's default scopes when the config has none.
+    pub fn scope_param(&self, configured: &str) -> String {
+        let mut scopes: Vec<&str> = configured.split(',').filter(|s| !s.is_empty()).collect();
+        if scopes.is_empty() {
+            scopes = self.default_scopes.iter().map(String::as_str).collect();
+        }
+        scopes.join(self.scope_separator())
+    }
+
     fn validate(&self, provider: &str, allow_http: bool) -> Result<(), CatalogError> {
         let needs_authorization_url = self.auth_mode.uses_browser_flow();
         let needs_token_url =

@@ -289,6 +289,16 @@ async fn refresh_goes_to_the_interpolated_token_url() {
     assert_eq!(request.subdomain.as_deref(), Some("acme"));
 }
 
+/// Connection `(fake-1, c1)` with an hour-long token, with or without a refresh token.
+async fn long_lived_connection(app: &TestApp, with_refresh_token: bool) {
+    app.create_config("fake-1", "fake", "").await;
+    app.provider.set(|b| {
+        b.expires_in = Some(3600);
+        b.issue_refresh_token = with_refresh_token;
+    });
+    app.authorize("fake-1", "c1").await;
+}
+
 /// `GET /connection/c1?provider_config_key=<key>&force_refresh=<value>`.
 async fn force_refresh(app: &TestApp, key: &str, value: &str) -> reqwest::Response {
     app.get(&format!(
@@ -300,12 +310,7 @@ async fn force_refresh(app: &TestApp, key: &str, value: &str) -> reqwest::Respon
 #[tokio::test]
 async fn force_refresh_refreshes_a_token_that_is_not_expiring() {
     let app = TestApp::spawn().await;
-    app.create_config("fake-1", "fake", "").await;
-    app.provider.set(|b| {
-        b.expires_in = Some(3600);
-        b.issue_refresh_token = true;
-    });
-    app.authorize("fake-1", "c1").await;
+    long_lived_connection(&app, true).await;
     let old = stored_credentials(&app, "fake-1", "c1").await;
 
     let response = force_refresh(&app, "fake-1", "true").await;
@@ -331,12 +336,7 @@ async fn force_refresh_refreshes_a_token_that_is_not_expiring() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_forced_requests_share_one_refresh() {
     let app = TestApp::spawn().await;
-    app.create_config("fake-1", "fake", "").await;
-    app.provider.set(|b| {
-        b.expires_in = Some(3600);
-        b.issue_refresh_token = true;
-    });
-    app.authorize("fake-1", "c1").await;
+    long_lived_connection(&app, true).await;
     app.provider
         .set(|b| b.token_delay = Duration::from_millis(300));
 
@@ -356,12 +356,7 @@ async fn concurrent_forced_requests_share_one_refresh() {
 #[tokio::test]
 async fn force_refresh_without_a_refresh_token_is_refused_and_keeps_the_credentials() {
     let app = TestApp::spawn().await;
-    app.create_config("fake-1", "fake", "").await;
-    app.provider.set(|b| {
-        b.expires_in = Some(3600);
-        b.issue_refresh_token = false;
-    });
-    app.authorize("fake-1", "c1").await;
+    long_lived_connection(&app, false).await;
     let stored = stored_credentials(&app, "fake-1", "c1").await;
     let body = assert_json_error(
         force_refresh(&app, "fake-1", "true").await,
@@ -391,12 +386,7 @@ async fn force_refresh_takes_only_true_or_false() {
 #[tokio::test]
 async fn a_rejected_forced_refresh_keeps_the_credentials() {
     let app = TestApp::spawn().await;
-    app.create_config("fake-1", "fake", "").await;
-    app.provider.set(|b| {
-        b.expires_in = Some(3600);
-        b.issue_refresh_token = true;
-    });
-    app.authorize("fake-1", "c1").await;
+    long_lived_connection(&app, true).await;
     let stored = stored_credentials(&app, "fake-1", "c1").await;
     app.provider
         .set(|b| b.refresh_failure = Some((400, json!({"error": "invalid_grant"}))));

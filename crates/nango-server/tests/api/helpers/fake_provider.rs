@@ -402,22 +402,36 @@ async fn handle_token(
         .into_response()
 }
 
-/// The client id the request authenticated with: HTTP Basic (form-decoded) or the body.
-fn presented_client_id(request: &TokenRequest) -> Option<String> {
+/// The client id and secret the request authenticated with: HTTP Basic (form-decoded, RFC 6749
+/// §2.3.1) or the body.
+fn presented_client(request: &TokenRequest) -> (Option<String>, Option<String>) {
     if let Some(basic) = request
         .header("authorization")
         .and_then(|h| h.strip_prefix("Basic "))
     {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(basic)
-            .ok()?;
-        let decoded = String::from_utf8(decoded).ok()?;
-        let (id, _) = decoded.split_once(':')?;
-        return url::form_urlencoded::parse(format!("id={id}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned());
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok())
+            .unwrap_or_default();
+        let Some((id, secret)) = decoded.split_once(':') else {
+            return (None, None);
+        };
+        let form_decode = |v: &str| {
+            url::form_urlencoded::parse(format!("v={v}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+        };
+        return (form_decode(id), form_decode(secret));
     }
-    request.param("client_id").map(String::from)
+    (
+        request.param("client_id").map(String::from),
+        request.param("client_secret").map(String::from),
+    )
+}
+
+fn presented_client_id(request: &TokenRequest) -> Option<String> {
+    presented_client(request).0
 }
 
 fn decide(inner: &mut Inner, request: &TokenRequest) -> (u16, Value) {
@@ -473,8 +487,8 @@ fn decide(inner: &mut Inner, request: &TokenRequest) -> (u16, Value) {
             if let Some(failure) = inner.behaviour.client_credentials_failure.clone() {
                 return failure;
             }
-            let secret = presented_client_secret(request);
-            if presented_client_id(request).as_deref() != Some(super::CLIENT_ID)
+            let (id, secret) = presented_client(request);
+            if id.as_deref() != Some(super::CLIENT_ID)
                 || secret.as_deref() != Some(super::CLIENT_SECRET)
             {
                 return error(401, "invalid_client");
@@ -490,24 +504,6 @@ fn decide(inner: &mut Inner, request: &TokenRequest) -> (u16, Value) {
         }
         _ => error(400, "unsupported_grant_type"),
     }
-}
-
-/// The client secret the request authenticated with: HTTP Basic (form-decoded) or the body.
-fn presented_client_secret(request: &TokenRequest) -> Option<String> {
-    if let Some(basic) = request
-        .header("authorization")
-        .and_then(|h| h.strip_prefix("Basic "))
-    {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(basic)
-            .ok()?;
-        let decoded = String::from_utf8(decoded).ok()?;
-        let (_, secret) = decoded.split_once(':')?;
-        return url::form_urlencoded::parse(format!("s={secret}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned());
-    }
-    request.param("client_secret").map(String::from)
 }
 
 fn issue_tokens(inner: &mut Inner) -> (u16, Value) {
