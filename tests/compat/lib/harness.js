@@ -27,6 +27,9 @@ export const NANGO_BIN = process.env.NANGO_BIN
 /** Provider template names declared in the providers file given to the server. */
 export const PROVIDER = 'mock-oauth2'; // Nango's default client authentication: credentials in the body
 export const PROVIDER_HEADER = 'mock-oauth2-header'; // `authorization_method: header` (HTTP Basic)
+export const PROVIDER_CC = 'mock-oauth2-cc'; // OAUTH2_CC: the server fetches tokens with the client credentials grant
+export const PROVIDER_API_KEY = 'mock-api-key'; // API_KEY: connections made with POST /connection {api_key}
+export const PROVIDER_BASIC = 'mock-basic'; // BASIC: connections made with POST /connection {username, password}
 
 /** base64url(SHA-256(verifier)), the S256 PKCE transform of RFC 7636. */
 export const s256 = (verifier) => createHash('sha256').update(verifier, 'ascii').digest('base64url');
@@ -150,6 +153,13 @@ export async function startHarness({ secretKey } = {}) {
         `  authorization_url: ${provider.url}/authorize`,
         `  token_url: ${provider.url}/token`,
         '  authorization_method: header',
+        `${PROVIDER_CC}:`,
+        '  auth_mode: OAUTH2_CC',
+        `  token_url: ${provider.url}/token`,
+        `${PROVIDER_API_KEY}:`,
+        '  auth_mode: API_KEY',
+        `${PROVIDER_BASIC}:`,
+        '  auth_mode: BASIC',
         '',
       ].join('\n'),
     );
@@ -243,6 +253,19 @@ export async function startHarness({ secretKey } = {}) {
       tokenRequests: provider.tokenRequests,
       secretKey,
       serverLog: () => log,
+
+      /**
+       * Calls `shape(body, grantType, req)` on every successful token response of the mock
+       * provider before it is sent (to change `expires_in`, drop the refresh token...).
+       * Returns a function that removes the hook.
+       */
+      onTokenResponse(shape) {
+        const listener = (response, req) => {
+          if (response.statusCode === 200) shape(response.body, req.body.grant_type, req);
+        };
+        provider.mock.service.on(Events.BeforeResponse, listener);
+        return () => provider.mock.service.off(Events.BeforeResponse, listener);
+      },
 
       /** POST /config for one of the mock providers; returns the config key. */
       async createConfig({ key = uniqueId('cfg'), provider: tmpl = PROVIDER, scopes = 'openid,profile' } = {}) {

@@ -104,6 +104,13 @@ pub fn check_id(what: &str, value: &str) -> Result<(), ApiError> {
             "Param '{what}' must not contain control characters."
         )));
     }
+    // URL parsers resolve these path segments (even percent-encoded), so a connection or config
+    // named so could be created but never read or deleted again.
+    if value == "." || value == ".." {
+        return Err(ApiError::InvalidRequest(format!(
+            "Param '{what}' cannot be '.' or '..'."
+        )));
+    }
     Ok(())
 }
 

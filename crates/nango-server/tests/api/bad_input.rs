@@ -257,3 +257,29 @@ async fn control_characters_in_ids_are_400() {
     assert_client_error(response).await;
     assert_unharmed(&app, &[]).await;
 }
+
+#[tokio::test]
+async fn dot_segments_cannot_be_created_as_ids() {
+    let app = TestApp::spawn().await;
+    app.create_config("openai", "fake-apikey", "").await;
+    for id in [".", ".."] {
+        let response = app
+            .post_json(
+                "/config",
+                &json!({"provider_config_key": id, "provider": "fake", "oauth_client_id": "i", "oauth_client_secret": "s", "oauth_scopes": ""}),
+            )
+            .await;
+        let body = assert_client_error(response).await;
+        assert_eq!(body["type"], "invalid_request", "{body}");
+        let response = app
+            .post_json(
+                "/connection",
+                &json!({"provider_config_key": "openai", "connection_id": id, "api_key": "sk-12345678"}),
+            )
+            .await;
+        let body = assert_client_error(response).await;
+        assert_eq!(body["type"], "invalid_request", "{body}");
+    }
+    assert_eq!(app.config_keys().await, ["openai"]);
+    assert!(app.connections().await.is_empty());
+}
