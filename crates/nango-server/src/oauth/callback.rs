@@ -1,5 +1,6 @@
-//! `GET /oauth/callback`: consumes the flow state (once, before it expires), exchanges the code,
-//! stores the connection and only then tells the frontend it succeeded.
+//! `GET /oauth/callback`: consumes the flow state (once, before it expires), exchanges the code
+//! (OAuth 2) or the verified request token (OAuth 1), stores the connection and only then tells
+//! the frontend it succeeded.
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
@@ -8,11 +9,12 @@ use serde_json::{Map, Value};
 
 use super::flow_error as fe;
 use super::notify::{finish_flow as notify_frontend, FlowOutcome, FlowReply};
+use super::oauth1;
 use super::oauth2::TokenCall;
 use crate::api::query_value;
-use crate::credentials::{parse_oauth2_response, Credentials};
-use crate::providers::interpolate_url;
-use crate::store::{ConnectionFields, OAuthSession};
+use crate::credentials::{parse_oauth2_response, Credentials, OAuth1Credentials};
+use crate::providers::{interpolate_url, AuthMode, ProviderTemplate};
+use crate::store::{ConnectionFields, OAuthSession, ProviderConfig};
 use crate::AppState;
 
 pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
@@ -58,7 +60,13 @@ pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuer
         }
     };
 
-    let outcome = match complete_oauth2(&state, &session, &query).await {
+    // Only an OAuth 1 flow has a request-token secret.
+    let completed = if session.request_token_secret.is_some() {
+        complete_oauth1(&state, &session, &query).await
+    } else {
+        complete_oauth2(&state, &session, &query).await
+    };
+    let outcome = match completed {
         Ok(()) => FlowOutcome::Success {
             provider_config_key: session.provider_config_key.clone(),
             connection_id: session.connection_id.clone(),
@@ -105,29 +113,7 @@ async fn complete_oauth2(
         }
         return Err((fe::CALLBACK, message));
     };
-    let config = state
-        .store
-        .get_config(&session.provider_config_key)
-        .await
-        .map_err(|e| unknown("could not read the provider config", &e))?
-        .ok_or_else(|| {
-            (
-                fe::PROVIDER_CONFIG,
-                format!(
-                    "Could not find a Provider Config matching the \"{}\" key.",
-                    session.provider_config_key
-                ),
-            )
-        })?;
-    let template = state.catalog.get(&config.provider).ok_or_else(|| {
-        (
-            fe::UNKNOWN_CONFIG_KEY,
-            format!(
-                "No Provider Configuration with key \"{}\".",
-                config.provider
-            ),
-        )
-    })?;
+    let (config, template) = config_and_template(state, session).await?;
     let token_url = interpolate_url(&template.token_url, &session.connection_config)
         .map_err(|e| unknown("could not interpolate the token URL", &e))?;
 
@@ -178,6 +164,126 @@ async fn complete_oauth2(
             provider_config_key: session.provider_config_key.clone(),
             connection_id: session.connection_id.clone(),
             credentials: Credentials::OAuth2(credentials),
+            connection_config: session.connection_config.clone(),
+            metadata,
+        })
+        .await
+        .map_err(|e| unknown("could not store the connection", &e))?;
+    Ok(())
+}
+
+/// The flow's provider config and its template, as they are now.
+async fn config_and_template<'a>(
+    state: &'a AppState,
+    session: &OAuthSession,
+) -> Result<(ProviderConfig, &'a ProviderTemplate), FlowFailure> {
+    let config = state
+        .store
+        .get_config(&session.provider_config_key)
+        .await
+        .map_err(|e| unknown("could not read the provider config", &e))?
+        .ok_or_else(|| {
+            (
+                fe::PROVIDER_CONFIG,
+                format!(
+                    "Could not find a Provider Config matching the \"{}\" key.",
+                    session.provider_config_key
+                ),
+            )
+        })?;
+    let template = state.catalog.get(&config.provider).ok_or_else(|| {
+        (
+            fe::UNKNOWN_CONFIG_KEY,
+            format!(
+                "No Provider Configuration with key \"{}\".",
+                config.provider
+            ),
+        )
+    })?;
+    Ok((config, template))
+}
+
+/// OAuth 1.0a (§8 of the wire reference): trades the authorized request token and its verifier
+/// for token credentials, signed with the request-token secret kept in the flow state.
+async fn complete_oauth1(
+    state: &AppState,
+    session: &OAuthSession,
+    query: &[(String, String)],
+) -> Result<(), FlowFailure> {
+    let param = |name: &str| query_value(query, name).filter(|v| !v.is_empty());
+    // A user who denied access comes back without a verifier (Twitter adds `denied=<token>`).
+    let (Some(request_token), Some(verifier)) = (param("oauth_token"), param("oauth_verifier"))
+    else {
+        return Err((fe::CALLBACK, fe::CALLBACK_MESSAGE.into()));
+    };
+    let (config, template) = config_and_template(state, session).await?;
+    let Some(method) = template
+        .signature_method
+        .filter(|_| template.auth_mode == AuthMode::OAuth1)
+    else {
+        return Err(unknown(
+            "the provider template is no longer OAUTH1",
+            &config.provider,
+        ));
+    };
+    let token_url = interpolate_url(&template.token_url, &session.connection_config)
+        .map_err(|e| unknown("could not interpolate the token URL", &e))?;
+    let signer = oauth1::Signer::new(
+        method,
+        &config.oauth_client_id,
+        config.oauth_client_secret.expose(),
+    )
+    .map_err(|e| {
+        (
+            fe::PROVIDER_CONFIG,
+            format!(
+                "Provider Config \"{}\" cannot sign OAuth 1 requests: {e}",
+                config.unique_key
+            ),
+        )
+    })?;
+    let request_token_secret = session
+        .request_token_secret
+        .as_ref()
+        .map(|s| s.expose().as_str())
+        .unwrap_or_default();
+    let tokens = oauth1::access_token(
+        &state.http,
+        &signer,
+        template.token_http_method,
+        &token_url,
+        request_token,
+        request_token_secret,
+        verifier,
+        template
+            .token_params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        state.settings.provider_timeout,
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(provider = %config.provider, error = %e, "the OAuth 1 access-token call failed");
+        (fe::UNKNOWN, format!("{} {e}", fe::UNKNOWN_MESSAGE))
+    })?;
+
+    let mut metadata = Map::new();
+    for name in &template.redirect_uri_metadata {
+        if let Some(value) = param(name) {
+            metadata.insert(name.clone(), Value::String(value.to_string()));
+        }
+    }
+    state
+        .store
+        .upsert_connection(&ConnectionFields {
+            provider_config_key: session.provider_config_key.clone(),
+            connection_id: session.connection_id.clone(),
+            credentials: Credentials::OAuth1(OAuth1Credentials {
+                oauth_token: tokens.token,
+                oauth_token_secret: tokens.secret,
+                raw: Value::Object(tokens.raw),
+            }),
             connection_config: session.connection_config.clone(),
             metadata,
         })

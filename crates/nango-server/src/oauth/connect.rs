@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::flow_error as fe;
 use super::notify::{finish_flow, FlowOutcome, FlowReply};
+use super::oauth1::{self, OAuth1Error};
 use super::{oauth2, pkce};
 use crate::api::MAX_ID_LEN;
 use crate::providers::{interpolate_url, AuthMode, InterpolationError, ProviderTemplate};
@@ -170,7 +171,7 @@ async fn redirect_to_provider(
             cid,
         )
     })?;
-    if template.auth_mode != AuthMode::OAuth2 {
+    if !template.auth_mode.uses_browser_flow() {
         return Err(failure(
             fe::AUTH_MODE,
             format!(
@@ -200,6 +201,19 @@ async fn redirect_to_provider(
     };
     let authorization_url = interpolate(&template.authorization_url)?;
     interpolate(&template.token_url)?;
+    if template.auth_mode == AuthMode::OAuth1 {
+        let request_url = interpolate(template.request_url.as_deref().unwrap_or_default())?;
+        return redirect_to_oauth1_provider(
+            state,
+            &config,
+            template,
+            &request,
+            connection_id,
+            &authorization_url,
+            &request_url,
+        )
+        .await;
+    }
 
     if let Some(grant_type) = template.token_params.get("grant_type") {
         if grant_type != "authorization_code" {
@@ -242,6 +256,110 @@ async fn redirect_to_provider(
             cid,
         )
     })?;
+    state
+        .store
+        .insert_oauth_session(&session)
+        .await
+        .map_err(|e| internal(&e))?;
+    Ok(location)
+}
+
+/// OAuth 1.0a (§8 of the wire reference): gets a request token, keeps its secret in the flow
+/// state, and sends the user to authorize it. The flow is found again by the `state` our callback
+/// URL carries (`oauth_callback`), as Nango did; the state row is single-use and expires like an
+/// OAuth 2 one.
+async fn redirect_to_oauth1_provider(
+    state: &AppState,
+    config: &ProviderConfig,
+    template: &ProviderTemplate,
+    request: &ConnectRequest,
+    connection_id: &str,
+    authorization_url: &str,
+    request_url: &str,
+) -> Result<String, FlowOutcome> {
+    let key = config.unique_key.as_str();
+    let cid = Some(connection_id);
+    let internal = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "could not start the OAuth 1 flow");
+        failure(fe::UNKNOWN, fe::UNKNOWN_MESSAGE, key, cid)
+    };
+    let key_failure = |e: &OAuth1Error| {
+        failure(
+            fe::PROVIDER_CONFIG,
+            format!("Provider Config \"{key}\" cannot sign OAuth 1 requests: {e}"),
+            key,
+            cid,
+        )
+    };
+    // Required for OAUTH1 templates when the catalog loads.
+    let method = template
+        .signature_method
+        .ok_or_else(|| internal(&"the OAUTH1 template has no signature_method"))?;
+    let signer = oauth1::Signer::new(
+        method,
+        &config.oauth_client_id,
+        config.oauth_client_secret.expose(),
+    )
+    .map_err(|e| key_failure(&e))?;
+
+    let session_state = hex::encode(pkce::random_bytes::<24>().map_err(|e| internal(&e))?);
+    let callback = oauth1::callback_with_state(&state.settings.callback_url, &session_state)
+        .map_err(|e| internal(&e))?;
+    let temporary = oauth1::request_token(
+        &state.http,
+        &signer,
+        template.request_http_method,
+        request_url,
+        &callback,
+        template
+            .request_params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        state.settings.provider_timeout,
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(provider = %config.provider, error = %e, "the OAuth 1 request-token call failed");
+        match e {
+            OAuth1Error::Key(_) => key_failure(&e),
+            e => failure(fe::TOKEN, format!("{} {e}", fe::TOKEN_MESSAGE), key, cid),
+        }
+    })?;
+    let location = oauth1::authorization_url(
+        authorization_url,
+        &temporary.token,
+        &template.scope_param(&config.oauth_scopes),
+        template
+            .authorization_params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    )
+    .map_err(|e| {
+        failure(
+            fe::URL_PARAM,
+            format!("The authorization URL {authorization_url} is not a valid URL: {e}."),
+            key,
+            cid,
+        )
+    })?;
+
+    let now = Utc::now();
+    let session = OAuthSession {
+        state: session_state,
+        created_at: now,
+        expires_at: now
+            + chrono::Duration::from_std(state.settings.oauth_state_ttl).unwrap_or_default(),
+        provider_config_key: key.to_string(),
+        provider: config.provider.clone(),
+        connection_id: connection_id.to_string(),
+        callback_url: state.settings.callback_url.clone(),
+        code_verifier: None,
+        connection_config: request.connection_config.clone(),
+        ws_client_id: request.ws_client_id.clone(),
+        request_token_secret: Some(temporary.secret),
+        return_to: request.return_to.clone(),
+    };
     state
         .store
         .insert_oauth_session(&session)

@@ -4,6 +4,7 @@
 pub mod callback;
 pub mod connect;
 pub mod notify;
+pub mod oauth1;
 pub mod oauth2;
 pub mod pkce;
 
@@ -30,12 +31,15 @@ pub mod flow_error {
     pub const GRANT_TYPE: &str = "grant_type_err";
     pub const AUTH_MODE: &str = "auth_mode_err";
     pub const CALLBACK: &str = "callback_err";
+    /// OAuth 1: the request-token step failed.
+    pub const TOKEN: &str = "token_err";
     pub const UNKNOWN: &str = "unknown_err";
     pub const STATE: &str = "state_err";
     pub const INVALID_REQUEST: &str = "invalid_request";
     pub const INVALID_RETURN_TO: &str = "invalid_return_to";
 
     pub const UNKNOWN_MESSAGE: &str = "Unkown error during the Oauth flow.";
+    pub const TOKEN_MESSAGE: &str = "Error storing/retrieving the token.";
     pub const CALLBACK_MESSAGE: &str =
         "Did not get oauth_token and/or oauth_verifier in the callback.";
 }

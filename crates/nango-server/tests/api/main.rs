@@ -13,6 +13,7 @@ mod connections;
 mod direct_connections;
 mod flow_errors;
 mod health;
+mod oauth1;
 mod oauth_flow;
 mod openapi;
 mod providers;
