@@ -46,6 +46,16 @@ pub struct ServeArgs {
     #[arg(long, env = "NANGO_REDIRECT_ALLOWLIST", value_delimiter = ',')]
     pub redirect_allowlist: Vec<String>,
 
+    /// Encryption keys for secrets at rest: base64 of 32 random bytes each (`openssl rand
+    /// -base64 32`), comma separated; the first seals new data, the others only open old data
+    #[arg(
+        long,
+        env = "NANGO_ENCRYPTION_KEY",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub encryption_key: Vec<String>,
+
     /// Log filter (error, warn, info, debug, trace or a tracing directive)
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -84,6 +94,8 @@ pub struct Settings {
     pub provider_timeout: Duration,
     /// Origins (`scheme://host[:port]`) allowed as `return_to` in redirect mode.
     pub redirect_allowlist: Vec<String>,
+    /// AES-256-GCM keys (base64) for secrets at rest; the first seals. Empty: no encryption.
+    pub encryption_keys: Vec<Secret<String>>,
 }
 
 /// Where `Settings::from_env` reads variables from; a closure in tests, the process otherwise.
@@ -104,6 +116,7 @@ impl Settings {
             refresh_margin: Duration::from_secs(15 * 60),
             provider_timeout: Duration::from_secs(30),
             redirect_allowlist: Vec::new(),
+            encryption_keys: Vec::new(),
         }
     }
 
@@ -182,8 +195,19 @@ impl Settings {
             })?);
         }
 
+        let encryption_keys: Vec<Secret<String>> = args
+            .encryption_key
+            .iter()
+            .map(|k| k.trim())
+            .filter(|k| !k.is_empty())
+            .map(|k| Secret::new(k.to_string()))
+            .collect();
+        crate::store::Cipher::from_base64_keys(&encryption_keys)
+            .map_err(|e| invalid("NANGO_ENCRYPTION_KEY", e.to_string()))?;
+
         Ok(Settings {
             redirect_allowlist,
+            encryption_keys,
             listen: SocketAddr::new(bind, port),
             server_url,
             callback_url,

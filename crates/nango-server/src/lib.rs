@@ -67,7 +67,12 @@ impl AppState {
     /// Loads the catalog, opens (and migrates) the database and builds the shared clients.
     pub async fn new(settings: Settings) -> Result<AppState, StartupError> {
         let catalog = Catalog::load(settings.providers_file.as_deref())?;
-        let store = store::connect(settings.database_url.expose()).await?;
+        let cipher = store::Cipher::from_base64_keys(&settings.encryption_keys)
+            .map_err(store::StoreError::from)?;
+        let store = store::connect(settings.database_url.expose(), Arc::new(cipher)).await?;
+        // Refuse to start on data sealed with a key we were not given, rather than failing (or
+        // worse, answering) on the first request that reads it.
+        store.verify_encryption_keys().await?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))

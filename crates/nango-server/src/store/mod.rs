@@ -2,6 +2,7 @@
 //! with SQL. The two backends run the same statements (`$1` placeholders, `ON CONFLICT`,
 //! `RETURNING`, timestamps as UNIX milliseconds), so one macro implements both.
 
+pub mod cipher;
 mod sql;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::credentials::Credentials;
 
+pub use cipher::Cipher;
 pub use sql::{PostgresStore, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Cipher(#[from] cipher::CipherError),
 }
 
 /// A provider config (an "integration"): which template, with which OAuth app credentials.
@@ -161,6 +165,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Hands a WebSocket frame to whichever replica holds the socket `client_id`. False when the
     /// backend cannot reach other processes (SQLite is single-process).
+    /// Checks at start that every key that sealed data here is configured (and that there is no
+    /// sealed data when none is), and registers the primary key.
+    async fn verify_encryption_keys(&self) -> Result<(), StoreError>;
+
+    /// Re-seals every secret column with the primary key (sealing plaintext ones too), row by
+    /// row with compare-and-set so a concurrent write is never overwritten, then retires the keys
+    /// nothing is sealed with any more.
+    async fn rotate_encryption(&self) -> Result<RotationReport, StoreError>;
+
+    /// Makes the storage forget values that were overwritten (SQLite keeps old pages in its
+    /// file and WAL; PostgreSQL's dumps and reads never show dead rows).
+    async fn purge_freed_pages(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn publish_ws_frame(&self, _client_id: &str, _frame: &str) -> Result<bool, StoreError> {
         Ok(false)
     }
@@ -171,16 +190,27 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// What `Store::rotate_encryption` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RotationReport {
+    /// Rows whose value was re-sealed with the primary key.
+    pub resealed: u64,
+    /// Rows already sealed with it.
+    pub current: u64,
+    /// Key ids no data is sealed with any more.
+    pub retired: Vec<String>,
+}
+
 /// Stream of `(client_id, frame)` published by `Store::publish_ws_frame`.
 pub type WsFrames = tokio::sync::mpsc::UnboundedReceiver<(String, String)>;
 
 /// Opens the database named by `url` (`sqlite:` or `postgres:`), creating a SQLite file if
 /// needed, and runs the migrations.
-pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn connect(url: &str, cipher: Arc<Cipher>) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(SqliteStore::connect(url, cipher).await?))
     } else {
-        Ok(Arc::new(PostgresStore::connect(url).await?))
+        Ok(Arc::new(PostgresStore::connect(url, cipher).await?))
     }
 }
 

@@ -9,9 +9,10 @@ use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use super::cipher::{Cipher, CipherError};
 use super::{
     Connection, ConnectionFields, ConnectionSummary, OAuthSession, ProviderConfig,
-    ProviderConfigFields, Store, StoreError, WsFrames,
+    ProviderConfigFields, RotationReport, Store, StoreError, WsFrames,
 };
 use crate::credentials::Credentials;
 use crate::secret::Secret;
@@ -32,6 +33,44 @@ fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
+/// Where a sealed value belongs (its associated data): table, column and row.
+fn config_secret_context(unique_key: &str) -> String {
+    format!("provider_configs.oauth_client_secret:{unique_key}")
+}
+
+fn credentials_context(provider_config_key: &str, connection_id: &str) -> String {
+    format!("connections.credentials:{provider_config_key}\u{0}{connection_id}")
+}
+
+fn session_context(column: &str, state: &str) -> String {
+    format!("oauth_sessions.{column}:{state}")
+}
+
+fn seal_credentials(
+    cipher: &Cipher,
+    credentials: &Credentials,
+    provider_config_key: &str,
+    connection_id: &str,
+) -> Result<String, StoreError> {
+    Ok(cipher.seal(
+        &to_json(credentials)?,
+        &credentials_context(provider_config_key, connection_id),
+    )?)
+}
+
+/// What the key registry seals with each key, to prove at start that the key is the right one.
+const CANARY: &str = "nango encryption key check";
+const CANARY_CONTEXT: &str = "encryption_keys.canary";
+
+/// The value re-sealed with the primary key, or `None` when it is sealed with it already.
+fn reseal(cipher: &Cipher, stored: &str, context: &str) -> Result<Option<String>, StoreError> {
+    if cipher.is_current(stored) {
+        return Ok(None);
+    }
+    let plaintext = cipher.open(stored, context)?;
+    Ok(Some(cipher.seal(&plaintext, context)?))
+}
+
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .is_some_and(|e| e.is_unique_violation())
@@ -50,19 +89,23 @@ struct ConfigRow {
     account_id: i64,
 }
 
-impl From<ConfigRow> for ProviderConfig {
-    fn from(r: ConfigRow) -> Self {
-        ProviderConfig {
-            id: r.id,
-            created_at: from_millis(r.created_at),
-            updated_at: from_millis(r.updated_at),
-            unique_key: r.unique_key,
-            provider: r.provider,
-            oauth_client_id: r.oauth_client_id,
-            oauth_client_secret: Secret::new(r.oauth_client_secret),
-            oauth_scopes: r.oauth_scopes,
-            account_id: r.account_id,
-        }
+impl ConfigRow {
+    fn open(self, cipher: &Cipher) -> Result<ProviderConfig, StoreError> {
+        let secret = cipher.open(
+            &self.oauth_client_secret,
+            &config_secret_context(&self.unique_key),
+        )?;
+        Ok(ProviderConfig {
+            id: self.id,
+            created_at: from_millis(self.created_at),
+            updated_at: from_millis(self.updated_at),
+            unique_key: self.unique_key,
+            provider: self.provider,
+            oauth_client_id: self.oauth_client_id,
+            oauth_client_secret: Secret::new(secret),
+            oauth_scopes: self.oauth_scopes,
+            account_id: self.account_id,
+        })
     }
 }
 
@@ -79,15 +122,18 @@ struct ConnectionRow {
     account_id: i64,
 }
 
-impl TryFrom<ConnectionRow> for Connection {
-    type Error = StoreError;
-
-    fn try_from(r: ConnectionRow) -> Result<Self, StoreError> {
+impl ConnectionRow {
+    fn open(self, cipher: &Cipher) -> Result<Connection, StoreError> {
+        let r = self;
+        let credentials = cipher.open(
+            &r.credentials,
+            &credentials_context(&r.provider_config_key, &r.connection_id),
+        )?;
         Ok(Connection {
             id: r.id,
             created_at: from_millis(r.created_at),
             updated_at: from_millis(r.updated_at),
-            credentials: from_json::<Credentials>("credentials", &r.credentials)?,
+            credentials: from_json::<Credentials>("credentials", &credentials)?,
             connection_config: from_json::<Map<String, Value>>(
                 "connection_config",
                 &r.connection_config,
@@ -123,10 +169,17 @@ struct SessionRow {
     return_to: Option<String>,
 }
 
-impl TryFrom<SessionRow> for OAuthSession {
-    type Error = StoreError;
-
-    fn try_from(r: SessionRow) -> Result<Self, StoreError> {
+impl SessionRow {
+    fn open(self, cipher: &Cipher) -> Result<OAuthSession, StoreError> {
+        let r = self;
+        let open = |column: &str, value: Option<String>| -> Result<Option<String>, StoreError> {
+            value
+                .map(|v| cipher.open(&v, &session_context(column, &r.state)))
+                .transpose()
+                .map_err(StoreError::from)
+        };
+        let code_verifier = open("code_verifier", r.code_verifier.clone())?;
+        let request_token_secret = open("request_token_secret", r.request_token_secret.clone())?;
         Ok(OAuthSession {
             state: r.state,
             created_at: from_millis(r.created_at),
@@ -135,10 +188,10 @@ impl TryFrom<SessionRow> for OAuthSession {
             provider: r.provider,
             connection_id: r.connection_id,
             callback_url: r.callback_url,
-            code_verifier: r.code_verifier.map(Secret::new),
+            code_verifier: code_verifier.map(Secret::new),
             connection_config: from_json("connection_config", &r.connection_config)?,
             ws_client_id: r.ws_client_id,
-            request_token_secret: r.request_token_secret.map(Secret::new),
+            request_token_secret: request_token_secret.map(Secret::new),
             return_to: r.return_to,
         })
     }
@@ -157,6 +210,7 @@ macro_rules! sql_store {
     ($store:ident, $db:ty, { $($backend_specific:tt)* }) => {
         pub struct $store {
             pool: sqlx::Pool<$db>,
+            cipher: std::sync::Arc<Cipher>,
         }
 
         #[async_trait]
@@ -164,7 +218,7 @@ macro_rules! sql_store {
             async fn list_configs(&self) -> Result<Vec<ProviderConfig>, StoreError> {
                 let sql = format!("SELECT {CONFIG_COLUMNS} FROM provider_configs ORDER BY id");
                 let rows: Vec<ConfigRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
-                Ok(rows.into_iter().map(Into::into).collect())
+                rows.into_iter().map(|r| r.open(&self.cipher)).collect()
             }
 
             async fn get_config(&self, key: &str) -> Result<Option<ProviderConfig>, StoreError> {
@@ -174,7 +228,7 @@ macro_rules! sql_store {
                     .bind(key)
                     .fetch_optional(&self.pool)
                     .await?;
-                Ok(row.map(Into::into))
+                row.map(|r| r.open(&self.cipher)).transpose()
             }
 
             async fn insert_config(&self, f: &ProviderConfigFields) -> Result<i64, StoreError> {
@@ -188,7 +242,10 @@ macro_rules! sql_store {
                 .bind(&f.unique_key)
                 .bind(&f.provider)
                 .bind(&f.oauth_client_id)
-                .bind(f.oauth_client_secret.expose())
+                .bind(self.cipher.seal(
+                    f.oauth_client_secret.expose(),
+                    &config_secret_context(&f.unique_key),
+                )?)
                 .bind(&f.oauth_scopes)
                 .fetch_one(&self.pool)
                 .await;
@@ -209,7 +266,10 @@ macro_rules! sql_store {
                 .bind(millis(Utc::now()))
                 .bind(&f.provider)
                 .bind(&f.oauth_client_id)
-                .bind(f.oauth_client_secret.expose())
+                .bind(self.cipher.seal(
+                    f.oauth_client_secret.expose(),
+                    &config_secret_context(&f.unique_key),
+                )?)
                 .bind(&f.oauth_scopes)
                 .bind(&f.unique_key)
                 .execute(&self.pool)
@@ -239,7 +299,7 @@ macro_rules! sql_store {
                     .bind(connection_id)
                     .fetch_optional(&self.pool)
                     .await?;
-                row.map(TryInto::try_into).transpose()
+                row.map(|r| r.open(&self.cipher)).transpose()
             }
 
             async fn list_connections(&self) -> Result<Vec<ConnectionSummary>, StoreError> {
@@ -276,12 +336,17 @@ macro_rules! sql_store {
                     .bind(millis(Utc::now()))
                     .bind(&f.provider_config_key)
                     .bind(&f.connection_id)
-                    .bind(to_json(&f.credentials)?)
+                    .bind(seal_credentials(
+                        &self.cipher,
+                        &f.credentials,
+                        &f.provider_config_key,
+                        &f.connection_id,
+                    )?)
                     .bind(to_json(&f.connection_config)?)
                     .bind(to_json(&f.metadata)?)
                     .fetch_one(&self.pool)
                     .await?;
-                row.try_into()
+                row.open(&self.cipher)
             }
 
             async fn update_credentials(
@@ -294,7 +359,12 @@ macro_rules! sql_store {
                     "UPDATE connections SET credentials = $1, updated_at = $2 \
                      WHERE provider_config_key = $3 AND connection_id = $4",
                 )
-                .bind(to_json(credentials)?)
+                .bind(seal_credentials(
+                    &self.cipher,
+                    credentials,
+                    provider_config_key,
+                    connection_id,
+                )?)
                 .bind(millis(Utc::now()))
                 .bind(provider_config_key)
                 .bind(connection_id)
@@ -331,10 +401,28 @@ macro_rules! sql_store {
                     .bind(&s.provider)
                     .bind(&s.connection_id)
                     .bind(&s.callback_url)
-                    .bind(s.code_verifier.as_ref().map(|v| v.expose().as_str()))
+                    .bind(
+                        s.code_verifier
+                            .as_ref()
+                            .map(|v| {
+                                self.cipher
+                                    .seal(v.expose(), &session_context("code_verifier", &s.state))
+                            })
+                            .transpose()?,
+                    )
                     .bind(to_json(&s.connection_config)?)
                     .bind(s.ws_client_id.as_deref())
-                    .bind(s.request_token_secret.as_ref().map(|v| v.expose().as_str()))
+                    .bind(
+                        s.request_token_secret
+                            .as_ref()
+                            .map(|v| {
+                                self.cipher.seal(
+                                    v.expose(),
+                                    &session_context("request_token_secret", &s.state),
+                                )
+                            })
+                            .transpose()?,
+                    )
                     .bind(s.return_to.as_deref())
                     .execute(&self.pool)
                     .await?;
@@ -356,7 +444,7 @@ macro_rules! sql_store {
                     .fetch_optional(&self.pool)
                     .await?;
                 match row {
-                    Some(row) if row.expires_at > millis(now) => Ok(Some(row.try_into()?)),
+                    Some(row) if row.expires_at > millis(now) => Ok(Some(row.open(&self.cipher)?)),
                     _ => Ok(None),
                 }
             }
@@ -417,12 +505,171 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn verify_encryption_keys(&self) -> Result<(), StoreError> {
+                let registered: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT key_id, canary FROM encryption_keys WHERE retired_at IS NULL",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                for (key_id, canary) in &registered {
+                    if !self.cipher.has_key(key_id) {
+                        return Err(CipherError::UnknownKey {
+                            key_id: key_id.clone(),
+                        }
+                        .into());
+                    }
+                    self.cipher.open(canary, CANARY_CONTEXT)?;
+                }
+                if let Some(primary) = self.cipher.primary_key_id() {
+                    sqlx::query(
+                        "INSERT INTO encryption_keys (key_id, canary, created_at)                          VALUES ($1, $2, $3)                          ON CONFLICT (key_id) DO UPDATE SET retired_at = NULL",
+                    )
+                    .bind(primary)
+                    .bind(self.cipher.seal(CANARY, CANARY_CONTEXT)?)
+                    .bind(millis(Utc::now()))
+                    .execute(&self.pool)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            async fn rotate_encryption(&self) -> Result<RotationReport, StoreError> {
+                let cipher = &self.cipher;
+                let Some(primary) = cipher.primary_key_id() else {
+                    return Err(CipherError::NoKey.into());
+                };
+                let mut report = RotationReport::default();
+                let mut count = |done: bool| {
+                    if done {
+                        report.resealed += 1
+                    } else {
+                        report.current += 1
+                    }
+                };
+
+                let configs: Vec<(String, String)> =
+                    sqlx::query_as("SELECT unique_key, oauth_client_secret FROM provider_configs")
+                        .fetch_all(&self.pool)
+                        .await?;
+                for (key, stored) in configs {
+                    let Some(sealed) = reseal(cipher, &stored, &config_secret_context(&key))? else {
+                        count(false);
+                        continue;
+                    };
+                    let done = sqlx::query(
+                        "UPDATE provider_configs SET oauth_client_secret = $1                          WHERE unique_key = $2 AND oauth_client_secret = $3",
+                    )
+                    .bind(sealed)
+                    .bind(&key)
+                    .bind(&stored)
+                    .execute(&self.pool)
+                    .await?;
+                    count(done.rows_affected() > 0);
+                }
+
+                // Connections in batches, so a million rows never sit in memory at once.
+                let mut after = 0i64;
+                loop {
+                    let batch: Vec<(i64, String, String, String)> = sqlx::query_as(
+                        "SELECT id, provider_config_key, connection_id, credentials                          FROM connections WHERE id > $1 ORDER BY id LIMIT 500",
+                    )
+                    .bind(after)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let Some(last) = batch.last() else { break };
+                    after = last.0;
+                    for (id, key, connection_id, stored) in batch {
+                        let context = credentials_context(&key, &connection_id);
+                        let Some(sealed) = reseal(cipher, &stored, &context)? else {
+                            count(false);
+                            continue;
+                        };
+                        // Compare-and-set: a refresh that wrote in between wins (it sealed with
+                        // the primary key already).
+                        let done = sqlx::query(
+                            "UPDATE connections SET credentials = $1                              WHERE id = $2 AND credentials = $3",
+                        )
+                        .bind(sealed)
+                        .bind(id)
+                        .bind(&stored)
+                        .execute(&self.pool)
+                        .await?;
+                        count(done.rows_affected() > 0);
+                    }
+                }
+
+                let sessions: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT state, code_verifier, request_token_secret FROM oauth_sessions",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                for (state, verifier, token_secret) in sessions {
+                    for (column, stored) in [
+                        ("code_verifier", verifier),
+                        ("request_token_secret", token_secret),
+                    ] {
+                        let Some(stored) = stored else { continue };
+                        let Some(sealed) =
+                            reseal(cipher, &stored, &session_context(column, &state))?
+                        else {
+                            count(false);
+                            continue;
+                        };
+                        let sql = format!(
+                            "UPDATE oauth_sessions SET {column} = $1                              WHERE state = $2 AND {column} = $3"
+                        );
+                        let done = sqlx::query(&sql)
+                            .bind(sealed)
+                            .bind(&state)
+                            .bind(&stored)
+                            .execute(&self.pool)
+                            .await?;
+                        count(done.rows_affected() > 0);
+                    }
+                }
+
+                let registered: Vec<(String,)> = sqlx::query_as(
+                    "SELECT key_id FROM encryption_keys WHERE retired_at IS NULL AND key_id <> $1",
+                )
+                .bind(primary)
+                .fetch_all(&self.pool)
+                .await?;
+                for (key_id,) in registered {
+                    let pattern = format!("enc:v1:{key_id}:%");
+                    let (in_use,): (i64,) = sqlx::query_as(
+                        "SELECT (SELECT COUNT(*) FROM provider_configs WHERE oauth_client_secret LIKE $1)                          + (SELECT COUNT(*) FROM connections WHERE credentials LIKE $1)                          + (SELECT COUNT(*) FROM oauth_sessions                             WHERE code_verifier LIKE $1 OR request_token_secret LIKE $1)",
+                    )
+                    .bind(&pattern)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    if in_use == 0 {
+                        sqlx::query("UPDATE encryption_keys SET retired_at = $1 WHERE key_id = $2")
+                            .bind(millis(Utc::now()))
+                            .bind(&key_id)
+                            .execute(&self.pool)
+                            .await?;
+                        report.retired.push(key_id);
+                    }
+                }
+                self.purge_freed_pages().await?;
+                Ok(report)
+            }
+
             $($backend_specific)*
         }
     };
 }
 
-sql_store!(SqliteStore, sqlx::Sqlite, {});
+sql_store!(SqliteStore, sqlx::Sqlite, {
+    /// Rebuilds the file and empties the WAL, so no page still holds a value as it was before.
+    async fn purge_freed_pages(&self) -> Result<(), StoreError> {
+        sqlx::query("VACUUM").execute(&self.pool).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+});
 sql_store!(PostgresStore, sqlx::Postgres, {
     async fn publish_ws_frame(&self, client_id: &str, frame: &str) -> Result<bool, StoreError> {
         let payload = serde_json::json!({ "id": client_id, "frame": frame }).to_string();
@@ -471,7 +718,10 @@ const WS_CHANNEL: &str = "nango_ws_frames";
 
 impl SqliteStore {
     /// Opens (creating if missing) a SQLite file in WAL mode and migrates it.
-    pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
+    pub async fn connect(
+        url: &str,
+        cipher: std::sync::Arc<Cipher>,
+    ) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -483,12 +733,15 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, cipher })
     }
 }
 
 impl PostgresStore {
-    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+    pub async fn connect(
+        url: &str,
+        cipher: std::sync::Arc<Cipher>,
+    ) -> Result<PostgresStore, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -496,6 +749,6 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, cipher })
     }
 }

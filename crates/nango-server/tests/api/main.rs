@@ -11,6 +11,7 @@ mod callback_page;
 mod configs;
 mod connections;
 mod direct_connections;
+mod encryption;
 mod flow_errors;
 mod health;
 mod oauth1;

@@ -186,6 +186,24 @@ impl TestApp {
         self.server = Some(server);
     }
 
+    /// Restarts with other settings (the new `hook` also applies to later restarts).
+    pub async fn restart_with(&mut self, hook: impl Fn(&mut Settings) + Send + Sync + 'static) {
+        self.hook = Arc::new(hook);
+        self.restart().await;
+    }
+
+    /// Tries to build a server's state on this database with other settings, without serving:
+    /// for the checks a server makes at start.
+    pub async fn try_start(
+        &self,
+        hook: impl Fn(&mut Settings),
+    ) -> Result<AppState, nango_server::StartupError> {
+        let mut settings = Settings::for_address(self.addr, self.database_url.as_str());
+        settings.providers_file = Some(self.providers_file.clone());
+        hook(&mut settings);
+        AppState::new(settings).await
+    }
+
     /// Another server (a replica) on the same database, providers file and settings, on its
     /// own port with its own `AppState`, running next to this one.
     pub async fn spawn_replica(&self) -> Replica {

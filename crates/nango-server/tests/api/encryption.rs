@@ -1,0 +1,306 @@
+//! Encryption at rest (`NANGO_ENCRYPTION_KEY`): after real flows and refreshes, the database
+//! (the SQLite files, or a `pg_dump` of PostgreSQL) holds no client secret, token or PKCE
+//! verifier in plain text; old keys still open data; `rotate_encryption` re-seals everything and
+//! retires the old key; a server refuses to start on data sealed with a key it was not given; a
+//! sealed value moved to another row does not open there.
+
+use base64::Engine;
+use nango_server::secret::Secret;
+use nango_server::store::Cipher;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, CLIENT_SECRET};
+
+fn key(byte: u8) -> String {
+    base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
+
+fn key_id(byte: u8) -> String {
+    Cipher::from_base64_keys(&[Secret::new(key(byte))])
+        .unwrap()
+        .primary_key_id()
+        .unwrap()
+        .to_string()
+}
+
+fn keys(bytes: &[u8]) -> Vec<Secret<String>> {
+    bytes.iter().map(|b| Secret::new(key(*b))).collect()
+}
+
+/// Everything the database holds, as bytes: the SQLite file with its WAL, or a `pg_dump`.
+fn database_bytes(app: &TestApp) -> Vec<u8> {
+    if app.on_postgres() {
+        let pg_dump = find_pg_dump();
+        let output = std::process::Command::new(&pg_dump)
+            .arg("--data-only")
+            .arg(&app.database_url)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {pg_dump}: {e}"));
+        assert!(
+            output.status.success(),
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return output.stdout;
+    }
+    let path = app.database_url.trim_start_matches("sqlite://");
+    let path = std::path::Path::new(path);
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(path.parent().unwrap()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().starts_with(&name) {
+            bytes.extend(std::fs::read(entry.path()).unwrap());
+        }
+    }
+    assert!(!bytes.is_empty(), "no database file at {}", path.display());
+    bytes
+}
+
+/// pg_dump from PATH or Debian's versioned directories; a test on PostgreSQL without it fails.
+fn find_pg_dump() -> String {
+    if let Ok(path) = which("pg_dump") {
+        return path;
+    }
+    let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin/pg_dump"))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map(|p| p.display().to_string())
+        .expect("pg_dump not found: install PostgreSQL's client tools")
+}
+
+fn which(name: &str) -> Result<String, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+        .map(|p| p.display().to_string())
+        .ok_or(())
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// A config, a connection whose token was refreshed once, and a flow left half-way (its PKCE
+/// verifier stored). Returns every secret that went into the database.
+async fn fill(app: &TestApp) -> Vec<String> {
+    app.create_config("fake-1", "fake", "read").await;
+    app.provider.set(|b| {
+        b.expires_in = Some(60);
+        b.issue_refresh_token = true;
+    });
+    app.authorize("fake-1", "c1").await;
+    let first = stored_credentials(app, "c1").await;
+    app.provider.set(|b| b.expires_in = Some(3600));
+    let refreshed = app.get_connection("fake-1", "c1").await["credentials"].clone();
+    assert_ne!(first["access_token"], refreshed["access_token"]);
+    let authorize = app.start_flow("fake-1", "connection_id=c2").await;
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let mut secrets = vec![CLIENT_SECRET.to_string()];
+    for credentials in [&first, &refreshed] {
+        for field in ["access_token", "refresh_token"] {
+            secrets.push(credentials[field].as_str().unwrap().to_string());
+        }
+    }
+    secrets.push(state);
+    secrets
+}
+
+async fn stored_credentials(app: &TestApp, connection_id: &str) -> Value {
+    let connection = app
+        .state
+        .store
+        .get_connection("fake-1", connection_id)
+        .await
+        .unwrap()
+        .unwrap();
+    serde_json::to_value(&connection.credentials).unwrap()
+}
+
+/// The PKCE verifier of the pending flow, read (and consumed) through the store.
+async fn pending_verifier(app: &TestApp, state: &str) -> String {
+    let session = app
+        .state
+        .store
+        .take_oauth_session(state, chrono::Utc::now())
+        .await
+        .unwrap()
+        .expect("the pending flow's session");
+    session.code_verifier.unwrap().expose().clone()
+}
+
+#[tokio::test]
+async fn no_secret_is_stored_in_plain_text_with_a_key_and_the_check_sees_them_without() {
+    for encrypted in [true, false] {
+        let app = TestApp::spawn_with(move |s| {
+            if encrypted {
+                s.encryption_keys = keys(&[1]);
+            }
+        })
+        .await;
+        let mut secrets = fill(&app).await;
+        let state = secrets.pop().unwrap();
+        let dump = database_bytes(&app);
+        secrets.push(pending_verifier(&app, &state).await);
+        for secret in &secrets {
+            assert!(
+                !encrypted || !contains(&dump, secret),
+                "{secret:?} is in plain text"
+            );
+        }
+        if !encrypted {
+            // Without a key the live values are there to see: the check can fail.
+            let live = [&secrets[0]]
+                .into_iter()
+                .chain(&secrets[secrets.len() - 3..]);
+            for secret in live {
+                assert!(
+                    contains(&dump, secret),
+                    "{secret:?} not found without a key"
+                );
+            }
+        }
+        if encrypted {
+            assert!(contains(&dump, &format!("enc:v1:{}:", key_id(1))));
+        }
+    }
+}
+
+#[tokio::test]
+async fn rotation_reseals_everything_and_retires_the_old_key() {
+    let mut app = TestApp::spawn_with(|s| s.encryption_keys = keys(&[1])).await;
+    let secrets = fill(&app).await;
+    let before = app.get_connection("fake-1", "c1").await;
+
+    // A new primary key, the old one still configured: everything still opens.
+    app.restart_with(|s| s.encryption_keys = keys(&[2, 1]))
+        .await;
+    assert_eq!(
+        app.get_connection("fake-1", "c1").await["credentials"],
+        before["credentials"]
+    );
+
+    let report = app.state.store.rotate_encryption().await.unwrap();
+    // The config's secret, the connection's credentials and the pending flow's verifier.
+    assert_eq!(report.resealed, 3, "{report:?}");
+    assert_eq!(report.retired, vec![key_id(1)]);
+    // Only the key registry's check value is still sealed with the old key.
+    let dump = database_bytes(&app);
+    let old_prefix = format!("enc:v1:{}:", key_id(1));
+    let sealed_with_old = dump
+        .windows(old_prefix.len())
+        .filter(|w| *w == old_prefix.as_bytes())
+        .count();
+    assert_eq!(sealed_with_old, 1);
+    for secret in &secrets[..secrets.len() - 1] {
+        assert!(!contains(&dump, secret), "{secret}");
+    }
+    // Rotating again has nothing left to do.
+    let again = app.state.store.rotate_encryption().await.unwrap();
+    assert_eq!((again.resealed, again.current), (0, 3));
+
+    // The old key can go; alone, it no longer opens anything.
+    app.restart_with(|s| s.encryption_keys = keys(&[2])).await;
+    assert_eq!(
+        app.get_connection("fake-1", "c1").await["credentials"],
+        before["credentials"]
+    );
+    let refused = app.try_start(|s| s.encryption_keys = keys(&[1])).await;
+    let message = refused
+        .err()
+        .expect("started with the retired key")
+        .to_string();
+    assert!(message.contains(&key_id(2)), "{message}");
+}
+
+#[tokio::test]
+async fn a_server_refuses_to_start_without_the_key_that_sealed_the_data() {
+    let app = TestApp::spawn_with(|s| s.encryption_keys = keys(&[1])).await;
+    fill(&app).await;
+    for (given, what) in [(keys(&[3]), "a wrong key"), (Vec::new(), "no key")] {
+        let refused = app
+            .try_start(move |s| s.encryption_keys = given.clone())
+            .await;
+        let message = refused
+            .err()
+            .unwrap_or_else(|| panic!("started with {what}"))
+            .to_string();
+        assert!(
+            message.contains(&key_id(1)) && message.contains("not configured"),
+            "{what}: {message}"
+        );
+    }
+    // The right key, with others, is fine.
+    app.try_start(|s| s.encryption_keys = keys(&[4, 1]))
+        .await
+        .expect("start with the key among others");
+}
+
+#[tokio::test]
+async fn turning_encryption_on_over_plain_data_keeps_it_readable_until_rotation_seals_it() {
+    let mut app = TestApp::spawn().await;
+    let secrets = fill(&app).await;
+    let before = app.get_connection("fake-1", "c1").await;
+    app.restart_with(|s| s.encryption_keys = keys(&[1])).await;
+    assert_eq!(
+        app.get_connection("fake-1", "c1").await["credentials"],
+        before["credentials"]
+    );
+    let report = app.state.store.rotate_encryption().await.unwrap();
+    assert_eq!(report.resealed, 3, "{report:?}");
+    let dump = database_bytes(&app);
+    for secret in &secrets[..secrets.len() - 1] {
+        assert!(!contains(&dump, secret), "{secret}");
+    }
+}
+
+#[tokio::test]
+async fn a_sealed_value_moved_to_another_row_does_not_open() {
+    let app = TestApp::spawn_with(|s| s.encryption_keys = keys(&[1])).await;
+    fill(&app).await;
+    app.authorize("fake-1", "c3").await;
+    // Someone with write access to the database copies c1's sealed credentials onto c3.
+    let sql = "UPDATE connections SET credentials = \
+               (SELECT credentials FROM connections WHERE connection_id = 'c1') \
+               WHERE connection_id = 'c3'";
+    execute(&app, sql).await;
+    let response = app.get_connection_response("fake-1", "c3").await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = response.text().await.unwrap();
+    assert!(!body.contains("access-"), "{body}");
+    // c1 itself is untouched.
+    app.get_connection("fake-1", "c1").await;
+}
+
+async fn execute(app: &TestApp, sql: &str) {
+    use sqlx::Connection;
+    if app.on_postgres() {
+        let mut conn = sqlx::PgConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    }
+}
