@@ -94,24 +94,30 @@ pub fn path_id(
 
 /// Checks a config key or connection id taken from a path or query.
 pub fn check_id(what: &str, value: &str) -> Result<(), ApiError> {
+    match id_problem(what, value) {
+        Some(problem) => Err(ApiError::InvalidRequest(problem)),
+        None => Ok(()),
+    }
+}
+
+/// What is wrong with a config key or connection id, if anything: too long, control characters,
+/// or `.`/`..` (URL parsers resolve those path segments, even percent-encoded, so a row named so
+/// could be created but never read or deleted again).
+pub fn id_problem(what: &str, value: &str) -> Option<String> {
     if value.chars().count() > MAX_ID_LEN {
-        return Err(ApiError::InvalidRequest(format!(
+        return Some(format!(
             "Param '{what}' is too long (at most {MAX_ID_LEN} characters)."
-        )));
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::InvalidRequest(format!(
+        return Some(format!(
             "Param '{what}' must not contain control characters."
-        )));
+        ));
     }
-    // URL parsers resolve these path segments (even percent-encoded), so a connection or config
-    // named so could be created but never read or deleted again.
     if value == "." || value == ".." {
-        return Err(ApiError::InvalidRequest(format!(
-            "Param '{what}' cannot be '.' or '..'."
-        )));
+        return Some(format!("Param '{what}' cannot be '.' or '..'."));
     }
-    Ok(())
+    None
 }
 
 /// Parses a JSON object body. An empty body is `missing_body`; anything that is not a JSON object

@@ -12,7 +12,7 @@ use super::flow_error as fe;
 use super::notify::{finish_flow, FlowOutcome, FlowReply};
 use super::oauth1::{self, OAuth1Error};
 use super::{oauth2, pkce};
-use crate::api::MAX_ID_LEN;
+use crate::api::id_problem;
 use crate::providers::{interpolate_url, AuthMode, InterpolationError, ProviderTemplate};
 use crate::secret::Secret;
 use crate::store::{OAuthSession, ProviderConfig};
@@ -135,13 +135,8 @@ async fn redirect_to_provider(
         ));
     };
     let cid = Some(connection_id);
-    if connection_id.chars().count() > MAX_ID_LEN || connection_id.chars().any(char::is_control) {
-        return Err(failure(
-            fe::INVALID_REQUEST,
-            format!("The Connection ID must be at most {MAX_ID_LEN} characters, without control characters."),
-            key,
-            cid,
-        ));
+    if let Some(problem) = id_problem("connection_id", connection_id) {
+        return Err(failure(fe::INVALID_REQUEST, problem, key, cid));
     }
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "could not start the OAuth flow");

@@ -217,3 +217,19 @@ async fn a_config_whose_template_disappeared() {
     assert_eq!(app.provider.refresh_count(), 0);
     app.assert_healthy().await;
 }
+
+#[tokio::test]
+async fn dot_segment_connection_ids_are_refused_before_any_redirect() {
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    for id in [".", ".."] {
+        let page = Page::read(app.connect("fake-1", &format!("connection_id={id}")).await).await;
+        assert!(page.headers.get("location").is_none(), "{id}");
+        assert_eq!(
+            page.post_message()["data"]["error"]["type"],
+            "invalid_request",
+            "{id}"
+        );
+    }
+    assert!(app.provider.authorize_requests().is_empty());
+}
