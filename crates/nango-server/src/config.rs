@@ -96,6 +96,15 @@ pub struct Settings {
     pub redirect_allowlist: Vec<String>,
     /// AES-256-GCM keys (base64) for secrets at rest; the first seals. Empty: no encryption.
     pub encryption_keys: Vec<Secret<String>>,
+    /// First wait before an automatic refresh is tried again after a temporary failure (12x
+    /// that after a refusal); doubles with each failure up to `refresh_retry_max`.
+    pub refresh_retry_base: Duration,
+    pub refresh_retry_max: Duration,
+    /// How often the proactive refresher looks for due connections (zero: never).
+    pub proactive_refresh_interval: Duration,
+    /// Connections whose credentials are older than this are refreshed even if not expiring,
+    /// so refresh tokens that die unused stay alive.
+    pub idle_refresh_age: Duration,
 }
 
 /// Where `Settings::from_env` reads variables from; a closure in tests, the process otherwise.
@@ -117,6 +126,10 @@ impl Settings {
             provider_timeout: Duration::from_secs(30),
             redirect_allowlist: Vec::new(),
             encryption_keys: Vec::new(),
+            refresh_retry_base: Duration::from_secs(5),
+            refresh_retry_max: Duration::from_secs(3600),
+            proactive_refresh_interval: Duration::from_secs(60),
+            idle_refresh_age: Duration::from_secs(24 * 3600),
         }
     }
 

@@ -182,6 +182,7 @@ pub async fn serve(
             }
         }
     });
+    let proactive = tokio::spawn(credentials::proactive::run(state.clone()));
     let forwarder = match state.store.subscribe_ws_frames().await {
         Ok(Some(frames)) => Some(tokio::spawn(oauth::notify::forward_published_frames(
             state.ws.clone(),
@@ -197,6 +198,7 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     purger.abort();
+    proactive.abort();
     if let Some(forwarder) = forwarder {
         forwarder.abort();
     }

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::credentials::{iso_millis, Credentials, Freshness};
 use crate::error::ApiError;
-use crate::store::Connection;
+use crate::store::{Connection, ConnectionHealth};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -42,11 +42,47 @@ pub struct ConnectionBody<'a> {
     pub account_id: i64,
     #[schema(value_type = Object)]
     pub metadata: &'a Map<String, Value>,
+    /// Only after a failed refresh (absent while refreshes succeed, as in Nango 0.9).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<RefreshProblem>,
+}
+
+/// What went wrong with a connection's refreshes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefreshProblem {
+    /// `needs_reauthorization` (the provider refused the refresh token: the user must connect
+    /// again) or `retrying` (the provider failed; automatic refreshes back off until `retry_after`).
+    #[schema(example = "needs_reauthorization")]
+    pub status: &'static str,
+    /// The provider's error.
+    pub error: Option<String>,
+    /// Failures since the last success.
+    pub failures: i64,
+    pub retry_after: Option<String>,
+}
+
+impl RefreshProblem {
+    pub fn of(health: &ConnectionHealth) -> Option<RefreshProblem> {
+        if health.refresh_failures == 0 && !health.needs_reauth {
+            return None;
+        }
+        Some(RefreshProblem {
+            status: if health.needs_reauth {
+                "needs_reauthorization"
+            } else {
+                "retrying"
+            },
+            error: health.refresh_error.clone(),
+            failures: health.refresh_failures,
+            retry_after: health.retry_after.map(iso_millis),
+        })
+    }
 }
 
 impl<'a> From<&'a Connection> for ConnectionBody<'a> {
     fn from(c: &'a Connection) -> Self {
         ConnectionBody {
+            refresh: RefreshProblem::of(&c.health),
             id: c.id,
             created_at: iso_millis(c.created_at),
             updated_at: iso_millis(c.updated_at),
@@ -68,6 +104,9 @@ pub struct ConnectionSummary {
     pub provider: String,
     /// ISO 8601 with milliseconds.
     pub created: String,
+    /// Only after a failed refresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<RefreshProblem>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -243,6 +282,7 @@ async fn list_connections(State(state): State<AppState>) -> Result<Response, Api
         .await?
         .into_iter()
         .map(|c| ConnectionSummary {
+            refresh: RefreshProblem::of(&c.health),
             connection_id: c.connection_id,
             provider: c.provider_config_key,
             created: iso_millis(c.created_at),

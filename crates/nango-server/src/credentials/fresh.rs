@@ -32,6 +32,49 @@ pub enum FreshError {
     Internal(String),
 }
 
+/// The error to answer without calling the provider, while a connection backs off after a
+/// failure (until `retry_after`).
+fn backing_off(connection: &Connection, now: DateTime<Utc>) -> Option<FreshError> {
+    let health = &connection.health;
+    let until = health.retry_after.filter(|until| *until > now)?;
+    let error = health.refresh_error.clone().unwrap_or_default();
+    let until = crate::credentials::iso_millis(until);
+    Some(if health.needs_reauth {
+        FreshError::Rejected(format!("{error}; not retried before {until}"))
+    } else {
+        FreshError::Unavailable(format!("{error}; not retried before {until}"))
+    })
+}
+
+/// What to record of a failed refresh: refusals mark the connection as needing
+/// re-authorization, outages back off exponentially (the cap bounds how stale a connection can
+/// get once the provider is back).
+fn failure_record(
+    error: &FreshError,
+    connection: &Connection,
+    settings: &crate::config::Settings,
+) -> Option<crate::store::RefreshFailure> {
+    let (message, permanent) = match error {
+        FreshError::Rejected(m) => (m.clone(), true),
+        FreshError::Unavailable(m) => (m.clone(), false),
+        _ => return None,
+    };
+    let failures = u32::try_from(connection.health.refresh_failures.max(0)).unwrap_or(u32::MAX);
+    let base = if permanent {
+        settings.refresh_retry_base * 12
+    } else {
+        settings.refresh_retry_base
+    };
+    let delay = base
+        .saturating_mul(2u32.saturating_pow(failures.min(16)))
+        .min(settings.refresh_retry_max);
+    Some(crate::store::RefreshFailure {
+        error: message,
+        permanent,
+        retry_after: Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default()),
+    })
+}
+
 impl From<TokenEndpointError> for FreshError {
     fn from(e: TokenEndpointError) -> Self {
         match e {
@@ -52,6 +95,12 @@ pub enum Freshness {
     /// `force_refresh=true`: refresh unless the credentials were renewed after `requested_at`
     /// (concurrent forced requests then share one refresh instead of rotating the token N times).
     Forced { requested_at: DateTime<Utc> },
+    /// The proactive refresher: tokens expiring within the margin plus `lookahead`, and
+    /// refreshable credentials obtained before `idle_before`.
+    Proactive {
+        lookahead: Duration,
+        idle_before: DateTime<Utc>,
+    },
 }
 
 impl Freshness {
@@ -66,6 +115,18 @@ impl Freshness {
         match self {
             Freshness::IfNeeded => connection.credentials.needs_refresh(Utc::now(), margin),
             Freshness::Forced { requested_at } => connection.updated_at <= requested_at,
+            Freshness::Proactive {
+                lookahead,
+                idle_before,
+            } => {
+                let credentials = &connection.credentials;
+                credentials.needs_refresh(Utc::now(), margin + lookahead)
+                    || (credentials.refreshable()
+                        && connection
+                            .health
+                            .refreshed_at
+                            .is_none_or(|at| at < idle_before))
+            }
         }
     }
 }
@@ -99,11 +160,19 @@ impl Refresher {
             .map_err(internal)?
             .ok_or(FreshError::UnknownConfig)?;
         let margin = state.settings.refresh_margin;
-        if matches!(freshness, Freshness::Forced { .. }) && !connection.credentials.refreshable() {
+        let forced = matches!(freshness, Freshness::Forced { .. });
+        if forced && !connection.credentials.refreshable() {
             return Err(FreshError::NotRefreshable);
         }
         if !freshness.requires_refresh(&connection, margin) {
             return Ok(connection);
+        }
+        // After a failure, automatic refreshes wait out the backoff instead of hammering the
+        // provider (and a refused refresh token stays refused); an explicit force_refresh tries.
+        if !forced {
+            if let Some(failure) = backing_off(&connection, Utc::now()) {
+                return Err(failure);
+            }
         }
 
         let key: ConnectionKey = (provider_config_key.to_string(), connection_id.to_string());
@@ -182,14 +251,32 @@ async fn refresh_exclusively(
         if !freshness.requires_refresh(&current, margin) {
             return Ok(current);
         }
-        let refreshed = match &current.credentials {
-            Credentials::OAuth2(stale) => {
-                Credentials::OAuth2(refresh_oauth2(state, config, &current, stale).await?)
+        let outcome = match &current.credentials {
+            Credentials::OAuth2(stale) => refresh_oauth2(state, config, &current, stale)
+                .await
+                .map(Credentials::OAuth2),
+            Credentials::OAuth2ClientCredentials(_) => {
+                fetch_client_credentials(state, config, &current.connection_config)
+                    .await
+                    .map(Credentials::OAuth2ClientCredentials)
             }
-            Credentials::OAuth2ClientCredentials(_) => Credentials::OAuth2ClientCredentials(
-                fetch_client_credentials(state, config, &current.connection_config).await?,
-            ),
             _ => return Ok(current),
+        };
+        let refreshed = match outcome {
+            Ok(refreshed) => refreshed,
+            Err(e) => {
+                // The stored credentials stay; the failure is recorded for backoff and for
+                // operators (GET /connection shows it).
+                if let Some(failure) = failure_record(&e, &current, &state.settings) {
+                    if let Err(store_error) = store
+                        .record_refresh_failure(provider_config_key, connection_id, &failure)
+                        .await
+                    {
+                        tracing::warn!(error = %store_error, "could not record a refresh failure");
+                    }
+                }
+                return Err(e);
+            }
         };
         // Persist before anyone uses the new token: a rotated refresh token that only lived in
         // memory would be lost with this process.
@@ -199,6 +286,10 @@ async fn refresh_exclusively(
             .map_err(internal)?;
         current.credentials = refreshed;
         current.updated_at = Utc::now();
+        current.health = crate::store::ConnectionHealth {
+            refreshed_at: Some(current.updated_at),
+            ..Default::default()
+        };
         Ok(current)
     }
     .await;

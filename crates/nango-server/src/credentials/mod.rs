@@ -2,6 +2,7 @@
 //! and handing out fresh ones (refresh policy and single-flight refresh in `fresh`).
 
 mod fresh;
+pub mod proactive;
 
 pub use fresh::{fetch_client_credentials, FreshError, Freshness, Refresher};
 
@@ -111,6 +112,15 @@ impl fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// When the access token expires, if it does.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Credentials::OAuth2(c) => c.expires_at,
+            Credentials::OAuth2ClientCredentials(c) => c.expires_at,
+            _ => None,
+        }
+    }
+
     /// True when there is something to refresh with: an OAuth 2 refresh token, or the client
     /// credentials of an OAUTH2_CC config.
     pub fn refreshable(&self) -> bool {

@@ -68,6 +68,32 @@ pub struct Connection {
     pub connection_config: Map<String, Value>,
     pub metadata: Map<String, Value>,
     pub account_id: i64,
+    pub health: ConnectionHealth,
+}
+
+/// How a connection's refreshes go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionHealth {
+    /// When credentials were last obtained (flow or refresh).
+    pub refreshed_at: Option<DateTime<Utc>>,
+    /// Refresh failures since the last success.
+    pub refresh_failures: i64,
+    /// The provider's error of the last failure.
+    pub refresh_error: Option<String>,
+    /// The provider refused the refresh for good: the user must authorize again.
+    pub needs_reauth: bool,
+    /// No automatic refresh before this (backoff after a temporary failure).
+    pub retry_after: Option<DateTime<Utc>>,
+}
+
+/// A failed refresh, as recorded.
+#[derive(Debug, Clone)]
+pub struct RefreshFailure {
+    pub error: String,
+    /// Permanent (`invalid_grant`, ...): the connection needs re-authorization.
+    pub permanent: bool,
+    /// Temporary: when to try again at the earliest.
+    pub retry_after: Option<DateTime<Utc>>,
 }
 
 /// Fields written when a flow completes.
@@ -85,6 +111,8 @@ pub struct ConnectionSummary {
     pub connection_id: String,
     pub provider_config_key: String,
     pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub health: ConnectionHealth,
 }
 
 /// An OAuth flow between `/oauth/connect` and `/oauth/callback`, keyed by its `state`.
@@ -130,6 +158,26 @@ pub trait Store: Send + Sync + 'static {
         credentials: &Credentials,
     ) -> Result<(), StoreError>;
     /// Returns false when there was no such connection.
+    /// Records a failed refresh; the stored credentials stay as they are.
+    async fn record_refresh_failure(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        failure: &RefreshFailure,
+    ) -> Result<(), StoreError>;
+
+    /// Connections the proactive refresher should look at: tokens expiring before `expiring_before`
+    /// and connections whose credentials were last obtained before `idle_before` (or never
+    /// recorded), leaving out those needing re-authorization or backing off until after `now`.
+    /// Soonest-expiring first, at most `limit`.
+    async fn connections_due_for_refresh(
+        &self,
+        now: DateTime<Utc>,
+        expiring_before: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
     async fn delete_connection(
         &self,
         provider_config_key: &str,

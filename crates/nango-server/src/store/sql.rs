@@ -11,8 +11,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::cipher::{Cipher, CipherError};
 use super::{
-    Connection, ConnectionFields, ConnectionSummary, OAuthSession, ProviderConfig,
-    ProviderConfigFields, RotationReport, Store, StoreError, WsFrames,
+    Connection, ConnectionFields, ConnectionHealth, ConnectionSummary, OAuthSession,
+    ProviderConfig, ProviderConfigFields, RefreshFailure, RotationReport, Store, StoreError,
+    WsFrames,
 };
 use crate::credentials::Credentials;
 use crate::secret::Secret;
@@ -120,6 +121,23 @@ struct ConnectionRow {
     connection_config: String,
     metadata: String,
     account_id: i64,
+    refreshed_at: Option<i64>,
+    refresh_failures: i64,
+    refresh_error: Option<String>,
+    needs_reauth: i64,
+    retry_after: Option<i64>,
+}
+
+impl ConnectionRow {
+    fn health(&self) -> ConnectionHealth {
+        ConnectionHealth {
+            refreshed_at: self.refreshed_at.map(from_millis),
+            refresh_failures: self.refresh_failures,
+            refresh_error: self.refresh_error.clone(),
+            needs_reauth: self.needs_reauth != 0,
+            retry_after: self.retry_after.map(from_millis),
+        }
+    }
 }
 
 impl ConnectionRow {
@@ -139,6 +157,7 @@ impl ConnectionRow {
                 &r.connection_config,
             )?,
             metadata: from_json::<Map<String, Value>>("metadata", &r.metadata)?,
+            health: r.health(),
             provider_config_key: r.provider_config_key,
             connection_id: r.connection_id,
             account_id: r.account_id,
@@ -151,6 +170,12 @@ struct SummaryRow {
     connection_id: String,
     provider_config_key: String,
     created_at: i64,
+    expires_at: Option<i64>,
+    refreshed_at: Option<i64>,
+    refresh_failures: i64,
+    refresh_error: Option<String>,
+    needs_reauth: i64,
+    retry_after: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -200,7 +225,11 @@ impl SessionRow {
 const CONFIG_COLUMNS: &str = "id, created_at, updated_at, unique_key, provider, oauth_client_id, \
      oauth_client_secret, oauth_scopes, account_id";
 const CONNECTION_COLUMNS: &str = "id, created_at, updated_at, provider_config_key, connection_id, \
-     credentials, connection_config, metadata, account_id";
+     credentials, connection_config, metadata, account_id, refreshed_at, refresh_failures, \
+     refresh_error, needs_reauth, retry_after";
+/// What a successful flow or refresh writes besides the credentials: the health starts over.
+const HEALTHY: &str =
+    "refresh_failures = 0, refresh_error = NULL, needs_reauth = 0, retry_after = NULL";
 const SESSION_COLUMNS: &str = "state, created_at, expires_at, provider_config_key, provider, \
      connection_id, callback_url, code_verifier, connection_config, ws_client_id, \
      request_token_secret, return_to";
@@ -304,14 +333,23 @@ macro_rules! sql_store {
 
             async fn list_connections(&self) -> Result<Vec<ConnectionSummary>, StoreError> {
                 let rows: Vec<SummaryRow> = sqlx::query_as(
-                    "SELECT connection_id, provider_config_key, created_at FROM connections \
-                     ORDER BY id",
+                    "SELECT connection_id, provider_config_key, created_at, expires_at, \
+                     refreshed_at, refresh_failures, refresh_error, needs_reauth, retry_after \
+                     FROM connections ORDER BY id",
                 )
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows
                     .into_iter()
                     .map(|r| ConnectionSummary {
+                        health: ConnectionHealth {
+                            refreshed_at: r.refreshed_at.map(from_millis),
+                            refresh_failures: r.refresh_failures,
+                            refresh_error: r.refresh_error,
+                            needs_reauth: r.needs_reauth != 0,
+                            retry_after: r.retry_after.map(from_millis),
+                        },
+                        expires_at: r.expires_at.map(from_millis),
                         connection_id: r.connection_id,
                         provider_config_key: r.provider_config_key,
                         created_at: from_millis(r.created_at),
@@ -325,11 +363,14 @@ macro_rules! sql_store {
             ) -> Result<Connection, StoreError> {
                 let sql = format!(
                     "INSERT INTO connections (created_at, updated_at, provider_config_key, \
-                     connection_id, credentials, connection_config, metadata) \
-                     VALUES ($1, $1, $2, $3, $4, $5, $6) \
+                     connection_id, credentials, connection_config, metadata, expires_at, \
+                     refreshed_at) \
+                     VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $1) \
                      ON CONFLICT (provider_config_key, connection_id) DO UPDATE SET \
                      updated_at = excluded.updated_at, credentials = excluded.credentials, \
-                     connection_config = excluded.connection_config, metadata = excluded.metadata \
+                     connection_config = excluded.connection_config, metadata = excluded.metadata, \
+                     expires_at = excluded.expires_at, refreshed_at = excluded.refreshed_at, \
+                     {HEALTHY} \
                      RETURNING {CONNECTION_COLUMNS}"
                 );
                 let row: ConnectionRow = sqlx::query_as(&sql)
@@ -344,6 +385,7 @@ macro_rules! sql_store {
                     )?)
                     .bind(to_json(&f.connection_config)?)
                     .bind(to_json(&f.metadata)?)
+                    .bind(f.credentials.expires_at().map(millis))
                     .fetch_one(&self.pool)
                     .await?;
                 row.open(&self.cipher)
@@ -355,10 +397,12 @@ macro_rules! sql_store {
                 connection_id: &str,
                 credentials: &Credentials,
             ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "UPDATE connections SET credentials = $1, updated_at = $2 \
-                     WHERE provider_config_key = $3 AND connection_id = $4",
-                )
+                let sql = format!(
+                    "UPDATE connections SET credentials = $1, updated_at = $2, refreshed_at = $2, \
+                     expires_at = $5, {HEALTHY} \
+                     WHERE provider_config_key = $3 AND connection_id = $4"
+                );
+                sqlx::query(&sql)
                 .bind(seal_credentials(
                     &self.cipher,
                     credentials,
@@ -368,9 +412,54 @@ macro_rules! sql_store {
                 .bind(millis(Utc::now()))
                 .bind(provider_config_key)
                 .bind(connection_id)
+                .bind(credentials.expires_at().map(millis))
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+
+            async fn record_refresh_failure(
+                &self,
+                provider_config_key: &str,
+                connection_id: &str,
+                failure: &RefreshFailure,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE connections SET refresh_failures = refresh_failures + 1, \
+                     refresh_error = $1, needs_reauth = $2, retry_after = $3 \
+                     WHERE provider_config_key = $4 AND connection_id = $5",
+                )
+                .bind(&failure.error)
+                .bind(i64::from(failure.permanent))
+                .bind(failure.retry_after.map(millis))
+                .bind(provider_config_key)
+                .bind(connection_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn connections_due_for_refresh(
+                &self,
+                now: DateTime<Utc>,
+                expiring_before: DateTime<Utc>,
+                idle_before: DateTime<Utc>,
+                limit: i64,
+            ) -> Result<Vec<(String, String)>, StoreError> {
+                let rows: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT provider_config_key, connection_id FROM connections \
+                     WHERE needs_reauth = 0 AND (retry_after IS NULL OR retry_after <= $1) \
+                     AND expires_at IS NOT NULL \
+                     AND (expires_at < $2 OR refreshed_at IS NULL OR refreshed_at < $3) \
+                     ORDER BY expires_at IS NULL, expires_at, refreshed_at LIMIT $4",
+                )
+                .bind(millis(now))
+                .bind(millis(expiring_before))
+                .bind(millis(idle_before))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows)
             }
 
             async fn delete_connection(

@@ -21,6 +21,7 @@ mod providers;
 mod quirks;
 mod redirect_mode;
 mod refresh;
+mod refresh_failures;
 mod replicas;
 mod sdk;
 mod state;

@@ -204,10 +204,19 @@ async fn a_rejected_refresh_answers_a_4xx_and_keeps_the_credentials() {
         .contains(old["refresh_token"].as_str().unwrap()));
     assert_eq!(stored_credentials(&app, "fake-1", "c1").await, old);
 
-    // A failed refresh is not cached: once the provider works again, so does the connection,
-    // with the same refresh token as before.
+    // Automatic reads back off instead of asking the provider again right away...
+    let response = app.get_connection_response("fake-1", "c1").await;
+    assert!(response.status().is_client_error());
+    assert_eq!(app.provider.refresh_requests().len(), 1);
+    // ...but the failure is not final: once the provider works again, a forced refresh (or an
+    // automatic one after the backoff) succeeds with the same refresh token as before.
     app.provider.set(|b| b.refresh_failure = None);
-    let connection = app.get_connection("fake-1", "c1").await;
+    let connection: Value = app
+        .get("/connection/c1?provider_config_key=fake-1&force_refresh=true")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_ne!(
         connection["credentials"]["access_token"],
         old["access_token"]
