@@ -46,6 +46,11 @@ pub struct ServeArgs {
     #[arg(long, env = "NANGO_REDIRECT_ALLOWLIST", value_delimiter = ',')]
     pub redirect_allowlist: Vec<String>,
 
+    /// Refuse OAuth flows and entered credentials without a connect session token (minted by
+    /// the app's backend with POST /connect/sessions)
+    #[arg(long, env = "NANGO_REQUIRE_CONNECT_SESSION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub require_connect_session: bool,
+
     /// Encryption keys for secrets at rest: base64 of 32 random bytes each (`openssl rand
     /// -base64 32`), comma separated; the first seals new data, the others only open old data
     #[arg(
@@ -100,6 +105,10 @@ pub struct Settings {
     /// that after a refusal); doubles with each failure up to `refresh_retry_max`.
     pub refresh_retry_base: Duration,
     pub refresh_retry_max: Duration,
+    /// Flows and entered credentials need a connect session token.
+    pub require_connect_session: bool,
+    /// How long a connect session token is valid.
+    pub connect_session_ttl: Duration,
     /// How often the proactive refresher looks for due connections (zero: never).
     pub proactive_refresh_interval: Duration,
     /// Connections whose credentials are older than this are refreshed even if not expiring,
@@ -128,6 +137,8 @@ impl Settings {
             encryption_keys: Vec::new(),
             refresh_retry_base: Duration::from_secs(5),
             refresh_retry_max: Duration::from_secs(3600),
+            require_connect_session: false,
+            connect_session_ttl: Duration::from_secs(15 * 60),
             proactive_refresh_interval: Duration::from_secs(60),
             idle_refresh_age: Duration::from_secs(24 * 3600),
         }
@@ -221,6 +232,7 @@ impl Settings {
         Ok(Settings {
             redirect_allowlist,
             encryption_keys,
+            require_connect_session: args.require_connect_session,
             listen: SocketAddr::new(bind, port),
             server_url,
             callback_url,

@@ -65,6 +65,10 @@ pub enum ApiError {
     /// The provider could not be reached or failed while a token was being obtained.
     #[error("The provider failed to issue a token ({reason}); try again later.")]
     ProviderUnavailable { reason: String },
+    /// A connect session token missing (when required), unknown, used, expired or for another
+    /// connection.
+    #[error("{0}")]
+    ConnectSession(#[from] crate::api::connect_sessions::ConnectSessionError),
     /// `force_refresh=true` on credentials that have no refresh token (or are OAuth 1).
     #[error("These credentials cannot be refreshed: the provider issued no refresh token. The stored credentials are unchanged; re-authorize the connection to get new ones.")]
     NotRefreshable,
@@ -76,7 +80,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            MissingAuthorization | InvalidSecretKey => StatusCode::UNAUTHORIZED,
+            MissingAuthorization | InvalidSecretKey | ConnectSession(_) => StatusCode::UNAUTHORIZED,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             RouteNotFound { .. } | UnknownProvider => StatusCode::NOT_FOUND,
             RefreshUnavailable { .. } | ProviderUnavailable { .. } => StatusCode::BAD_GATEWAY,
@@ -109,6 +113,7 @@ impl ApiError {
             RefreshRejected { .. } => "refresh_rejected",
             RefreshUnavailable { .. } => "refresh_unavailable",
             NotRefreshable => "not_refreshable",
+            ConnectSession(_) => "invalid_connect_session",
             InvalidCredentials(_) => "invalid_credentials",
             WrongAuthMode { .. } => "auth_mode_err",
             ClientCredentialsRejected { .. } => "client_credentials_rejected",

@@ -102,6 +102,7 @@ fn rest_api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) 
             .split_for_parts();
     let (secured, secured_document) = utoipa_axum::router::OpenApiRouter::default()
         .merge(api::configs::routes())
+        .merge(api::connect_sessions::routes())
         .merge(api::connections::routes())
         .split_for_parts();
     document.merge(secured_document);

@@ -17,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::connect_sessions::redeem;
 use super::openapi::ErrorBody;
 use super::{check_id, json_object_body, json_response, parse_query, path_id, query_value};
 use crate::credentials::{
@@ -154,6 +155,17 @@ pub async fn store_direct_connection(
         ),
         _ => validated_credentials(template, entered)?,
     };
+    store_connection(state, key, connection_id, template, credentials).await
+}
+
+/// Creates or replaces the connection with these credentials.
+async fn store_connection(
+    state: &AppState,
+    key: &str,
+    connection_id: &str,
+    template: &ProviderTemplate,
+    credentials: Credentials,
+) -> Result<Connection, ApiError> {
     let connection = state
         .store
         .upsert_connection(&ConnectionFields {
@@ -214,6 +226,9 @@ pub struct ApiAuthPath {
 pub struct ApiAuthQuery {
     #[param(min_length = 1, max_length = 255, example = "user-42")]
     connection_id: String,
+    /// A connect session token for this config and connection id (required when the server
+    /// runs with NANGO_REQUIRE_CONNECT_SESSION=true); it works once.
+    connect_session_token: Option<String>,
 }
 
 async fn enter(
@@ -248,7 +263,11 @@ async fn enter(
             mode: template.auth_mode.as_str(),
         });
     }
-    store_direct_connection(&state, &key, &connection_id, entered).await?;
+    // Checked before the connect session is used up, so a typo does not cost the user theirs.
+    let credentials = validated_credentials(template, entered)?;
+    let token = query_value(&query, "connect_session_token");
+    redeem(&state, token, &key, &connection_id).await?;
+    store_connection(&state, &key, &connection_id, template, credentials).await?;
     Ok(json_response(
         StatusCode::OK,
         &EnteredResult {
@@ -267,6 +286,7 @@ async fn enter(
     responses(
         (status = 200, body = EnteredResult),
         (status = 400, description = "Unknown config, not an API_KEY provider, or a key that is missing or not in the provider's format.", body = ErrorBody),
+        (status = 401, description = "A connect session token is required, or the one given is unknown, used, expired or for another connection.", body = ErrorBody),
         (status = 413, description = "The body is over 100 kB.", body = ErrorBody),
     )
 )]
@@ -288,6 +308,7 @@ async fn enter_api_key(
     responses(
         (status = 200, body = EnteredResult),
         (status = 400, description = "Unknown config, not a BASIC provider, or missing or malformed credentials.", body = ErrorBody),
+        (status = 401, description = "A connect session token is required, or the one given is unknown, used, expired or for another connection.", body = ErrorBody),
         (status = 413, description = "The body is over 100 kB.", body = ErrorBody),
     )
 )]

@@ -3,6 +3,7 @@
 
 pub mod api_auth;
 pub mod configs;
+pub mod connect_sessions;
 pub mod connections;
 pub mod health;
 pub mod openapi;

@@ -12,6 +12,7 @@ use super::flow_error as fe;
 use super::notify::{finish_flow, FlowOutcome, FlowReply};
 use super::oauth1::{self, OAuth1Error};
 use super::{oauth2, pkce};
+use crate::api::connect_sessions::redeem;
 use crate::api::id_problem;
 use crate::providers::{interpolate_url, AuthMode, InterpolationError, ProviderTemplate};
 use crate::secret::Secret;
@@ -21,6 +22,7 @@ use crate::AppState;
 /// What `/oauth/connect` was asked, read leniently (the published SDKs do not URL-encode).
 struct ConnectRequest {
     connection_id: Option<String>,
+    connect_session_token: Option<String>,
     ws_client_id: Option<String>,
     return_to: Option<String>,
     /// `params[name]=value` as `{"connectionConfig.params.name": "value"}`.
@@ -32,12 +34,16 @@ impl ConnectRequest {
         let mut connection_ids = Vec::new();
         let mut ws_client_id = None;
         let mut return_to = None;
+        let mut connect_session_token = None;
         let mut connection_config = Map::new();
         for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match name.as_ref() {
                 "connection_id" => connection_ids.push(value.into_owned()),
                 "ws_client_id" if !value.is_empty() => ws_client_id = Some(value.into_owned()),
                 "return_to" if !value.is_empty() => return_to = Some(value.into_owned()),
+                "connect_session_token" if !value.is_empty() => {
+                    connect_session_token = Some(value.into_owned())
+                }
                 other => {
                     if let Some(param) = other
                         .strip_prefix("params[")
@@ -58,6 +64,7 @@ impl ConnectRequest {
             .filter(|id| !id.is_empty());
         ConnectRequest {
             connection_id,
+            connect_session_token,
             ws_client_id,
             return_to,
             connection_config,
@@ -138,6 +145,14 @@ async fn redirect_to_provider(
     if let Some(problem) = id_problem("connection_id", connection_id) {
         return Err(failure(fe::INVALID_REQUEST, problem, key, cid));
     }
+    redeem(
+        state,
+        request.connect_session_token.as_deref(),
+        key,
+        connection_id,
+    )
+    .await
+    .map_err(|e| failure(fe::CONNECT_SESSION, e.to_string(), key, cid))?;
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "could not start the OAuth flow");
         failure(fe::UNKNOWN, fe::UNKNOWN_MESSAGE, key, cid)

@@ -37,6 +37,7 @@ pub mod flow_error {
     pub const STATE: &str = "state_err";
     pub const INVALID_REQUEST: &str = "invalid_request";
     pub const INVALID_RETURN_TO: &str = "invalid_return_to";
+    pub const CONNECT_SESSION: &str = "connect_session_err";
 
     pub const UNKNOWN_MESSAGE: &str = "Unkown error during the Oauth flow.";
     pub const TOKEN_MESSAGE: &str = "Error storing/retrieving the token.";

@@ -86,6 +86,17 @@ pub struct ConnectionHealth {
     pub retry_after: Option<DateTime<Utc>>,
 }
 
+/// A connect session: permission for one flow of one end user, minted by the app's backend.
+#[derive(Debug, Clone)]
+pub struct ConnectSession {
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    pub provider_config_key: String,
+    pub connection_id: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A failed refresh, as recorded.
 #[derive(Debug, Clone)]
 pub struct RefreshFailure {
@@ -191,6 +202,17 @@ pub trait Store: Send + Sync + 'static {
         state: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<OAuthSession>, StoreError>;
+    /// Stores a connect session (by the hash of its token).
+    async fn insert_connect_session(&self, session: &ConnectSession) -> Result<(), StoreError>;
+
+    /// Removes and returns the connect session of this token hash, if it exists and has not
+    /// expired at `now`: a token works once.
+    async fn take_connect_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ConnectSession>, StoreError>;
+
     async fn delete_expired_oauth_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Takes the refresh lease of a connection for `holder` until `until`, if nobody holds an

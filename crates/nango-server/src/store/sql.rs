@@ -11,9 +11,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::cipher::{Cipher, CipherError};
 use super::{
-    Connection, ConnectionFields, ConnectionHealth, ConnectionSummary, OAuthSession,
-    ProviderConfig, ProviderConfigFields, RefreshFailure, RotationReport, Store, StoreError,
-    WsFrames,
+    ConnectSession, Connection, ConnectionFields, ConnectionHealth, ConnectionSummary,
+    OAuthSession, ProviderConfig, ProviderConfigFields, RefreshFailure, RotationReport, Store,
+    StoreError, WsFrames,
 };
 use crate::credentials::Credentials;
 use crate::secret::Secret;
@@ -538,6 +538,44 @@ macro_rules! sql_store {
                 }
             }
 
+            async fn insert_connect_session(&self, c: &ConnectSession) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO connect_sessions (token_hash, provider_config_key, \
+                     connection_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&c.token_hash)
+                .bind(&c.provider_config_key)
+                .bind(&c.connection_id)
+                .bind(millis(c.created_at))
+                .bind(millis(c.expires_at))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn take_connect_session(
+                &self,
+                token_hash: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<ConnectSession>, StoreError> {
+                let row: Option<(String, String, String, i64, i64)> = sqlx::query_as(
+                    "DELETE FROM connect_sessions WHERE token_hash = $1 \
+                     RETURNING token_hash, provider_config_key, connection_id, created_at, expires_at",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row
+                    .filter(|r| r.4 > millis(now))
+                    .map(|r| ConnectSession {
+                        token_hash: r.0,
+                        provider_config_key: r.1,
+                        connection_id: r.2,
+                        created_at: from_millis(r.3),
+                        expires_at: from_millis(r.4),
+                    }))
+            }
+
             async fn delete_expired_oauth_sessions(
                 &self,
                 now: DateTime<Utc>,
@@ -546,7 +584,11 @@ macro_rules! sql_store {
                     .bind(millis(now))
                     .execute(&self.pool)
                     .await?;
-                Ok(done.rows_affected())
+                let connect = sqlx::query("DELETE FROM connect_sessions WHERE expires_at <= $1")
+                    .bind(millis(now))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() + connect.rows_affected())
             }
 
             async fn try_lock_refresh(

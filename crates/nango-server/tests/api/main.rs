@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod callback_page;
 mod configs;
+mod connect_sessions;
 mod connections;
 mod direct_connections;
 mod encryption;

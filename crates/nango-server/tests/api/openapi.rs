@@ -94,6 +94,7 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
         (Method::DELETE, "/config/{provider_config_key}"),
         (Method::GET, "/connection"),
         (Method::POST, "/connection"),
+        (Method::POST, "/connect/sessions"),
         (Method::POST, "/api-auth/api-key/{provider_config_key}"),
         (Method::POST, "/api-auth/basic/{provider_config_key}"),
         (Method::GET, "/connection/{connection_id}"),
@@ -129,7 +130,9 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
             "{method} {target} answered {status}, which its operation does not document"
         );
 
-        let secured = path.starts_with("/config") || path.starts_with("/connection");
+        let secured = path.starts_with("/config")
+            || path.starts_with("/connection")
+            || path.starts_with("/connect/");
         let security = operation["security"]
             .as_array()
             .cloned()
