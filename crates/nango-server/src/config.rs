@@ -46,6 +46,11 @@ pub struct ServeArgs {
     #[arg(long, env = "NANGO_REDIRECT_ALLOWLIST", value_delimiter = ',')]
     pub redirect_allowlist: Vec<String>,
 
+    /// Requests per minute per client address on the public routes (/oauth/..., /api-auth/...);
+    /// 0 turns the limit off
+    #[arg(long, env = "NANGO_PUBLIC_RATE_LIMIT", default_value_t = 300)]
+    pub public_rate_limit: u32,
+
     /// Refuse OAuth flows and entered credentials without a connect session token (minted by
     /// the app's backend with POST /connect/sessions)
     #[arg(long, env = "NANGO_REQUIRE_CONNECT_SESSION", default_value_t = false, action = clap::ArgAction::Set)]
@@ -105,6 +110,11 @@ pub struct Settings {
     /// that after a refusal); doubles with each failure up to `refresh_retry_max`.
     pub refresh_retry_base: Duration,
     pub refresh_retry_max: Duration,
+    /// Requests per minute per client address on the public routes (0: no limit).
+    pub public_rate_limit_per_minute: u32,
+    /// Longest a request may take before the server answers 504 (a refresh waits for the
+    /// provider and, at worst, for another replica's lease).
+    pub request_timeout: Duration,
     /// Flows and entered credentials need a connect session token.
     pub require_connect_session: bool,
     /// How long a connect session token is valid.
@@ -137,6 +147,8 @@ impl Settings {
             encryption_keys: Vec::new(),
             refresh_retry_base: Duration::from_secs(5),
             refresh_retry_max: Duration::from_secs(3600),
+            public_rate_limit_per_minute: 300,
+            request_timeout: Duration::from_secs(90),
             require_connect_session: false,
             connect_session_ttl: Duration::from_secs(15 * 60),
             proactive_refresh_interval: Duration::from_secs(60),
@@ -233,6 +245,7 @@ impl Settings {
             redirect_allowlist,
             encryption_keys,
             require_connect_session: args.require_connect_session,
+            public_rate_limit_per_minute: args.public_rate_limit,
             listen: SocketAddr::new(bind, port),
             server_url,
             callback_url,

@@ -41,6 +41,7 @@ pub struct AppState {
     pub http: reqwest::Client,
     pub ws: Arc<WsHub>,
     pub refresher: Arc<Refresher>,
+    pub public_rate_limit: api::guard::PublicRateLimit,
 }
 
 /// Why the server could not start.
@@ -78,12 +79,15 @@ impl AppState {
             .connect_timeout(Duration::from_secs(10))
             .build()?;
         Ok(AppState {
-            settings: Arc::new(settings),
             store,
             catalog: Arc::new(catalog),
             http,
             ws: Arc::new(WsHub::default()),
             refresher: Arc::new(Refresher::default()),
+            public_rate_limit: api::guard::PublicRateLimit::per_minute(
+                settings.public_rate_limit_per_minute,
+            ),
+            settings: Arc::new(settings),
         })
     }
 }
@@ -138,6 +142,15 @@ pub fn router(state: AppState) -> Router {
         .merge(secured)
         .fallback(api::route_not_found)
         .layer(DefaultBodyLimit::max(api::BODY_LIMIT_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            state.settings.request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.public_rate_limit.clone(),
+            api::guard::rate_limit_public,
+        ))
+        .layer(middleware::from_fn(api::guard::security_headers))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             oauth::notify::upgrade_websockets,
@@ -171,6 +184,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let purge_store = state.store.clone();
+    let purge_limits = state.public_rate_limit.clone();
     let purger = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -181,6 +195,7 @@ pub async fn serve(
             {
                 tracing::warn!(error = %e, "could not purge expired OAuth flow states");
             }
+            purge_limits.forget_idle_clients();
         }
     });
     let proactive = tokio::spawn(credentials::proactive::run(state.clone()));
@@ -195,9 +210,12 @@ pub async fn serve(
             None
         }
     };
-    let result = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     purger.abort();
     proactive.abort();
     if let Some(forwarder) = forwarder {

@@ -180,18 +180,22 @@ impl Refresher {
             Ok(mut locks) => locks.entry(key.clone()).or_default().clone(),
             Err(_) => return Err(FreshError::Internal("refresh lock table poisoned".into())),
         };
-        let result = {
-            // One task per process goes to the database; the others wait here and re-read.
-            let _guard = lock.lock().await;
-            refresh_exclusively(
-                state,
-                &config,
-                provider_config_key,
-                connection_id,
-                freshness,
-            )
-            .await
+        // The refresh runs in its own task: if the request is cancelled (client gone, request
+        // timeout), the provider may already have rotated the refresh token, and the new one must
+        // still be stored. The caller only stops waiting.
+        let task = {
+            let lock = lock.clone();
+            let state = state.clone();
+            let (key, id) = key.clone();
+            tokio::spawn(async move {
+                // One task per process goes to the database; the others wait here and re-read.
+                let _guard = lock.lock().await;
+                refresh_exclusively(&state, &config, &key, &id, freshness).await
+            })
         };
+        let result = task
+            .await
+            .unwrap_or_else(|e| Err(FreshError::Internal(format!("refresh task failed: {e}"))));
         drop(lock);
         if let Ok(mut locks) = self.locks.lock() {
             locks.remove_if_unused(&key);

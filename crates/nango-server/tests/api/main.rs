@@ -14,6 +14,7 @@ mod connections;
 mod direct_connections;
 mod encryption;
 mod flow_errors;
+mod hardening;
 mod health;
 mod oauth1;
 mod oauth_flow;
