@@ -56,6 +56,15 @@ pub struct ServeArgs {
     #[arg(long, env = "NANGO_REQUIRE_CONNECT_SESSION", default_value_t = false, action = clap::ArgAction::Set)]
     pub require_connect_session: bool,
 
+    /// URLs that receive connection events (created, refreshed after a failure, refresh failed,
+    /// deleted) as signed JSON POSTs, comma separated
+    #[arg(long, env = "NANGO_WEBHOOK_URLS", value_delimiter = ',')]
+    pub webhook_urls: Vec<String>,
+
+    /// Key of the HMAC-SHA256 signature of webhook bodies [default: the secret key]
+    #[arg(long, env = "NANGO_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
     /// Encryption keys for secrets at rest: base64 of 32 random bytes each (`openssl rand
     /// -base64 32`), comma separated; the first seals new data, the others only open old data
     #[arg(
@@ -115,6 +124,15 @@ pub struct Settings {
     /// Longest a request may take before the server answers 504 (a refresh waits for the
     /// provider and, at worst, for another replica's lease).
     pub request_timeout: Duration,
+    /// Receivers of connection events.
+    pub webhook_urls: Vec<String>,
+    /// HMAC key of webhook signatures.
+    pub webhook_secret: Option<Secret<String>>,
+    /// First wait before a failed delivery is retried; doubles each time, at most an hour.
+    pub webhook_retry_base: Duration,
+    /// Attempts before a delivery is given up (about 3 days with the defaults).
+    pub webhook_max_attempts: u32,
+    pub webhook_timeout: Duration,
     /// Flows and entered credentials need a connect session token.
     pub require_connect_session: bool,
     /// How long a connect session token is valid.
@@ -147,6 +165,11 @@ impl Settings {
             encryption_keys: Vec::new(),
             refresh_retry_base: Duration::from_secs(5),
             refresh_retry_max: Duration::from_secs(3600),
+            webhook_urls: Vec::new(),
+            webhook_secret: None,
+            webhook_retry_base: Duration::from_secs(2),
+            webhook_max_attempts: 80,
+            webhook_timeout: Duration::from_secs(10),
             public_rate_limit_per_minute: 300,
             request_timeout: Duration::from_secs(90),
             require_connect_session: false,
@@ -241,7 +264,39 @@ impl Settings {
         crate::store::Cipher::from_base64_keys(&encryption_keys)
             .map_err(|e| invalid("NANGO_ENCRYPTION_KEY", e.to_string()))?;
 
+        let mut webhook_urls = Vec::new();
+        for url in args
+            .webhook_urls
+            .iter()
+            .map(|u| u.trim())
+            .filter(|u| !u.is_empty())
+        {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| invalid("NANGO_WEBHOOK_URLS", format!("{url:?}: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(invalid(
+                    "NANGO_WEBHOOK_URLS",
+                    format!("{url:?} is not http(s)"),
+                ));
+            }
+            webhook_urls.push(url.to_string());
+        }
+        let webhook_secret = args
+            .webhook_secret
+            .clone()
+            .filter(|s| !s.is_empty())
+            .map(Secret::new)
+            .or_else(|| secret_key.clone());
+        if !webhook_urls.is_empty() && webhook_secret.is_none() {
+            return Err(invalid(
+                "NANGO_WEBHOOK_SECRET",
+                "webhooks need a signing key: set NANGO_WEBHOOK_SECRET (or NANGO_SECRET_KEY)",
+            ));
+        }
+
         Ok(Settings {
+            webhook_urls,
+            webhook_secret,
             redirect_allowlist,
             encryption_keys,
             require_connect_session: args.require_connect_session,

@@ -12,6 +12,7 @@ pub mod oauth;
 pub mod providers;
 pub mod secret;
 pub mod store;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub struct AppState {
     pub ws: Arc<WsHub>,
     pub refresher: Arc<Refresher>,
     pub public_rate_limit: api::guard::PublicRateLimit,
+    pub webhook_wakeup: webhooks::Wakeup,
 }
 
 /// Why the server could not start.
@@ -87,6 +89,7 @@ impl AppState {
             public_rate_limit: api::guard::PublicRateLimit::per_minute(
                 settings.public_rate_limit_per_minute,
             ),
+            webhook_wakeup: webhooks::Wakeup::default(),
             settings: Arc::new(settings),
         })
     }
@@ -108,6 +111,7 @@ fn rest_api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) 
         .merge(api::configs::routes())
         .merge(api::connect_sessions::routes())
         .merge(api::connections::routes())
+        .merge(api::webhook_deliveries::routes())
         .split_for_parts();
     document.merge(secured_document);
     (public, secured, document)
@@ -199,6 +203,7 @@ pub async fn serve(
         }
     });
     let proactive = tokio::spawn(credentials::proactive::run(state.clone()));
+    let webhook_worker = tokio::spawn(webhooks::run_worker(state.clone()));
     let forwarder = match state.store.subscribe_ws_frames().await {
         Ok(Some(frames)) => Some(tokio::spawn(oauth::notify::forward_published_frames(
             state.ws.clone(),
@@ -218,6 +223,7 @@ pub async fn serve(
     .await;
     purger.abort();
     proactive.abort();
+    webhook_worker.abort();
     if let Some(forwarder) = forwarder {
         forwarder.abort();
     }

@@ -182,6 +182,7 @@ async fn store_connection(
         auth_mode = template.auth_mode.as_str(),
         "connection stored"
     );
+    crate::webhooks::connection_stored(state, &connection).await;
     Ok(connection)
 }
 

@@ -19,6 +19,7 @@ use super::{
 use crate::credentials::{iso_millis, Credentials, Freshness};
 use crate::error::ApiError;
 use crate::store::{Connection, ConnectionHealth};
+use crate::webhooks::{self, EventKind};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -312,6 +313,14 @@ async fn delete_connection(
 ) -> Result<Response, ApiError> {
     let (key, connection_id) = connection_params(path, query.as_deref())?;
     if state.store.delete_connection(&key, &connection_id).await? {
+        webhooks::emit(
+            &state,
+            EventKind::ConnectionDeleted,
+            &key,
+            &connection_id,
+            serde_json::json!({}),
+        )
+        .await;
         Ok(empty_ok())
     } else {
         Err(ApiError::UnknownConnection)

@@ -10,6 +10,7 @@ pub mod health;
 pub mod openapi;
 pub mod providers;
 pub mod sdk;
+pub mod webhook_deliveries;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

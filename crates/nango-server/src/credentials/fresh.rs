@@ -11,6 +11,7 @@ use super::{parse_oauth2_response, ClientCredentials, Credentials, OAuth2Credent
 use crate::oauth::oauth2::{TokenCall, TokenEndpointError};
 use crate::providers::interpolate_url;
 use crate::store::{Connection, ProviderConfig};
+use crate::webhooks::{self, EventKind};
 use crate::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +279,18 @@ async fn refresh_exclusively(
                     {
                         tracing::warn!(error = %store_error, "could not record a refresh failure");
                     }
+                    webhooks::emit(
+                        state,
+                        EventKind::RefreshFailed,
+                        provider_config_key,
+                        connection_id,
+                        serde_json::json!({
+                            "error": failure.error,
+                            "needs_reauthorization": failure.permanent,
+                            "failures": current.health.refresh_failures + 1,
+                        }),
+                    )
+                    .await;
                 }
                 return Err(e);
             }
@@ -288,6 +301,16 @@ async fn refresh_exclusively(
             .update_credentials(provider_config_key, connection_id, &refreshed)
             .await
             .map_err(internal)?;
+        if current.health.refresh_failures > 0 {
+            webhooks::emit(
+                state,
+                EventKind::ConnectionRefreshed,
+                provider_config_key,
+                connection_id,
+                serde_json::json!({ "after_failures": current.health.refresh_failures }),
+            )
+            .await;
+        }
         current.credentials = refreshed;
         current.updated_at = Utc::now();
         current.health = crate::store::ConnectionHealth {

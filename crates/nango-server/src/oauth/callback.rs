@@ -158,7 +158,7 @@ async fn complete_oauth2(
     let credentials = parse_oauth2_response(raw, Utc::now(), &template.token_response)
         .map_err(|e| unknown("the token response was unusable", &e))?;
 
-    state
+    let connection = state
         .store
         .upsert_connection(&ConnectionFields {
             provider_config_key: session.provider_config_key.clone(),
@@ -169,6 +169,7 @@ async fn complete_oauth2(
         })
         .await
         .map_err(|e| unknown("could not store the connection", &e))?;
+    crate::webhooks::connection_stored(state, &connection).await;
     Ok(())
 }
 
@@ -274,7 +275,7 @@ async fn complete_oauth1(
             metadata.insert(name.clone(), Value::String(value.to_string()));
         }
     }
-    state
+    let connection = state
         .store
         .upsert_connection(&ConnectionFields {
             provider_config_key: session.provider_config_key.clone(),
@@ -289,5 +290,6 @@ async fn complete_oauth1(
         })
         .await
         .map_err(|e| unknown("could not store the connection", &e))?;
+    crate::webhooks::connection_stored(state, &connection).await;
     Ok(())
 }

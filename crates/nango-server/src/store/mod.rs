@@ -97,6 +97,47 @@ pub struct ConnectSession {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A webhook event for one receiver, to deliver.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub event_id: String,
+    pub event_type: String,
+    pub url: String,
+    pub body: String,
+}
+
+/// An outbox row: a delivery, pending or done.
+#[derive(Debug, Clone)]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub url: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Given up after the last allowed attempt.
+    pub failed_at: Option<DateTime<Utc>>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// How one delivery attempt went.
+#[derive(Debug, Clone)]
+pub enum DeliveryOutcome {
+    Delivered {
+        status: i64,
+    },
+    /// Try again at `retry_at`, or give up when `None`.
+    Failed {
+        status: Option<i64>,
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+    },
+}
+
 /// A failed refresh, as recorded.
 #[derive(Debug, Clone)]
 pub struct RefreshFailure {
@@ -212,6 +253,33 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<ConnectSession>, StoreError>;
+
+    /// Adds deliveries to the outbox, due now.
+    async fn enqueue_webhooks(&self, deliveries: &[NewWebhook]) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` due deliveries until `claim_until` (another replica skips them
+    /// meanwhile) and returns them, oldest first.
+    async fn claim_due_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        claim_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<WebhookDelivery>, StoreError>;
+
+    /// Records an attempt's outcome and releases the claim.
+    async fn record_webhook_attempt(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        outcome: &DeliveryOutcome,
+    ) -> Result<(), StoreError>;
+
+    /// The delivery log, newest first; `status` filters on `pending`, `delivered` or `failed`.
+    async fn list_webhook_deliveries(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<WebhookDelivery>, StoreError>;
 
     async fn delete_expired_oauth_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 

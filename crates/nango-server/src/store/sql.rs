@@ -12,8 +12,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use super::cipher::{Cipher, CipherError};
 use super::{
     ConnectSession, Connection, ConnectionFields, ConnectionHealth, ConnectionSummary,
-    OAuthSession, ProviderConfig, ProviderConfigFields, RefreshFailure, RotationReport, Store,
-    StoreError, WsFrames,
+    DeliveryOutcome, NewWebhook, OAuthSession, ProviderConfig, ProviderConfigFields,
+    RefreshFailure, RotationReport, Store, StoreError, WebhookDelivery, WsFrames,
 };
 use crate::credentials::Credentials;
 use crate::secret::Secret;
@@ -57,6 +57,44 @@ fn seal_credentials(
         &to_json(credentials)?,
         &credentials_context(provider_config_key, connection_id),
     )?)
+}
+
+const WEBHOOK_COLUMNS: &str = "id, event_id, event_type, url, body, created_at, attempts, \
+     next_attempt_at, delivered_at, failed_at, last_status, last_error";
+
+#[derive(sqlx::FromRow)]
+struct WebhookRow {
+    id: i64,
+    event_id: String,
+    event_type: String,
+    url: String,
+    body: String,
+    created_at: i64,
+    attempts: i64,
+    next_attempt_at: i64,
+    delivered_at: Option<i64>,
+    failed_at: Option<i64>,
+    last_status: Option<i64>,
+    last_error: Option<String>,
+}
+
+impl From<WebhookRow> for WebhookDelivery {
+    fn from(r: WebhookRow) -> Self {
+        WebhookDelivery {
+            id: r.id,
+            event_id: r.event_id,
+            event_type: r.event_type,
+            url: r.url,
+            body: r.body,
+            created_at: from_millis(r.created_at),
+            attempts: r.attempts,
+            next_attempt_at: from_millis(r.next_attempt_at),
+            delivered_at: r.delivered_at.map(from_millis),
+            failed_at: r.failed_at.map(from_millis),
+            last_status: r.last_status,
+            last_error: r.last_error,
+        }
+    }
 }
 
 /// What the key registry seals with each key, to prove at start that the key is the right one.
@@ -574,6 +612,124 @@ macro_rules! sql_store {
                         created_at: from_millis(r.3),
                         expires_at: from_millis(r.4),
                     }))
+            }
+
+            async fn enqueue_webhooks(&self, deliveries: &[NewWebhook]) -> Result<(), StoreError> {
+                let now = millis(Utc::now());
+                let mut tx = self.pool.begin().await?;
+                for d in deliveries {
+                    sqlx::query(
+                        "INSERT INTO webhook_outbox (event_id, event_type, url, body, created_at, \
+                         next_attempt_at) VALUES ($1, $2, $3, $4, $5, $5)",
+                    )
+                    .bind(&d.event_id)
+                    .bind(&d.event_type)
+                    .bind(&d.url)
+                    .bind(&d.body)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn claim_due_webhooks(
+                &self,
+                now: DateTime<Utc>,
+                claim_until: DateTime<Utc>,
+                limit: i64,
+            ) -> Result<Vec<WebhookDelivery>, StoreError> {
+                let candidates: Vec<(i64,)> = sqlx::query_as(
+                    "SELECT id FROM webhook_outbox \
+                     WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1 \
+                     AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY id LIMIT $2",
+                )
+                .bind(millis(now))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut claimed = Vec::new();
+                for (id,) in candidates {
+                    // Compare-and-set: a replica that claimed the row first keeps it.
+                    let sql = format!(
+                        "UPDATE webhook_outbox SET claimed_until = $1 \
+                         WHERE id = $2 AND (claimed_until IS NULL OR claimed_until <= $3) \
+                         RETURNING {WEBHOOK_COLUMNS}"
+                    );
+                    let row: Option<WebhookRow> = sqlx::query_as(&sql)
+                        .bind(millis(claim_until))
+                        .bind(id)
+                        .bind(millis(now))
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    claimed.extend(row.map(WebhookDelivery::from));
+                }
+                Ok(claimed)
+            }
+
+            async fn record_webhook_attempt(
+                &self,
+                id: i64,
+                now: DateTime<Utc>,
+                outcome: &DeliveryOutcome,
+            ) -> Result<(), StoreError> {
+                let query = match outcome {
+                    DeliveryOutcome::Delivered { status } => sqlx::query(
+                        "UPDATE webhook_outbox SET attempts = attempts + 1, delivered_at = $1, \
+                         last_status = $2, last_error = NULL, claimed_until = NULL WHERE id = $3",
+                    )
+                    .bind(millis(now))
+                    .bind(*status)
+                    .bind(id),
+                    DeliveryOutcome::Failed {
+                        status,
+                        error,
+                        retry_at: Some(retry_at),
+                    } => sqlx::query(
+                        "UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = $1, \
+                         last_status = $2, last_error = $3, claimed_until = NULL WHERE id = $4",
+                    )
+                    .bind(millis(*retry_at))
+                    .bind(*status)
+                    .bind(error.as_str())
+                    .bind(id),
+                    DeliveryOutcome::Failed {
+                        status,
+                        error,
+                        retry_at: None,
+                    } => sqlx::query(
+                        "UPDATE webhook_outbox SET attempts = attempts + 1, failed_at = $1, \
+                         last_status = $2, last_error = $3, claimed_until = NULL WHERE id = $4",
+                    )
+                    .bind(millis(now))
+                    .bind(*status)
+                    .bind(error.as_str())
+                    .bind(id),
+                };
+                query.execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn list_webhook_deliveries(
+                &self,
+                status: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<WebhookDelivery>, StoreError> {
+                let filter = match status {
+                    Some("pending") => "WHERE delivered_at IS NULL AND failed_at IS NULL",
+                    Some("delivered") => "WHERE delivered_at IS NOT NULL",
+                    Some("failed") => "WHERE failed_at IS NOT NULL",
+                    _ => "",
+                };
+                let sql = format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhook_outbox {filter} ORDER BY id DESC LIMIT $1"
+                );
+                let rows: Vec<WebhookRow> = sqlx::query_as(&sql)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(WebhookDelivery::from).collect())
             }
 
             async fn delete_expired_oauth_sessions(

@@ -27,4 +27,5 @@ mod refresh_failures;
 mod replicas;
 mod sdk;
 mod state;
+mod webhooks;
 mod websocket;

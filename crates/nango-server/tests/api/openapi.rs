@@ -95,6 +95,7 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
         (Method::GET, "/connection"),
         (Method::POST, "/connection"),
         (Method::POST, "/connect/sessions"),
+        (Method::GET, "/webhooks/deliveries"),
         (Method::POST, "/api-auth/api-key/{provider_config_key}"),
         (Method::POST, "/api-auth/basic/{provider_config_key}"),
         (Method::GET, "/connection/{connection_id}"),
@@ -132,7 +133,8 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
 
         let secured = path.starts_with("/config")
             || path.starts_with("/connection")
-            || path.starts_with("/connect/");
+            || path.starts_with("/connect/")
+            || path.starts_with("/webhooks/");
         let security = operation["security"]
             .as_array()
             .cloned()

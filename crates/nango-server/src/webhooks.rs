@@ -1,0 +1,274 @@
+//! Webhooks: connection events POSTed as JSON to the configured URLs, signed with HMAC-SHA256
+//! over the body (`X-Nango-Signature: sha256=<hex>`), delivered at least once from a durable
+//! outbox in the database by a worker on every replica, with exponential backoff.
+//!
+//! An event is written to the outbox right after the change it reports is stored; the worker
+//! claims due rows (so replicas do not send the same row at once), sends, and records the
+//! outcome. A receiver that is down gets the event once it is back (within the attempt limit).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio::sync::Notify;
+
+use crate::credentials::iso_millis;
+use crate::store::{DeliveryOutcome, NewWebhook, WebhookDelivery};
+use crate::AppState;
+
+/// What happened to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A flow, an import or a client credentials token created (or re-authorized) it.
+    ConnectionCreated,
+    /// A refresh succeeded after one or more failures.
+    ConnectionRefreshed,
+    /// A refresh failed (the stored credentials were kept).
+    RefreshFailed,
+    ConnectionDeleted,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ConnectionCreated => "connection.created",
+            EventKind::ConnectionRefreshed => "connection.refreshed",
+            EventKind::RefreshFailed => "connection.refresh_failed",
+            EventKind::ConnectionDeleted => "connection.deleted",
+        }
+    }
+}
+
+/// Wakes the delivery worker when an event was written, so it need not wait for its next poll.
+#[derive(Debug, Default, Clone)]
+pub struct Wakeup(Arc<Notify>);
+
+/// Writes the event to the outbox, one delivery per configured URL. Never fails the caller: the
+/// change it reports has already happened.
+pub async fn emit(
+    state: &AppState,
+    kind: EventKind,
+    provider_config_key: &str,
+    connection_id: &str,
+    data: Value,
+) {
+    let urls = &state.settings.webhook_urls;
+    if urls.is_empty() {
+        return;
+    }
+    let event_id = uuid::Uuid::new_v4().to_string();
+    let body = json!({
+        "id": event_id,
+        "type": kind.as_str(),
+        "created_at": iso_millis(Utc::now()),
+        "provider_config_key": provider_config_key,
+        "connection_id": connection_id,
+        "data": data,
+    })
+    .to_string();
+    let deliveries: Vec<NewWebhook> = urls
+        .iter()
+        .map(|url| NewWebhook {
+            event_id: event_id.clone(),
+            event_type: kind.as_str().to_string(),
+            url: url.clone(),
+            body: body.clone(),
+        })
+        .collect();
+    match state.store.enqueue_webhooks(&deliveries).await {
+        Ok(()) => state.webhook_wakeup.0.notify_one(),
+        Err(e) => {
+            tracing::error!(error = %e, event = kind.as_str(), "could not write a webhook event")
+        }
+    }
+}
+
+/// `connection.created` for a connection just stored by a flow, an import or a client
+/// credentials grant (`reauthorized` when it replaced an existing one).
+pub async fn connection_stored(state: &AppState, connection: &crate::store::Connection) {
+    let mode = match &connection.credentials {
+        crate::credentials::Credentials::OAuth2(_) => "OAUTH2",
+        crate::credentials::Credentials::OAuth1(_) => "OAUTH1",
+        crate::credentials::Credentials::OAuth2ClientCredentials(_) => "OAUTH2_CC",
+        crate::credentials::Credentials::ApiKey(_) => "API_KEY",
+        crate::credentials::Credentials::Basic(_) => "BASIC",
+    };
+    emit(
+        state,
+        EventKind::ConnectionCreated,
+        &connection.provider_config_key,
+        &connection.connection_id,
+        json!({
+            "auth_mode": mode,
+            "reauthorized": connection.created_at != connection.updated_at,
+        }),
+    )
+    .await;
+}
+
+/// `sha256=<hex HMAC-SHA256 of the body>`, the value of `X-Nango-Signature`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    // HMAC takes keys of any length, so this cannot fail; an empty value would only make
+    // receivers reject the delivery.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Deliveries sent at once per replica.
+const CONCURRENCY: usize = 8;
+/// Rows claimed per pass, and for how long (longer than a send can take).
+const BATCH: i64 = 32;
+
+/// The delivery worker: runs until dropped; idles when no URL is configured.
+pub async fn run_worker(state: AppState) {
+    if state.settings.webhook_urls.is_empty() {
+        return;
+    }
+    loop {
+        let sent = deliver_due(&state).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "webhook delivery pass failed");
+            0
+        });
+        if sent < BATCH as usize {
+            // Wait for a new event, or poll for retries coming due.
+            let _ = tokio::time::timeout(
+                Duration::from_millis(500),
+                state.webhook_wakeup.0.notified(),
+            )
+            .await;
+        }
+    }
+}
+
+/// One pass: sends every delivery due now (up to a batch); returns how many were attempted.
+pub async fn deliver_due(state: &AppState) -> Result<usize, crate::store::StoreError> {
+    let now = Utc::now();
+    let claim = chrono::Duration::from_std(state.settings.webhook_timeout * 3).unwrap_or_default();
+    let due = state
+        .store
+        .claim_due_webhooks(now, now + claim, BATCH)
+        .await?;
+    let count = due.len();
+    futures::stream::iter(due)
+        .for_each_concurrent(CONCURRENCY, |delivery| async move {
+            let outcome = send(state, &delivery).await;
+            if let DeliveryOutcome::Failed {
+                error, retry_at, ..
+            } = &outcome
+            {
+                tracing::info!(
+                    delivery = delivery.id,
+                    event = %delivery.event_type,
+                    attempt = delivery.attempts + 1,
+                    error = %error,
+                    gave_up = retry_at.is_none(),
+                    "webhook delivery failed"
+                );
+            }
+            if let Err(e) = state
+                .store
+                .record_webhook_attempt(delivery.id, Utc::now(), &outcome)
+                .await
+            {
+                tracing::warn!(error = %e, "could not record a webhook attempt");
+            }
+        })
+        .await;
+    Ok(count)
+}
+
+async fn send(state: &AppState, delivery: &WebhookDelivery) -> DeliveryOutcome {
+    let settings = &state.settings;
+    let secret = settings
+        .webhook_secret
+        .as_ref()
+        .map(|s| s.expose().as_str())
+        .unwrap_or_default();
+    let result = state
+        .http
+        .post(&delivery.url)
+        .timeout(settings.webhook_timeout)
+        .header("content-type", "application/json")
+        .header("user-agent", "nango-rs-webhooks")
+        .header("x-nango-event", &delivery.event_type)
+        .header("x-nango-delivery", delivery.id.to_string())
+        .header(
+            "x-nango-signature",
+            signature(secret, delivery.body.as_bytes()),
+        )
+        .body(delivery.body.clone())
+        .send()
+        .await;
+    let (status, error) = match result {
+        Ok(response) if response.status().is_success() => {
+            return DeliveryOutcome::Delivered {
+                status: i64::from(response.status().as_u16()),
+            }
+        }
+        Ok(response) => (
+            Some(i64::from(response.status().as_u16())),
+            format!("HTTP {}", response.status().as_u16()),
+        ),
+        Err(e) if e.is_timeout() => (None, "timed out".to_string()),
+        Err(_) => (None, "could not connect".to_string()),
+    };
+    DeliveryOutcome::Failed {
+        status,
+        error,
+        retry_at: next_attempt(delivery.attempts + 1, settings, Utc::now()),
+    }
+}
+
+/// When to try again after `attempts` failed attempts, or `None` once the limit is reached:
+/// the base doubled each time, at most an hour apart.
+fn next_attempt(
+    attempts: i64,
+    settings: &crate::config::Settings,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if attempts >= i64::from(settings.webhook_max_attempts) {
+        return None;
+    }
+    let exponent = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+    let delay = settings
+        .webhook_retry_base
+        .saturating_mul(2u32.saturating_pow(exponent.saturating_sub(1)))
+        .min(Duration::from_secs(3600));
+    Some(now + chrono::Duration::from_std(delay).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_the_body() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn retries_back_off_and_stop_at_the_limit() {
+        let mut settings = crate::config::Settings::for_address(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+            "sqlite::memory:",
+        );
+        settings.webhook_retry_base = Duration::from_secs(1);
+        settings.webhook_max_attempts = 4;
+        let now = Utc::now();
+        let delays: Vec<Option<i64>> = (1..=4)
+            .map(|n| next_attempt(n, &settings, now).map(|at| (at - now).num_seconds()))
+            .collect();
+        assert_eq!(delays, [Some(1), Some(2), Some(4), None]);
+    }
+}

@@ -1,0 +1,214 @@
+//! Webhooks: connection events reach the configured URL as signed JSON, at least once, from the
+//! durable outbox, even when the receiver is down for a while; the delivery log shows it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::helpers::TestApp;
+
+const WEBHOOK_SECRET: &str = "whsec-test-signing-key";
+
+#[derive(Clone, Default)]
+struct Receiver {
+    received: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    /// Answer these statuses first (one per request), then 200.
+    failures: Arc<Mutex<Vec<u16>>>,
+}
+
+impl Receiver {
+    async fn serve(self, listener: tokio::net::TcpListener) {
+        let app = axum::Router::new().route(
+            "/hook",
+            post(move |headers: HeaderMap, body: Bytes| {
+                let receiver = self.clone();
+                async move {
+                    let status = receiver.failures.lock().unwrap().pop().unwrap_or(200);
+                    receiver
+                        .received
+                        .lock()
+                        .unwrap()
+                        .push((headers, String::from_utf8_lossy(&body).into_owned()));
+                    StatusCode::from_u16(status).unwrap()
+                }
+            }),
+        );
+        axum::serve(listener, app).await.unwrap();
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, body)| serde_json::from_str(body).unwrap())
+            .collect()
+    }
+}
+
+fn expected_signature(body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex_encode(&mac.finalize().into_bytes()))
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn deliveries(app: &TestApp, query: &str) -> Vec<Value> {
+    let body: Value = app
+        .get(&format!("/webhooks/deliveries{query}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["deliveries"].as_array().unwrap().clone()
+}
+
+/// Waits until every delivery is delivered (or fails the test after 15 s).
+async fn all_delivered(app: &TestApp, expected: usize) -> Vec<Value> {
+    for _ in 0..150 {
+        let all = deliveries(app, "").await;
+        if all.len() == expected && all.iter().all(|d| d["status"] == "delivered") {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not all delivered: {:#?}", deliveries(app, "").await);
+}
+
+#[tokio::test]
+async fn events_survive_a_receiver_that_is_down_and_arrive_signed() {
+    // The receiver's port is known but nothing listens on it yet.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let url = format!("http://{address}/hook");
+    let hook_url = url.clone();
+    let app = TestApp::spawn_with(move |s| {
+        s.webhook_urls = vec![hook_url.clone()];
+        s.webhook_secret = Some(nango_server::secret::Secret::new(
+            WEBHOOK_SECRET.to_string(),
+        ));
+        s.webhook_retry_base = Duration::from_millis(100);
+        s.refresh_retry_base = Duration::from_millis(1);
+    })
+    .await;
+
+    // Four events: created, refresh failed, refreshed after the failure, deleted.
+    app.create_config("fake-1", "fake", "").await;
+    app.provider.set(|b| b.expires_in = Some(60));
+    app.authorize("fake-1", "c1").await;
+    app.provider
+        .set(|b| b.refresh_failure = Some((400, json!({"error": "invalid_grant"}))));
+    app.get_connection_response("fake-1", "c1").await;
+    app.provider.set(|b| {
+        b.refresh_failure = None;
+        b.expires_in = Some(3600);
+    });
+    let forced = app
+        .get("/connection/c1?provider_config_key=fake-1&force_refresh=true")
+        .await;
+    assert_eq!(forced.status(), StatusCode::OK);
+    assert_eq!(
+        app.delete("/connection/c1?provider_config_key=fake-1")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    // Down: attempted, failed, pending.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let pending = deliveries(&app, "?status=pending").await;
+    assert_eq!(pending.len(), 4, "{pending:#?}");
+    assert!(
+        pending.iter().all(|d| d["attempts"].as_i64().unwrap() >= 1),
+        "{pending:#?}"
+    );
+    assert!(pending
+        .iter()
+        .all(|d| d["last_error"] == "could not connect"));
+
+    // The receiver comes up, and answers 500 to its first request.
+    let receiver = Receiver::default();
+    receiver.failures.lock().unwrap().push(500);
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    tokio::spawn(receiver.clone().serve(listener));
+    let delivered = all_delivered(&app, 4).await;
+    assert!(deliveries(&app, "?status=pending").await.is_empty());
+
+    let types: Vec<String> = {
+        let mut t: Vec<String> = receiver
+            .events()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect();
+        // At least once: the delivery that met the 500 arrived twice.
+        t.sort();
+        t.dedup();
+        t
+    };
+    assert_eq!(
+        types,
+        [
+            "connection.created",
+            "connection.deleted",
+            "connection.refresh_failed",
+            "connection.refreshed"
+        ]
+    );
+    for (headers, body) in receiver.received.lock().unwrap().iter() {
+        assert_eq!(
+            headers["x-nango-signature"].to_str().unwrap(),
+            expected_signature(body)
+        );
+        assert_eq!(headers["content-type"], "application/json");
+        let event: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(headers["x-nango-event"].to_str().unwrap(), event["type"]);
+        assert_eq!(event["provider_config_key"], "fake-1");
+        assert_eq!(event["connection_id"], "c1");
+        assert!(event["id"].is_string() && event["created_at"].is_string());
+        assert!(!body.contains("access-"), "no token in an event: {body}");
+    }
+    let failed = receiver
+        .events()
+        .into_iter()
+        .find(|e| e["type"] == "connection.refresh_failed")
+        .unwrap();
+    assert_eq!(failed["data"]["needs_reauthorization"], true);
+    assert!(failed["data"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("invalid_grant"));
+    // The one that met the 500 took one more attempt than the others.
+    let max_attempts = delivered
+        .iter()
+        .map(|d| d["attempts"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    assert!(max_attempts >= 3, "{delivered:#?}");
+    assert!(delivered.iter().all(|d| d["url"] == url.as_str()));
+}
+
+#[tokio::test]
+async fn without_urls_no_event_is_written_and_the_log_needs_the_key() {
+    let app = TestApp::spawn_with_secret_key().await;
+    app.create_config("fake-1", "fake", "").await;
+    app.authorize("fake-1", "c1").await;
+    assert!(deliveries(&app, "").await.is_empty());
+    let anonymous = app
+        .anon(reqwest::Method::GET, "/webhooks/deliveries")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let bad = app.get("/webhooks/deliveries?status=lost").await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
