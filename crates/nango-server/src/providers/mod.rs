@@ -786,11 +786,11 @@ mod tests {
         let catalog = builtin();
         println!("built-in catalog: {} providers", catalog.len());
         assert!(!catalog.is_empty());
-        let names: Vec<&str> = catalog.names().collect();
-        let mut expected = NANGO_094.to_vec();
-        expected.sort_unstable();
-        assert_eq!(names, expected);
-        assert_eq!(catalog.len(), 58);
+        // Every name Nango 0.9.4 shipped keeps working; the catalog has grown far past it.
+        for name in NANGO_094 {
+            assert!(catalog.contains(name), "{name} is missing");
+        }
+        assert!(catalog.len() >= 250, "{}", catalog.len());
         assert!(catalog.contains("wave_accounting"));
         assert!(!catalog.contains("wave-accounting"));
         assert!(catalog.get("nope").is_none());
@@ -824,7 +824,7 @@ mod tests {
             .filter(|(_, t)| t.auth_mode == AuthMode::OAuth1)
             .map(|(name, _)| name)
             .collect();
-        assert_eq!(oauth1, ["trello", "twitter"]);
+        assert!(oauth1.contains(&"trello") && oauth1.contains(&"twitter"));
         for (name, t) in catalog.iter() {
             assert!(
                 !t.authorization_url.is_empty() && !t.token_url.is_empty(),
@@ -832,19 +832,13 @@ mod tests {
             );
             if t.auth_mode == AuthMode::OAuth1 {
                 assert!(t.request_url.is_some(), "{name}");
-                assert_eq!(
-                    t.signature_method,
-                    Some(SignatureMethod::HmacSha1),
-                    "{name}"
-                );
+                assert!(t.signature_method.is_some(), "{name}");
             } else {
                 assert!(
                     t.request_url.is_none() && t.signature_method.is_none(),
                     "{name}"
                 );
             }
-            // Nothing in the era refreshes anywhere but token_url.
-            assert!(t.refresh_url.is_none(), "{name}");
         }
     }
 
@@ -1219,7 +1213,7 @@ mod tests {
         std::fs::write(&path, file).unwrap();
 
         let catalog = Catalog::load(Some(&path)).unwrap();
-        assert_eq!(catalog.len(), 59);
+        assert_eq!(catalog.len(), builtin().len() + 1);
         let github = template(&catalog, "github");
         assert_eq!(github.token_url, "http://127.0.0.1:9999/token");
         // Whole-entry replacement: nothing of the built-in github entry survives.
@@ -1255,7 +1249,7 @@ mod tests {
             "{message}"
         );
 
-        assert_eq!(Catalog::load(None).unwrap().len(), 58);
+        assert_eq!(Catalog::load(None).unwrap().len(), builtin().len());
     }
 
     #[test]

@@ -1,0 +1,296 @@
+//! The built-in provider catalog as data: every entry loads through the public API, is
+//! documented, declares a strict pattern for each URL placeholder, and the catalog covers at least
+//! 250 distinct OAuth servers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed test should panic
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use nango_server::providers::{AuthMode, Catalog, ProviderTemplate, BUILTIN_CATALOG};
+
+/// The category vocabulary listed in the header comment of providers.yaml.
+const CATEGORIES: &[&str] = &[
+    "accounting",
+    "analytics",
+    "cms",
+    "communication",
+    "crm",
+    "design",
+    "developer-tools",
+    "ecommerce",
+    "education",
+    "gaming",
+    "health",
+    "hr",
+    "identity",
+    "knowledge-base",
+    "legal",
+    "marketing",
+    "music",
+    "other",
+    "payments",
+    "productivity",
+    "project-management",
+    "scheduling",
+    "social",
+    "storage",
+    "support",
+    "video",
+];
+
+/// Values no connection-config pattern may accept: each would move a URL to another host or path.
+const HOSTILE: &[&str] = &["evil.com/x", "a@b", "x?y"];
+
+const MIN_DISTINCT: usize = 250;
+
+fn catalog() -> Catalog {
+    Catalog::builtin().expect("the built-in catalog loads")
+}
+
+/// `${...}` placeholder names in `url`, in order.
+fn placeholders(url: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = url;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .unwrap_or_else(|| panic!("unclosed placeholder in {url}"));
+        names.push(after[..end].to_string());
+        rest = &after[end + 1..];
+    }
+    names
+}
+
+/// `url` with every placeholder replaced by a sample host label.
+fn filled(url: &str) -> String {
+    let mut out = url.to_string();
+    for name in placeholders(url) {
+        out = out.replace(&format!("${{{name}}}"), "sample");
+    }
+    out
+}
+
+/// Every URL field of a template, by field name.
+fn urls(t: &ProviderTemplate) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if !t.authorization_url.is_empty() {
+        out.push(("authorization_url", t.authorization_url.clone()));
+    }
+    if !t.token_url.is_empty() {
+        out.push(("token_url", t.token_url.clone()));
+    }
+    if let Some(u) = &t.refresh_url {
+        out.push(("refresh_url", u.clone()));
+    }
+    if let Some(u) = &t.request_url {
+        out.push(("request_url", u.clone()));
+    }
+    if let Some(u) = &t.docs {
+        out.push(("docs", u.clone()));
+    }
+    out
+}
+
+fn anchored(pattern: &str) -> regex::Regex {
+    regex::Regex::new(&format!("^(?:{pattern})$")).unwrap()
+}
+
+#[test]
+fn every_entry_loads_through_the_public_api() {
+    let catalog = catalog();
+    assert!(catalog.len() >= MIN_DISTINCT, "{} entries", catalog.len());
+    for (name, t) in catalog.iter() {
+        assert!(
+            matches!(t.auth_mode, AuthMode::OAuth2 | AuthMode::OAuth1),
+            "{name}: built-in entries are OAUTH2 or OAUTH1"
+        );
+        if t.auth_mode == AuthMode::OAuth1 {
+            assert!(t.request_url.is_some(), "{name}: OAUTH1 needs request_url");
+            assert!(
+                t.signature_method.is_some(),
+                "{name}: OAUTH1 needs signature_method"
+            );
+        }
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'),
+            "{name}: provider names are lowercase letters, digits and '-'"
+        );
+    }
+}
+
+#[test]
+fn urls_are_https_and_well_formed() {
+    for (name, t) in catalog().iter() {
+        for (field, template) in urls(t) {
+            let sample = filled(&template);
+            let parsed = url::Url::parse(&sample)
+                .unwrap_or_else(|e| panic!("{name}.{field} {template}: {e}"));
+            assert_eq!(parsed.scheme(), "https", "{name}.{field}: {template}");
+            let host = parsed.host_str().unwrap_or_default();
+            // A whole-host placeholder (a self-hosted server) fills in as the bare sample label.
+            assert!(
+                host.contains('.') || host == "sample",
+                "{name}.{field}: host {host:?}"
+            );
+            assert!(
+                parsed.username().is_empty() && parsed.password().is_none(),
+                "{name}.{field}"
+            );
+            assert!(
+                parsed.fragment().is_none() || field == "docs",
+                "{name}.{field}: fragment"
+            );
+            if field == "authorization_url" {
+                assert!(
+                    parsed.query().is_none(),
+                    "{name}: query string in authorization_url"
+                );
+            }
+            if field == "docs" {
+                assert!(
+                    placeholders(&template).is_empty(),
+                    "{name}: placeholder in docs"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_entry_is_documented_and_categorised() {
+    for (name, t) in catalog().iter() {
+        let display = t.display_name.as_deref().unwrap_or_default();
+        assert!(!display.trim().is_empty(), "{name}: display_name");
+        assert!(t.docs.is_some(), "{name}: docs");
+        assert!(
+            (1..=3).contains(&t.categories.len()),
+            "{name}: 1 to 3 categories, got {:?}",
+            t.categories
+        );
+        for category in &t.categories {
+            assert!(
+                CATEGORIES.contains(&category.as_str()),
+                "{name}: category {category:?} is not in the vocabulary"
+            );
+        }
+        let unique: BTreeSet<&String> = t.categories.iter().collect();
+        assert_eq!(
+            unique.len(),
+            t.categories.len(),
+            "{name}: repeated category"
+        );
+    }
+}
+
+#[test]
+fn placeholders_are_declared_used_and_strictly_patterned() {
+    const PREFIX: &str = "connectionConfig.params.";
+    for (name, t) in catalog().iter() {
+        let mut used = BTreeSet::new();
+        for (field, template) in urls(t) {
+            for placeholder in placeholders(&template) {
+                let param = placeholder.strip_prefix(PREFIX).unwrap_or_else(|| {
+                    panic!("{name}.{field}: placeholder {placeholder} is not {PREFIX}<name>")
+                });
+                assert!(
+                    t.connection_config.contains_key(param),
+                    "{name}.{field}: {param} is not declared in connection_config"
+                );
+                used.insert(param.to_string());
+            }
+        }
+        for (param, spec) in &t.connection_config {
+            assert!(
+                used.contains(param),
+                "{name}: connection_config.{param} is never used"
+            );
+            let description = spec.description.as_deref().unwrap_or_default();
+            assert!(
+                !description.trim().is_empty(),
+                "{name}.{param}: description"
+            );
+            let pattern = spec
+                .pattern
+                .as_deref()
+                .unwrap_or_else(|| panic!("{name}.{param}: pattern"));
+            let example = spec
+                .example
+                .as_deref()
+                .unwrap_or_else(|| panic!("{name}.{param}: example"));
+            let re = anchored(pattern);
+            assert!(
+                re.is_match(example),
+                "{name}.{param}: {pattern} rejects its example {example:?}"
+            );
+            for hostile in HOSTILE {
+                assert!(
+                    !re.is_match(hostile),
+                    "{name}.{param}: {pattern} accepts {hostile:?}"
+                );
+            }
+            // The example, put in every URL, gives a URL on the template's own host suffix.
+            for (field, template) in urls(t) {
+                if !template.contains(&format!("${{{PREFIX}{param}}}")) {
+                    continue;
+                }
+                let with_example = template.replace(&format!("${{{PREFIX}{param}}}"), example);
+                let parsed = url::Url::parse(&filled(&with_example))
+                    .unwrap_or_else(|e| panic!("{name}.{field} with {example:?}: {e}"));
+                assert_eq!(parsed.scheme(), "https", "{name}.{field}");
+            }
+        }
+    }
+}
+
+/// Top-level keys of the raw YAML, in file order (a map loader would keep only the last of two
+/// same-named entries, so duplicates are found in the text).
+fn raw_top_level_keys() -> Vec<String> {
+    BUILTIN_CATALOG
+        .lines()
+        .filter(|line| !line.starts_with([' ', '#', '-']) && !line.trim().is_empty())
+        .map(|line| {
+            line.strip_suffix(':')
+                .unwrap_or_else(|| panic!("unexpected top-level line {line:?}"))
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn no_duplicate_names_and_the_file_is_sorted() {
+    let keys = raw_top_level_keys();
+    let mut seen = BTreeMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(first) = seen.insert(key.clone(), i) {
+            panic!("provider {key} appears twice (entries {first} and {i})");
+        }
+    }
+    assert_eq!(keys.len(), catalog().len());
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(
+        keys, sorted,
+        "providers.yaml is kept sorted by provider name"
+    );
+}
+
+#[test]
+fn at_least_250_distinct_oauth_servers() {
+    let catalog = catalog();
+    let distinct: BTreeSet<(String, String)> = catalog
+        .iter()
+        .map(|(_, t)| (filled(&t.authorization_url), filled(&t.token_url)))
+        .collect();
+    println!(
+        "built-in catalog: {} entries, {} distinct providers (authorization_url, token_url)",
+        catalog.len(),
+        distinct.len()
+    );
+    assert!(
+        distinct.len() >= MIN_DISTINCT,
+        "only {} distinct providers (need {MIN_DISTINCT})",
+        distinct.len()
+    );
+}
