@@ -58,6 +58,15 @@ pub struct ConnectionRef {
     pub connection_id: String,
 }
 
+/// How `connection:get` and `token:get` ask for the credentials.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct RefreshOpts {
+    /// Refresh the credentials now, whatever their expiry (fails for credentials without a
+    /// refresh token)
+    #[arg(long)]
+    pub force_refresh: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the Nango server
@@ -112,6 +121,8 @@ pub enum Command {
         #[command(flatten)]
         connection: ConnectionRef,
         #[command(flatten)]
+        refresh: RefreshOpts,
+        #[command(flatten)]
         client: ClientOpts,
     },
 
@@ -131,11 +142,14 @@ pub enum Command {
         client: ClientOpts,
     },
 
-    /// Print a fresh access token of a connection (OAuth1: token and secret)
+    /// Print a fresh access token of a connection (OAuth1: token and secret; basic: username
+    /// and password)
     #[command(name = "token:get")]
     TokenGet {
         #[command(flatten)]
         connection: ConnectionRef,
+        #[command(flatten)]
+        refresh: RefreshOpts,
         #[command(flatten)]
         client: ClientOpts,
     },
@@ -185,12 +199,32 @@ mod tests {
         let cli = Cli::try_parse_from(["nango", "--json", "token:get", "gh", "user-1"])?;
         assert!(cli.json);
         match cli.command {
-            Command::TokenGet { connection, .. } => {
+            Command::TokenGet {
+                connection,
+                refresh,
+                ..
+            } => {
                 assert_eq!(connection.provider_config_key, "gh");
                 assert_eq!(connection.connection_id, "user-1");
+                assert!(!refresh.force_refresh);
             }
             other => panic!("parsed as {other:?}"),
         }
+        Ok(())
+    }
+
+    #[test]
+    fn token_and_connection_get_take_force_refresh() -> Result<(), clap::Error> {
+        for command in ["token:get", "connection:get"] {
+            let cli = Cli::try_parse_from(["nango", command, "gh", "user-1", "--force-refresh"])?;
+            match cli.command {
+                Command::TokenGet { refresh, .. } | Command::ConnectionGet { refresh, .. } => {
+                    assert!(refresh.force_refresh, "{command}")
+                }
+                other => panic!("parsed as {other:?}"),
+            }
+        }
+        assert!(Cli::try_parse_from(["nango", "connection:list", "--force-refresh"]).is_err());
         Ok(())
     }
 }

@@ -2,9 +2,9 @@
 
 use std::io::IsTerminal;
 
-use nango_client::{Client, Error, NewConfig, Token};
+use nango_client::{Client, Error, GetOptions, NewConfig, Token};
 
-use crate::cli::{ClientOpts, Command, ConfigFields};
+use crate::cli::{ClientOpts, Command, ConfigFields, RefreshOpts};
 use crate::output;
 
 /// Runs a client command and returns what goes to stdout. `Serve` is not a client command and
@@ -57,10 +57,18 @@ pub async fn run(command: Command, json: bool) -> Result<String, Error> {
                 .await?;
             Ok("✅ Successfully deleted the provider configuration!".into())
         }
-        Command::ConnectionGet { connection, client } => {
+        Command::ConnectionGet {
+            connection,
+            refresh,
+            client,
+        } => {
             // Tokens in clear: showing the connection is exactly what was asked for.
             let body = connect(&client)?
-                .get_connection_raw(&connection.provider_config_key, &connection.connection_id)
+                .get_connection_raw_with(
+                    &connection.provider_config_key,
+                    &connection.connection_id,
+                    get_options(refresh),
+                )
                 .await?;
             Ok(output::pretty(&body))
         }
@@ -77,32 +85,53 @@ pub async fn run(command: Command, json: bool) -> Result<String, Error> {
                 .await?;
             Ok("✅ Successfully deleted the connection!".into())
         }
-        Command::TokenGet { connection, client } => {
+        Command::TokenGet {
+            connection,
+            refresh,
+            client,
+        } => {
             let nango = connect(&client)?;
             let (key, id) = (&connection.provider_config_key, &connection.connection_id);
+            let options = get_options(refresh);
             if json {
-                return Ok(output::pretty(&nango.get_connection_raw(key, id).await?));
+                return Ok(output::pretty(
+                    &nango.get_connection_raw_with(key, id, options).await?,
+                ));
             }
             // The bare token, so `$(nango token:get ...)` can be used as is.
-            Ok(match nango.get_token(key, id).await? {
-                Token::OAuth2(access_token) => access_token.expose().to_string(),
-                Token::OAuth1 {
-                    oauth_token,
-                    oauth_token_secret,
-                } => format!(
-                    "token:{}\nsecret:{}",
-                    oauth_token.expose(),
-                    oauth_token_secret.expose()
-                ),
-            })
+            Ok(token_text(&nango.get_token_with(key, id, options).await?))
         }
+    }
+}
+
+fn get_options(refresh: RefreshOpts) -> GetOptions {
+    GetOptions::new().force_refresh(refresh.force_refresh)
+}
+
+/// What `token:get` prints: the token alone when it is one string, else one `name:value` line
+/// per part.
+fn token_text(token: &Token) -> String {
+    match token {
+        Token::OAuth1 {
+            oauth_token,
+            oauth_token_secret,
+        } => format!(
+            "token:{}\nsecret:{}",
+            oauth_token.expose(),
+            oauth_token_secret.expose()
+        ),
+        Token::Basic { username, password } => {
+            format!("username:{username}\npassword:{}", password.expose())
+        }
+        // OAuth2, client credentials, API key, and whatever single string a newer client adds.
+        other => other.expose().unwrap_or_default().to_string(),
     }
 }
 
 /// The message after `❌`: the server's own words, plus what to do when that is not obvious.
 pub fn describe(error: &Error) -> String {
     match error {
-        Error::Network { .. } => {
+        Error::Network { .. } | Error::Timeout { .. } => {
             format!("{error}\n   Is the server running? Set NANGO_HOSTPORT (or --host) to its URL.")
         }
         Error::Api { status: 401, .. } => format!(
@@ -142,4 +171,33 @@ fn connect(opts: &ClientOpts) -> Result<Client, Error> {
         builder = builder.secret_key(key.as_str());
     }
     builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_token_prints_as_scripts_expect() {
+        assert_eq!(token_text(&Token::OAuth2("gho_1".into())), "gho_1");
+        assert_eq!(
+            token_text(&Token::OAuth2ClientCredentials("cc_1".into())),
+            "cc_1"
+        );
+        assert_eq!(token_text(&Token::ApiKey("sk-1".into())), "sk-1");
+        assert_eq!(
+            token_text(&Token::OAuth1 {
+                oauth_token: "t".into(),
+                oauth_token_secret: "s".into()
+            }),
+            "token:t\nsecret:s"
+        );
+        assert_eq!(
+            token_text(&Token::Basic {
+                username: "ann".into(),
+                password: "pw".into()
+            }),
+            "username:ann\npassword:pw"
+        );
+    }
 }

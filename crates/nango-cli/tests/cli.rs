@@ -123,6 +123,11 @@ impl Server {
     }
 
     fn start_with(secret_key: Option<&str>) -> Server {
+        Server::start_configured(secret_key, None)
+    }
+
+    /// A server with `providers_yaml` as its `NANGO_PROVIDERS_FILE`, when given.
+    fn start_configured(secret_key: Option<&str>, providers_yaml: Option<&str>) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = unused_port();
         let log = dir.path().join("server.log");
@@ -140,6 +145,11 @@ impl Server {
             .stderr(log_file);
         if let Some(key) = secret_key {
             command.env("NANGO_SECRET_KEY", key);
+        }
+        if let Some(yaml) = providers_yaml {
+            let file = dir.path().join("providers.yaml");
+            std::fs::write(&file, yaml).expect("providers file");
+            command.env("NANGO_PROVIDERS_FILE", file);
         }
         let child = command.spawn().expect("spawn nango serve");
         let mut server = Server {
@@ -456,6 +466,47 @@ fn unknown_connections_fail_for_get_token_and_delete() {
     server
         .nango(&["--json", "token:get", "github", "nobody"])
         .fails_with(UNKNOWN_CONNECTION);
+}
+
+#[test]
+fn force_refresh_reaches_the_server_from_token_get_and_connection_get() {
+    let server = Server::start_configured(None, Some("local-api-key:\n  auth_mode: API_KEY\n"));
+    server
+        .nango(&["config:create", "keys", "local-api-key", "", "", ""])
+        .ok();
+    // An API key connection (no browser flow needed), made with the client the CLI uses.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime
+        .block_on(
+            nango_client::Client::new(&server.host)
+                .expect("client")
+                .create_connection(
+                    "keys",
+                    "user-1",
+                    &nango_client::NewCredentials::ApiKey("sk-cli-test-1".into()),
+                ),
+        )
+        .expect("create the connection");
+
+    assert_eq!(
+        server.nango(&["token:get", "keys", "user-1"]).ok().trim(),
+        "sk-cli-test-1"
+    );
+    // An API key has nothing to refresh with: the server says so, which proves the flag
+    // reached it.
+    let not_refreshable = "These credentials cannot be refreshed";
+    for args in [
+        &["token:get", "keys", "user-1", "--force-refresh"][..],
+        &["--json", "token:get", "keys", "user-1", "--force-refresh"][..],
+        &["connection:get", "keys", "user-1", "--force-refresh"][..],
+    ] {
+        server.nango(args).fails_with(not_refreshable);
+    }
+    let connection = server.nango(&["connection:get", "keys", "user-1"]).json();
+    assert_eq!(connection["credentials"]["apiKey"], "sk-cli-test-1");
 }
 
 #[test]

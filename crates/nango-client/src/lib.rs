@@ -1,7 +1,112 @@
-//! Async Rust client of the Nango-compatible token broker's REST API (`/config`, `/connection`).
+//! Async Rust client of the Nango-compatible token broker's REST API (`/config`,
+//! `/connection`, `/providers`): the Rust counterpart of our Node SDK (`sdks/node`), with the
+//! same methods.
 //!
 //! It speaks the Nango 0.9 wire protocol, so it works against this project's server and against
-//! Nango 0.9 itself. See [`Client`].
+//! Nango 0.9 itself. Every token, secret, password and raw token response comes wrapped in a
+//! [`Secret`], which prints as `***`.
+//!
+//! # A fresh token before every API call
+//!
+//! The quickstart's one line: the server refreshes the token first when it expires within 15
+//! minutes, so ask for it right before each call rather than caching it.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), nango_client::Error> {
+//! let token = nango_client::Client::new("http://localhost:3003")?
+//!     .get_token("github", "user-42")
+//!     .await?;
+//! // `Token::expose` gives the single string of OAuth2, client credentials and API key tokens.
+//! let bearer = token.expose().unwrap_or_default();
+//! # let _ = bearer;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! With a secret key (the server's `NANGO_SECRET_KEY`) and the other options:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use nango_client::{Client, Token};
+//!
+//! # async fn example() -> Result<(), nango_client::Error> {
+//! let nango = Client::builder("https://nango.internal.example.com")
+//!     .secret_key(std::env::var("NANGO_SECRET_KEY").unwrap_or_default())
+//!     .timeout(Duration::from_secs(10)) // per attempt (default 60 s)
+//!     .retries(3) // network errors and timeouts of GET/PUT/DELETE (default 2)
+//!     .retry_delay(Duration::from_millis(500)) // doubled before each next retry (default 200 ms)
+//!     .build()?;
+//!
+//! match nango.get_token("github", "user-42").await? {
+//!     Token::OAuth2(access_token) => println!("Authorization: Bearer {}", access_token.expose()),
+//!     Token::OAuth1 { oauth_token, .. } => println!("OAuth1 token {}", oauth_token.expose()),
+//!     Token::ApiKey(key) => println!("API key {}", key.expose()),
+//!     other => println!("{other:?}"), // prints no secret
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Errors
+//!
+//! Every method returns [`Error`]. An answer of the server is [`Error::Api`], with its HTTP
+//! [`status`](Error::status), its message and its machine-readable [`kind`](Error::kind) (see
+//! [`kinds`]); no answer is [`Error::Network`] or [`Error::Timeout`], after the retries.
+//!
+//! ```no_run
+//! use nango_client::{kinds, Client, Error};
+//!
+//! # async fn example() -> Result<(), Error> {
+//! let nango = Client::new("http://localhost:3003")?;
+//! match nango.get_token("github", "user-42").await {
+//!     Ok(token) => { /* call GitHub */ }
+//!     Err(e) if e.kind() == Some(kinds::UNKNOWN_CONNECTION) => {
+//!         // The user has not connected GitHub yet: show the "Connect" button.
+//!     }
+//!     Err(e) if e.kind() == Some(kinds::REFRESH_REJECTED) => {
+//!         // GitHub refused the refresh token: the user must connect again.
+//!     }
+//!     Err(e @ (Error::Network { .. } | Error::Timeout { .. })) => {
+//!         eprintln!("Nango is unreachable: {e}");
+//!     }
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Forcing a refresh
+//!
+//! The `_with` variants of [`Client::get_connection`], [`Client::get_token`] and
+//! [`Client::get_raw_token_response`] take [`GetOptions`]; `force_refresh` makes the server
+//! refresh the credentials now, whatever their expiry (for a token the provider revoked early,
+//! say).
+//!
+//! ```no_run
+//! use nango_client::{kinds, Client, GetOptions};
+//!
+//! # async fn example() -> Result<(), nango_client::Error> {
+//! let nango = Client::new("http://localhost:3003")?;
+//! let forced = GetOptions::new().force_refresh(true);
+//! match nango.get_token_with("github", "user-42", forced).await {
+//!     Ok(token) => { /* a token the provider issued just now */ }
+//!     Err(e) if e.kind() == Some(kinds::NOT_REFRESHABLE) => {
+//!         // No refresh token (or an API key): nothing to refresh with.
+//!     }
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Retries
+//!
+//! A request that got **no answer** (connection refused or reset, timeout) is retried
+//! [`retries`](ClientBuilder::retries) times, after [`retry_delay`](ClientBuilder::retry_delay),
+//! then twice that, and so on, but only `GET`, `PUT` and `DELETE`: a `POST`
+//! ([`Client::create_config`], [`Client::create_connection`]) may have been applied before the
+//! connection broke. A request that got **an answer** is never retried, whatever its status.
+//! Redirects are not followed, so the secret key only ever goes to the configured host.
 
 mod error;
 mod secret;
@@ -10,41 +115,73 @@ mod types;
 use std::time::Duration;
 
 use base64::Engine;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
-use reqwest::{Method, RequestBuilder};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-pub use error::Error;
+pub use error::{kinds, Error};
 pub use secret::Secret;
-pub use types::{Connection, ConnectionSummary, Credentials, NewConfig, ProviderConfig, Token};
+pub use types::{
+    Connection, ConnectionSummary, Credentials, GetOptions, NewConfig, NewCredentials,
+    ProviderConfig, ProviderDetail, ProviderSummary, RefreshStatus, Token,
+};
 
-use types::{ConfigCreated, ConfigEnvelope, ConfigList, ConnectionList, NewConfigBody};
+use types::{
+    ConfigCreated, ConfigEnvelope, ConfigList, ConnectionList, NewConfigBody, NewConnectionBody,
+    ProviderList,
+};
 
 /// Where a Nango server listens when nothing else is said (`NANGO_HOSTPORT`'s default).
 pub const DEFAULT_HOST: &str = "http://localhost:3003";
 
-/// How long a call may take unless [`ClientBuilder::timeout`] says otherwise. Token refreshes
-/// happen inside `GET /connection/:id`, so this leaves room for a slow provider.
+/// How long one attempt may take unless [`ClientBuilder::timeout`] says otherwise. Token
+/// refreshes happen inside `GET /connection/:id`, and the server gives a provider 30 s, so this
+/// leaves room for a slow one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Retries of a request that got no answer, unless [`ClientBuilder::retries`] says otherwise.
+pub const DEFAULT_RETRIES: u32 = 2;
+
+/// The wait before the first retry, unless [`ClientBuilder::retry_delay`] says otherwise.
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_millis(200);
+
+/// No wait between two attempts is longer than this, however many retries.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 /// A client of one Nango server. Cheap to clone (the connection pool is shared).
 ///
+/// | Method | REST call | Returns |
+/// |---|---|---|
+/// | [`get_token`](Client::get_token) | `GET /connection/:id?provider_config_key=` | [`Token`] |
+/// | [`get_raw_token_response`](Client::get_raw_token_response) | same | the provider's token response |
+/// | [`get_connection`](Client::get_connection) | same | [`Connection`] |
+/// | [`list_connections`](Client::list_connections) | `GET /connection` | [`ConnectionSummary`]s |
+/// | [`create_connection`](Client::create_connection) | `POST /connection` | [`Connection`] |
+/// | [`delete_connection`](Client::delete_connection) | `DELETE /connection/:id?provider_config_key=` | `()` |
+/// | [`list_configs`](Client::list_configs) | `GET /config` | [`ProviderConfig`]s |
+/// | [`get_config`](Client::get_config) | `GET /config/:key` | [`ProviderConfig`] |
+/// | [`create_config`](Client::create_config) | `POST /config` | its id |
+/// | [`update_config`](Client::update_config) | `PUT /config` | `()` |
+/// | [`delete_config`](Client::delete_config) | `DELETE /config/:key` | `()` |
+/// | [`list_providers`](Client::list_providers) | `GET /providers` | [`ProviderSummary`]s |
+/// | [`get_provider`](Client::get_provider) | `GET /providers/:name` | [`ProviderDetail`] |
+///
+/// Keys and ids are percent-encoded, so any string round-trips (`a/b c?d`, `#`, `%`,
+/// non-ASCII), except that one that goes in the path cannot be empty, `.` or `..`.
+///
 /// ```no_run
-/// use nango_client::{Client, Token};
+/// use nango_client::{Client, NewConfig};
 ///
 /// # async fn example() -> Result<(), nango_client::Error> {
 /// let nango = Client::builder("http://localhost:3003")
 ///     .secret_key("my-secret-key")
 ///     .build()?;
 ///
-/// // A fresh access token, refreshed by the server if it was about to expire.
-/// match nango.get_token("github", "user-42").await? {
-///     Token::OAuth2(access_token) => println!("Bearer {}", access_token.expose()),
-///     Token::OAuth1 { oauth_token, .. } => println!("OAuth1 token {}", oauth_token.expose()),
-/// }
-///
+/// nango
+///     .create_config(&NewConfig::new("github", "github", "<client id>", "<client secret>", "repo,user"))
+///     .await?;
 /// for config in nango.list_configs().await? {
 ///     println!("{} uses {}", config.unique_key, config.provider);
 /// }
@@ -57,6 +194,9 @@ pub struct Client {
     /// As given, minus one trailing `/`: what error messages show.
     host: String,
     base: Url,
+    timeout: Duration,
+    retries: u32,
+    retry_delay: Duration,
 }
 
 /// Options for a [`Client`]; see [`Client::builder`].
@@ -65,6 +205,8 @@ pub struct ClientBuilder {
     host: String,
     secret_key: Option<Secret>,
     timeout: Duration,
+    retries: u32,
+    retry_delay: Duration,
 }
 
 impl ClientBuilder {
@@ -76,9 +218,26 @@ impl ClientBuilder {
         self
     }
 
-    /// Total time allowed for one call (connect, request, response).
+    /// Time allowed for one attempt: connecting, sending, and reading the whole answer
+    /// (default [`DEFAULT_TIMEOUT`]). The worst case of a `GET` is `(retries + 1) × timeout`
+    /// plus the delays between attempts.
     pub fn timeout(mut self, timeout: Duration) -> ClientBuilder {
         self.timeout = timeout;
+        self
+    }
+
+    /// How many times a `GET`, `PUT` or `DELETE` that got no answer (network error, timeout) is
+    /// tried again (default [`DEFAULT_RETRIES`]); `0` turns retries off. An answer, whatever its
+    /// status, is never retried, and a `POST` never is.
+    pub fn retries(mut self, retries: u32) -> ClientBuilder {
+        self.retries = retries;
+        self
+    }
+
+    /// The wait before the first retry, doubled before each next one (default
+    /// [`DEFAULT_RETRY_DELAY`]; at most a minute).
+    pub fn retry_delay(mut self, delay: Duration) -> ClientBuilder {
+        self.retry_delay = delay;
         self
     }
 
@@ -92,6 +251,11 @@ impl ClientBuilder {
         let base = parse_host(&host).ok_or_else(|| Error::InvalidHost {
             host: self.host.clone(),
         })?;
+        if self.timeout.is_zero() {
+            return Err(Error::InvalidArgument(
+                "The timeout must be longer than zero.".into(),
+            ));
+        }
 
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -106,11 +270,20 @@ impl ClientBuilder {
             .default_headers(headers)
             .user_agent(concat!("nango-client-rs/", env!("CARGO_PKG_VERSION")))
             .timeout(self.timeout)
+            // The secret key must reach the configured host only.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
                 Error::InvalidArgument(format!("Could not set up the HTTP client: {e}"))
             })?;
-        Ok(Client { http, host, base })
+        Ok(Client {
+            http,
+            host,
+            base,
+            timeout: self.timeout,
+            retries: self.retries,
+            retry_delay: self.retry_delay,
+        })
     }
 }
 
@@ -132,7 +305,8 @@ fn parse_host(host: &str) -> Option<Url> {
 }
 
 impl Client {
-    /// A client without a secret key (for a server that has none) and the default timeout.
+    /// A client without a secret key (for a server that has none) and the default timeout and
+    /// retries.
     pub fn new(host: &str) -> Result<Client, Error> {
         Client::builder(host).build()
     }
@@ -143,6 +317,8 @@ impl Client {
             host: host.to_string(),
             secret_key: None,
             timeout: DEFAULT_TIMEOUT,
+            retries: DEFAULT_RETRIES,
+            retry_delay: DEFAULT_RETRY_DELAY,
         }
     }
 
@@ -151,14 +327,182 @@ impl Client {
         &self.host
     }
 
-    /// All provider configs (`GET /config`).
+    // ----- connections -----
+
+    /// The fresh token of a connection (`GET /connection/:id?provider_config_key=`), by
+    /// credentials type: the OAuth2 access token, the OAuth1 token and secret, the client
+    /// credentials token, the API key, or the username and password. The server refreshes an
+    /// OAuth2 token that expires within 15 minutes before answering.
+    ///
+    /// Fails with [`Error::UnrecognizedOAuthType`] for credentials of a type this client does
+    /// not know.
+    pub async fn get_token(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+    ) -> Result<Token, Error> {
+        self.get_token_with(provider_config_key, connection_id, GetOptions::default())
+            .await
+    }
+
+    /// [`get_token`](Client::get_token) with options (e.g. a forced refresh).
+    pub async fn get_token_with(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        options: GetOptions,
+    ) -> Result<Token, Error> {
+        let connection = self
+            .get_connection_with(provider_config_key, connection_id, options)
+            .await?;
+        Token::try_from(connection.credentials)
+    }
+
+    /// The provider's token response as the server stored it (same call as
+    /// [`get_token`](Client::get_token)); `None` for credentials without one (API key, basic).
+    pub async fn get_raw_token_response(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+    ) -> Result<Option<Secret<Value>>, Error> {
+        self.get_raw_token_response_with(provider_config_key, connection_id, GetOptions::default())
+            .await
+    }
+
+    /// [`get_raw_token_response`](Client::get_raw_token_response) with options.
+    pub async fn get_raw_token_response_with(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        options: GetOptions,
+    ) -> Result<Option<Secret<Value>>, Error> {
+        let connection = self
+            .get_connection_with(provider_config_key, connection_id, options)
+            .await?;
+        Ok(match connection.credentials {
+            Credentials::OAuth2 { raw, .. }
+            | Credentials::OAuth1 { raw, .. }
+            | Credentials::OAuth2ClientCredentials { raw, .. } => Some(raw),
+            Credentials::Unknown(Value::Object(mut fields)) => {
+                fields.remove("raw").map(Secret::from)
+            }
+            _ => None,
+        })
+    }
+
+    /// A connection with fresh credentials (`GET /connection/:id?provider_config_key=`).
+    pub async fn get_connection(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+    ) -> Result<Connection, Error> {
+        self.get_connection_with(provider_config_key, connection_id, GetOptions::default())
+            .await
+    }
+
+    /// [`get_connection`](Client::get_connection) with options.
+    pub async fn get_connection_with(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        options: GetOptions,
+    ) -> Result<Connection, Error> {
+        decode(
+            self.get_connection_raw_with(provider_config_key, connection_id, options)
+                .await?,
+        )
+    }
+
+    /// The body of `GET /connection/:id` as sent (tokens in clear).
+    pub async fn get_connection_raw(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+    ) -> Result<Value, Error> {
+        self.get_connection_raw_with(provider_config_key, connection_id, GetOptions::default())
+            .await
+    }
+
+    /// [`get_connection_raw`](Client::get_connection_raw) with options.
+    pub async fn get_connection_raw_with(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        options: GetOptions,
+    ) -> Result<Value, Error> {
+        let url = self.connection_url(provider_config_key, connection_id, options)?;
+        self.json(Method::GET, url, None).await
+    }
+
+    fn connection_url(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        options: GetOptions,
+    ) -> Result<Url, Error> {
+        let id = path_segment("connection_id", connection_id)?;
+        let mut query = vec![("provider_config_key", provider_config_key)];
+        if options.force_refresh {
+            query.push(("force_refresh", "true"));
+        }
+        self.url(&["connection", id], &query)
+    }
+
+    /// All connections, without credentials (`GET /connection`).
+    pub async fn list_connections(&self) -> Result<Vec<ConnectionSummary>, Error> {
+        decode::<ConnectionList>(self.list_connections_raw().await?).map(|l| l.connections)
+    }
+
+    /// The body of `GET /connection` as sent.
+    pub async fn list_connections_raw(&self) -> Result<Value, Error> {
+        self.json(Method::GET, self.url(&["connection"], &[])?, None)
+            .await
+    }
+
+    /// Creates (or replaces) a connection that needs no browser (`POST /connection`): an
+    /// `API_KEY` or `BASIC` provider's credentials, or, for an `OAUTH2_CC` provider, a token the
+    /// server fetches now with the config's client credentials. `OAUTH2` and `OAUTH1`
+    /// connections come from the browser flow (the server answers `auth_mode_err`). Never
+    /// retried.
+    pub async fn create_connection(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        credentials: &NewCredentials,
+    ) -> Result<Connection, Error> {
+        let body = NewConnectionBody::new(provider_config_key, connection_id, credentials);
+        let body = serde_json::to_vec(&body).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        decode(
+            self.json(Method::POST, self.url(&["connection"], &[])?, Some(body))
+                .await?,
+        )
+    }
+
+    /// Deletes a connection (`DELETE /connection/:id?provider_config_key=`). A retried delete
+    /// whose first attempt did reach the server may fail with `unkown_connection`.
+    pub async fn delete_connection(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+    ) -> Result<(), Error> {
+        let id = path_segment("connection_id", connection_id)?;
+        let url = self.url(
+            &["connection", id],
+            &[("provider_config_key", provider_config_key)],
+        )?;
+        self.send(Method::DELETE, url, None).await.map(drop)
+    }
+
+    // ----- provider configs -----
+
+    /// All provider configs (`GET /config`), client secrets included.
     pub async fn list_configs(&self) -> Result<Vec<ProviderConfig>, Error> {
         decode::<ConfigList>(self.list_configs_raw().await?).map(|l| l.configs)
     }
 
     /// The body of `GET /config` as sent.
     pub async fn list_configs_raw(&self) -> Result<Value, Error> {
-        self.json(self.request(Method::GET, &["config"], None)?)
+        self.json(Method::GET, self.url(&["config"], &[])?, None)
             .await
     }
 
@@ -170,112 +514,68 @@ impl Client {
     /// The body of `GET /config/:key` as sent.
     pub async fn get_config_raw(&self, provider_config_key: &str) -> Result<Value, Error> {
         let key = path_segment("provider_config_key", provider_config_key)?;
-        self.json(self.request(Method::GET, &["config", key], None)?)
+        self.json(Method::GET, self.url(&["config", key], &[])?, None)
             .await
     }
 
-    /// Creates a provider config (`POST /config`) and returns its id.
+    /// Creates a provider config (`POST /config`) and returns its id. The server normalises the
+    /// scopes (`"user public_repo"` is stored as `user,public_repo`). Never retried.
     pub async fn create_config(&self, config: &NewConfig) -> Result<i64, Error> {
-        let request = self
-            .request(Method::POST, &["config"], None)?
-            .json(&NewConfigBody::from(config));
-        decode::<ConfigCreated>(self.json(request).await?).map(|c| c.config_id)
+        let body = config_body(config)?;
+        let url = self.url(&["config"], &[])?;
+        decode::<ConfigCreated>(self.json(Method::POST, url, Some(body)).await?)
+            .map(|c| c.config_id)
     }
 
-    /// Replaces the provider, client id, secret and scopes of an existing config (`PUT /config`).
+    /// Replaces the provider, client id, secret and scopes of an existing config (`PUT /config`);
+    /// scopes are stored as given.
     pub async fn update_config(&self, config: &NewConfig) -> Result<(), Error> {
-        let request = self
-            .request(Method::PUT, &["config"], None)?
-            .json(&NewConfigBody::from(config));
-        self.send(request).await.map(drop)
-    }
-
-    /// Deletes a provider config (`DELETE /config/:key`); succeeds whether or not it existed.
-    /// Its connections are kept.
-    pub async fn delete_config(&self, provider_config_key: &str) -> Result<(), Error> {
-        let key = path_segment("provider_config_key", provider_config_key)?;
-        self.send(self.request(Method::DELETE, &["config", key], None)?)
+        let body = config_body(config)?;
+        self.send(Method::PUT, self.url(&["config"], &[])?, Some(body))
             .await
             .map(drop)
     }
 
-    /// A connection with fresh credentials (`GET /connection/:id?provider_config_key=`); the
-    /// server refreshes an expiring OAuth2 token before answering.
-    pub async fn get_connection(
+    /// Deletes a provider config (`DELETE /config/:key`); succeeds whether or not it existed.
+    /// Reading a connection of the deleted config then fails (400 `unknown_provider_config`, or
+    /// `unkown_connection` when the server deleted the connections with it).
+    pub async fn delete_config(&self, provider_config_key: &str) -> Result<(), Error> {
+        let key = path_segment("provider_config_key", provider_config_key)?;
+        self.send(Method::DELETE, self.url(&["config", key], &[])?, None)
+            .await
+            .map(drop)
+    }
+
+    // ----- provider catalog -----
+
+    /// The providers of the server's catalog (`GET /providers`), optionally only those whose
+    /// name, display name or a category contains `search` (case-insensitively).
+    pub async fn list_providers(
         &self,
-        provider_config_key: &str,
-        connection_id: &str,
-    ) -> Result<Connection, Error> {
+        search: Option<&str>,
+    ) -> Result<Vec<ProviderSummary>, Error> {
+        let query: Vec<_> = search.map(|s| ("search", s)).into_iter().collect();
+        let body = self
+            .json(Method::GET, self.url(&["providers"], &query)?, None)
+            .await?;
+        decode::<ProviderList>(body).map(|l| l.providers)
+    }
+
+    /// One provider's whole template (`GET /providers/:name`); a 404 `unknown_provider` for a
+    /// name that is not in the catalog.
+    pub async fn get_provider(&self, name: &str) -> Result<ProviderDetail, Error> {
+        let name = path_segment("provider name", name)?;
         decode(
-            self.get_connection_raw(provider_config_key, connection_id)
+            self.json(Method::GET, self.url(&["providers", name], &[])?, None)
                 .await?,
         )
     }
 
-    /// The body of `GET /connection/:id` as sent (includes the tokens).
-    pub async fn get_connection_raw(
-        &self,
-        provider_config_key: &str,
-        connection_id: &str,
-    ) -> Result<Value, Error> {
-        let id = path_segment("connection_id", connection_id)?;
-        self.json(self.request(Method::GET, &["connection", id], Some(provider_config_key))?)
-            .await
-    }
-
-    /// The fresh access token of a connection: the OAuth2 access token, or the OAuth1 token and
-    /// secret.
-    pub async fn get_token(
-        &self,
-        provider_config_key: &str,
-        connection_id: &str,
-    ) -> Result<Token, Error> {
-        let connection = self
-            .get_connection(provider_config_key, connection_id)
-            .await?;
-        Token::try_from(connection.credentials)
-    }
-
-    /// All connections, without credentials (`GET /connection`).
-    pub async fn list_connections(&self) -> Result<Vec<ConnectionSummary>, Error> {
-        decode::<ConnectionList>(self.list_connections_raw().await?).map(|l| l.connections)
-    }
-
-    /// The body of `GET /connection` as sent.
-    pub async fn list_connections_raw(&self) -> Result<Value, Error> {
-        self.json(self.request(Method::GET, &["connection"], None)?)
-            .await
-    }
-
-    /// Deletes a connection (`DELETE /connection/:id?provider_config_key=`).
-    pub async fn delete_connection(
-        &self,
-        provider_config_key: &str,
-        connection_id: &str,
-    ) -> Result<(), Error> {
-        let id = path_segment("connection_id", connection_id)?;
-        self.send(self.request(
-            Method::DELETE,
-            &["connection", id],
-            Some(provider_config_key),
-        )?)
-        .await
-        .map(drop)
-    }
-
-    fn request(
-        &self,
-        method: Method,
-        segments: &[&str],
-        provider_config_key: Option<&str>,
-    ) -> Result<RequestBuilder, Error> {
-        let url = self.url(segments, provider_config_key)?;
-        Ok(self.http.request(method, url))
-    }
+    // ----- transport -----
 
     /// Appends percent-encoded segments to the base path, so a host with a path prefix (behind a
     /// reverse proxy) keeps it, and ids with `/`, `?`, `#` or spaces reach the server intact.
-    fn url(&self, segments: &[&str], provider_config_key: Option<&str>) -> Result<Url, Error> {
+    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, Error> {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|()| Error::InvalidHost {
@@ -283,37 +583,103 @@ impl Client {
             })?
             .pop_if_empty()
             .extend(segments);
-        if let Some(key) = provider_config_key {
-            url.query_pairs_mut()
-                .append_pair("provider_config_key", key);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
         }
         Ok(url)
     }
 
-    /// Sends and returns the body of a 2xx answer; anything else becomes an [`Error`].
-    async fn send(&self, request: RequestBuilder) -> Result<Vec<u8>, Error> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Error::network(&self.host, e))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Error::network(&self.host, e))?;
+    /// How many attempts a request may take: only methods that may be repeated are retried.
+    fn attempts(&self, method: &Method) -> u32 {
+        let idempotent = matches!(
+            *method,
+            Method::GET | Method::PUT | Method::DELETE | Method::HEAD | Method::OPTIONS
+        );
+        if idempotent {
+            self.retries.saturating_add(1)
+        } else {
+            1
+        }
+    }
+
+    /// The wait before retry number `retry` (1-based): `retry_delay`, doubled each time.
+    fn delay_before_retry(&self, retry: u32) -> Duration {
+        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
+        self.retry_delay
+            .checked_mul(factor)
+            .map_or(MAX_RETRY_DELAY, |d| d.min(MAX_RETRY_DELAY))
+    }
+
+    /// Sends, retrying what got no answer, and returns the body of a 2xx answer; any other
+    /// answer becomes an [`Error::Api`].
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, Error> {
+        let attempts = self.attempts(&method);
+        let mut attempt = 1;
+        let response = loop {
+            match self.attempt(&method, &url, body.as_ref()).await {
+                Ok(response) => break response,
+                Err(_) if attempt < attempts => {
+                    tokio::time::sleep(self.delay_before_retry(attempt)).await;
+                    attempt += 1;
+                }
+                Err(source) => {
+                    // The path names the resource; the query (the config key) adds nothing.
+                    let request = format!("{method} {}", url.path());
+                    return Err(Error::unreachable(
+                        &self.host,
+                        request,
+                        attempt,
+                        self.timeout,
+                        source,
+                    ));
+                }
+            }
+        };
+        let (status, location, bytes) = response;
         if status.is_success() {
-            Ok(body.to_vec())
+            Ok(bytes)
         } else {
             Err(Error::from_response(
                 status.as_u16(),
                 status.canonical_reason(),
-                &body,
+                location.as_deref(),
+                &bytes,
             ))
         }
     }
 
-    async fn json(&self, request: RequestBuilder) -> Result<Value, Error> {
-        let body = self.send(request).await?;
+    /// One attempt, within the timeout: the status, `Location` and whole body of the answer.
+    /// A body cut short counts as no answer (the attempt may be retried).
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: Option<&Vec<u8>>,
+    ) -> Result<(reqwest::StatusCode, Option<String>, Vec<u8>), reqwest::Error> {
+        let mut request = self.http.request(method.clone(), url.clone());
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_string);
+        let bytes = response.bytes().await?;
+        Ok((status, location, bytes.to_vec()))
+    }
+
+    async fn json(&self, method: Method, url: Url, body: Option<Vec<u8>>) -> Result<Value, Error> {
+        let body = self.send(method, url, body).await?;
         serde_json::from_slice(&body).map_err(|e| {
             let text = String::from_utf8_lossy(&body);
             Error::Decode(format!(
@@ -322,6 +688,11 @@ impl Client {
             ))
         })
     }
+}
+
+fn config_body(config: &NewConfig) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(&NewConfigBody::from(config))
+        .map_err(|e| Error::InvalidArgument(e.to_string()))
 }
 
 fn decode<T: DeserializeOwned>(body: Value) -> Result<T, Error> {
@@ -344,7 +715,11 @@ mod tests {
     use super::*;
 
     fn url_of(client: &Client, segments: &[&str], key: Option<&str>) -> String {
-        match client.url(segments, key) {
+        let query: Vec<_> = key
+            .map(|k| ("provider_config_key", k))
+            .into_iter()
+            .collect();
+        match client.url(segments, &query) {
             Ok(url) => url.to_string(),
             Err(e) => panic!("no URL for {segments:?}: {e}"),
         }
@@ -417,6 +792,43 @@ mod tests {
             ));
         }
         assert!(matches!(path_segment("connection_id", "..."), Ok("...")));
+    }
+
+    #[test]
+    fn the_force_refresh_option_adds_its_query_parameter() -> Result<(), Error> {
+        let c = Client::new("http://h:1")?;
+        let url = |options| c.connection_url("k", "u 1", options).map(|u| u.to_string());
+        assert_eq!(
+            url(GetOptions::new())?,
+            "http://h:1/connection/u%201?provider_config_key=k"
+        );
+        assert_eq!(
+            url(GetOptions::new().force_refresh(true))?,
+            "http://h:1/connection/u%201?provider_config_key=k&force_refresh=true"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn only_get_put_and_delete_are_retried_with_doubling_delays() -> Result<(), Error> {
+        let c = Client::builder("http://h:1")
+            .retries(3)
+            .retry_delay(Duration::from_millis(100))
+            .build()?;
+        assert_eq!(c.attempts(&Method::GET), 4);
+        assert_eq!(c.attempts(&Method::PUT), 4);
+        assert_eq!(c.attempts(&Method::DELETE), 4);
+        assert_eq!(c.attempts(&Method::POST), 1);
+        let delays: Vec<_> = (1..=4).map(|n| c.delay_before_retry(n)).collect();
+        assert_eq!(
+            delays,
+            [100, 200, 400, 800].map(Duration::from_millis).to_vec()
+        );
+        // No overflow, however many retries.
+        assert_eq!(c.delay_before_retry(200), MAX_RETRY_DELAY);
+        let none = Client::builder("http://h:1").retries(0).build()?;
+        assert_eq!(none.attempts(&Method::GET), 1);
+        Ok(())
     }
 
     #[test]

@@ -4,7 +4,7 @@
 // A canned exchange that cannot even happen should stop the test right there, with the reason.
 #![allow(clippy::expect_used)]
 
-use nango_client::{Client, Error, NewConfig, Token};
+use nango_client::{Client, Error, GetOptions, NewConfig, NewCredentials, Token};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -223,7 +223,7 @@ async fn tokens_come_from_the_credentials() {
 
     let (host, _server) = respond_once(
         "200 OK",
-        &connection(json!({"type": "BASIC", "username": "u"})),
+        &connection(json!({"type": "SAML", "assertion": "a"})),
     )
     .await;
     let err = Client::new(&host)
@@ -232,7 +232,7 @@ async fn tokens_come_from_the_credentials() {
         .await;
     assert_eq!(
         err.err().map(|e| e.to_string()).as_deref(),
-        Some("Unrecognized OAuth type 'BASIC' in stored credentials.")
+        Some("Unrecognized OAuth type 'SAML' in stored credentials.")
     );
 }
 
@@ -262,4 +262,122 @@ async fn an_unreachable_server_is_a_network_error_naming_the_host() {
         }
         other => panic!("expected a network error, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn force_refresh_is_a_query_parameter_of_the_same_get() {
+    let connection = json!({
+        "id": 3, "created_at": "c", "updated_at": "u", "provider_config_key": "k",
+        "connection_id": "a/b", "credentials": {"type": "OAUTH2", "access_token": "t2", "raw": {"x": 1}},
+        "connection_config": {}, "account_id": 0, "metadata": {}
+    })
+    .to_string();
+    let forced = GetOptions::new().force_refresh(true);
+    for call in 0..3 {
+        let (host, server) = respond_once("200 OK", &connection).await;
+        let client = Client::new(&host).expect("client");
+        match call {
+            0 => {
+                let token = client.get_token_with("k", "a/b", forced).await;
+                assert_eq!(token.expect("token").expose(), Some("t2"));
+            }
+            1 => {
+                let raw = client.get_raw_token_response_with("k", "a/b", forced).await;
+                assert_eq!(
+                    raw.expect("raw").map(|r| r.into_exposed()),
+                    Some(json!({"x": 1}))
+                );
+            }
+            _ => {
+                let c = client.get_connection_with("k", "a/b", forced).await;
+                assert_eq!(c.expect("connection").connection_id, "a/b");
+            }
+        }
+        assert_eq!(
+            server.await.expect("server").request_line(),
+            "GET /connection/a%2Fb?provider_config_key=k&force_refresh=true HTTP/1.1"
+        );
+    }
+}
+
+#[tokio::test]
+async fn create_connection_posts_the_credentials_of_its_auth_mode() {
+    let connection = json!({
+        "id": 4, "created_at": "c", "updated_at": "u", "provider_config_key": "openai",
+        "connection_id": "u1", "credentials": {"type": "API_KEY", "apiKey": "sk-1"},
+        "connection_config": {}, "account_id": 0, "metadata": {}
+    })
+    .to_string();
+    let (host, server) = respond_once("200 OK", &connection).await;
+    let created = Client::new(&host)
+        .expect("client")
+        .create_connection("openai", "u1", &NewCredentials::ApiKey("sk-1".into()))
+        .await
+        .expect("create");
+    assert_eq!(created.credentials.kind(), "API_KEY");
+    let req = server.await.expect("server");
+    assert_eq!(req.request_line(), "POST /connection HTTP/1.1");
+    let body: serde_json::Value = serde_json::from_str(&req.body).expect("JSON body");
+    assert_eq!(
+        body,
+        json!({"provider_config_key": "openai", "connection_id": "u1", "api_key": "sk-1"})
+    );
+}
+
+#[tokio::test]
+async fn providers_are_listed_with_an_optional_search() {
+    let (host, server) = respond_once(
+        "200 OK",
+        r#"{"providers":[{"name":"github","display_name":"GitHub","auth_mode":"OAUTH2","categories":["dev-tools"],"docs":null}]}"#,
+    )
+    .await;
+    let providers = Client::new(&host)
+        .expect("client")
+        .list_providers(Some("git hub"))
+        .await
+        .expect("providers");
+    assert_eq!(providers.len(), 1);
+    assert_eq!(providers[0].name, "github");
+    assert_eq!(providers[0].auth_mode, "OAUTH2");
+    assert_eq!(
+        server.await.expect("server").request_line(),
+        "GET /providers?search=git+hub HTTP/1.1"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let host = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let mut accepted = 0;
+        while let Ok(Ok((mut socket, _))) =
+            tokio::time::timeout(std::time::Duration::from_millis(500), listener.accept()).await
+        {
+            accepted += 1;
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await;
+        }
+        accepted
+    });
+    let result = Client::builder(&host)
+        .secret_key("sk")
+        .build()
+        .expect("client")
+        .list_configs()
+        .await;
+    match result {
+        Err(e @ Error::Api { status: 302, .. }) => {
+            assert!(e.to_string().contains("a redirect to /elsewhere"), "{e}")
+        }
+        other => panic!("expected the 302 as an error, got {other:?}"),
+    }
+    assert_eq!(
+        server.await.expect("server"),
+        1,
+        "the redirect was followed"
+    );
 }

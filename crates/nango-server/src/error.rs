@@ -69,8 +69,9 @@ pub enum ApiError {
     /// connection.
     #[error("{0}")]
     ConnectSession(#[from] crate::api::connect_sessions::ConnectSessionError),
-    /// `force_refresh=true` on credentials that have no refresh token (or are OAuth 1).
-    #[error("These credentials cannot be refreshed: the provider issued no refresh token. The stored credentials are unchanged; re-authorize the connection to get new ones.")]
+    /// `force_refresh=true` on credentials that cannot be refreshed: OAuth 2 without a refresh
+    /// token, OAuth 1, an API key or a username and password.
+    #[error("These credentials cannot be refreshed: they have no refresh token (OAuth 1 tokens, API keys and passwords never do). The stored credentials are unchanged; re-authorize the connection to get new ones.")]
     NotRefreshable,
     #[error("An unhandled error has occured.")]
     Internal(String),

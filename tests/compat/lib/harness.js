@@ -48,7 +48,8 @@ export function looksLikeJwt(token) {
 
 export const uniqueId = (prefix) => `${prefix}-${randomBytes(6).toString('hex')}`;
 
-async function freePort() {
+/** A free TCP port on 127.0.0.1 (the OS picks it; it is released before being returned). */
+export async function freePort() {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();
@@ -60,9 +61,14 @@ async function freePort() {
   });
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function startMockProvider() {
+/**
+ * Starts oauth2-mock-server on a free port of 127.0.0.1: `{mock, url, authorizeRequests,
+ * tokenRequests}` (the two arrays record what reached the provider). Also used by
+ * `mock-provider-cli.js` (the Rust client's tests).
+ */
+export async function startMockProvider() {
   const mock = new OAuth2Server();
   await mock.issuer.keys.generate('RS256');
   await mock.start(0, '127.0.0.1');
@@ -87,8 +93,12 @@ async function startMockProvider() {
   return { mock, url, authorizeRequests, tokenRequests };
 }
 
-async function createPostgresDatabase(adminUrl) {
-  const name = `nango_compat_${randomBytes(6).toString('hex')}`;
+/**
+ * Creates a fresh database `<prefix>_<random>` on the PostgreSQL server of `adminUrl`; returns its
+ * URL, `query(sql, params)` (a short-lived connection to it) and `drop()`.
+ */
+export async function createPostgresDatabase(adminUrl, prefix = 'nango_compat') {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   try {
@@ -100,6 +110,16 @@ async function createPostgresDatabase(adminUrl) {
   url.pathname = `/${name}`;
   return {
     url: url.href,
+    name,
+    async query(sql, params = []) {
+      const c = new pg.Client({ connectionString: url.href });
+      await c.connect();
+      try {
+        return (await c.query(sql, params)).rows;
+      } finally {
+        await c.end();
+      }
+    },
     async drop() {
       const c = new pg.Client({ connectionString: adminUrl });
       await c.connect();

@@ -209,7 +209,8 @@ async fn edit_config(
     }
 }
 
-/// Deletes a provider config and its connections (200 also when there was none, as in 0.9).
+/// Deletes a provider config (200 also when there was none, as in 0.9). Its connections are kept,
+/// as in 0.9: reading one answers the unknown-config error until a config with that key exists again.
 #[utoipa::path(
     delete, path = "/config/{provider_config_key}", tag = "configs",
     params(ConfigKeyPath),
