@@ -142,6 +142,33 @@ pub enum Command {
         client: ClientOpts,
     },
 
+    /// List the providers of the server's catalog (name, display name, auth mode, categories)
+    #[command(name = "providers:list")]
+    ProvidersList {
+        /// Only providers whose name, display name or a category contains this text
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+
+    /// Show one provider's template from the server's catalog, as JSON
+    #[command(name = "providers:get")]
+    ProvidersGet {
+        /// Provider name (e.g. github)
+        name: String,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+
+    /// Re-encrypt every stored secret with the first key of NANGO_ENCRYPTION_KEY, online
+    ///
+    /// Works on the database of `nango serve` (same flags and environment). Put the new key
+    /// first in NANGO_ENCRYPTION_KEY, keep the old one after it, restart the servers with that
+    /// list, run this, then drop the old key.
+    #[command(name = "db:rotate-key")]
+    DbRotateKey(nango_server::ServeArgs),
+
     /// Print a fresh access token of a connection (OAuth1: token and secret; basic: username
     /// and password)
     #[command(name = "token:get")]

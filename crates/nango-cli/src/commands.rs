@@ -11,9 +11,24 @@ use crate::output;
 /// is handled by `main`.
 pub async fn run(command: Command, json: bool) -> Result<String, Error> {
     match command {
-        Command::Serve(_) => Err(Error::InvalidArgument(
-            "`serve` is not a client command".into(),
+        Command::Serve(_) | Command::DbRotateKey(_) => Err(Error::InvalidArgument(
+            "`serve` and `db:rotate-key` are not client commands".into(),
         )),
+        Command::ProvidersList { search, client } => {
+            let providers = connect(&client)?.list_providers(search.as_deref()).await?;
+            if json {
+                return Ok(output::pretty(
+                    &serde_json::json!({ "providers": providers }),
+                ));
+            }
+            Ok(output::providers_table(&providers))
+        }
+        Command::ProvidersGet { name, client } => {
+            let provider = connect(&client)?.get_provider(&name).await?;
+            Ok(output::pretty(
+                &serde_json::json!({ "name": provider.name, "template": provider.template }),
+            ))
+        }
         Command::ConfigList { client } => {
             let nango = connect(&client)?;
             if json {

@@ -17,7 +17,7 @@ use cli::{Cli, Command};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_level = match &cli.command {
-        Command::Serve(args) => args.log_level.clone(),
+        Command::Serve(args) | Command::DbRotateKey(args) => args.log_level.clone(),
         _ => std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into()),
     };
     let filter = match EnvFilter::try_new(&log_level) {
@@ -39,6 +39,22 @@ async fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("❌ The Nango server could not start: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::DbRotateKey(args) => match nango_server::rotate_encryption_key(args).await {
+            Ok(report) => print_result(&format!(
+                "✅ Re-encrypted {} secret(s) with the primary key ({} already were); retired keys: {}",
+                report.resealed,
+                report.current,
+                if report.retired.is_empty() {
+                    "none".to_string()
+                } else {
+                    report.retired.join(", ")
+                }
+            )),
+            Err(e) => {
+                eprintln!("❌ Could not rotate the encryption key: {e}");
                 ExitCode::FAILURE
             }
         },

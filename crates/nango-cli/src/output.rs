@@ -1,7 +1,7 @@
 //! How results look on a terminal: tables, masked secrets, pretty JSON.
 
 use comfy_table::{presets, Table};
-use nango_client::{ConnectionSummary, ProviderConfig};
+use nango_client::{ConnectionSummary, ProviderConfig, ProviderSummary};
 use serde_json::Value;
 
 fn table(header: &[&str]) -> Table {
@@ -50,6 +50,29 @@ pub fn connections_table(connections: &[ConnectionSummary]) -> String {
         t.add_row([&c.connection_id, &c.provider, &c.created]);
     }
     t.to_string()
+}
+
+/// `providers:list`: one row per catalog entry, with a count under the table.
+pub fn providers_table(providers: &[ProviderSummary]) -> String {
+    let mut t = table(&["name", "display_name", "auth_mode", "categories"]);
+    for p in providers {
+        t.add_row([
+            p.name.clone(),
+            p.display_name.clone().unwrap_or_default(),
+            p.auth_mode.clone(),
+            p.categories.join(", "),
+        ]);
+    }
+    let noun = if providers.len() == 1 {
+        "provider"
+    } else {
+        "providers"
+    };
+    format!(
+        "{t}
+{} {noun}",
+        providers.len()
+    )
 }
 
 /// Shows the last four characters, enough to tell two secrets apart, and only when the secret

@@ -129,6 +129,23 @@ impl Server {
     /// A server with `providers_yaml` as its `NANGO_PROVIDERS_FILE`, when given.
     fn start_configured(secret_key: Option<&str>, providers_yaml: Option<&str>) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
+        let mut env = vec![];
+        if let Some(key) = secret_key {
+            env.push(("NANGO_SECRET_KEY".to_string(), key.to_string()));
+        }
+        if let Some(yaml) = providers_yaml {
+            let file = dir.path().join("providers.yaml");
+            std::fs::write(&file, yaml).expect("providers file");
+            env.push((
+                "NANGO_PROVIDERS_FILE".to_string(),
+                file.display().to_string(),
+            ));
+        }
+        Server::start_in(dir, &env)
+    }
+
+    /// A server on the SQLite file `t.db` of `dir`, with `env` added to its environment.
+    fn start_in(dir: TempDir, env: &[(String, String)]) -> Server {
         let port = unused_port();
         let log = dir.path().join("server.log");
         let log_file = File::create(&log).expect("server log");
@@ -136,21 +153,11 @@ impl Server {
         command
             .arg("serve")
             .env("SERVER_PORT", port.to_string())
-            .env(
-                "NANGO_DATABASE_URL",
-                format!("sqlite://{}/t.db", dir.path().display()),
-            )
+            .env("NANGO_DATABASE_URL", sqlite_url(&dir))
             .env("LOG_LEVEL", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(log_file.try_clone().expect("log handle"))
             .stderr(log_file);
-        if let Some(key) = secret_key {
-            command.env("NANGO_SECRET_KEY", key);
-        }
-        if let Some(yaml) = providers_yaml {
-            let file = dir.path().join("providers.yaml");
-            std::fs::write(&file, yaml).expect("providers file");
-            command.env("NANGO_PROVIDERS_FILE", file);
-        }
         let child = command.spawn().expect("spawn nango serve");
         let mut server = Server {
             child,
@@ -160,6 +167,14 @@ impl Server {
         };
         server.wait_until_healthy(port);
         server
+    }
+
+    /// Stops the server and hands back its directory (database included).
+    fn stop(mut self) -> TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self._dir, dir)
     }
 
     fn wait_until_healthy(&mut self, port: u16) {
@@ -226,6 +241,10 @@ impl Drop for Server {
     }
 }
 
+fn sqlite_url(dir: &TempDir) -> String {
+    format!("sqlite://{}/t.db", dir.path().display())
+}
+
 /// `GET /` answers `{"result":"ok"}` (Nango 0.9's healthcheck).
 fn healthcheck(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
@@ -265,6 +284,9 @@ fn help_lists_every_command() {
         "connection:list",
         "connection:delete",
         "token:get",
+        "providers:list",
+        "providers:get",
+        "db:rotate-key",
     ];
     for args in [&["help"][..], &["--help"][..]] {
         let run = Run::from_output(args, nango_command().args(args).output().expect("run"));
@@ -620,4 +642,111 @@ fn serve_with_a_bad_setting_exits_non_zero_with_the_reason() {
     let run = Run::from_output(&args, output);
     run.fails_with("The Nango server could not start");
     assert!(run.stderr.contains("SERVER_PORT"), "{}", run.context());
+}
+
+#[test]
+fn providers_list_searches_the_catalog_and_providers_get_shows_a_template() {
+    let server = Server::start();
+
+    let run = server.nango(&["providers:list"]);
+    let out = run.ok();
+    let count: usize = out
+        .lines()
+        .last()
+        .and_then(|l| l.strip_suffix(" providers"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count line: {}", run.context()));
+    assert!(count >= 250, "{}", run.context());
+    assert_eq!(data_rows(out).len(), count, "{}", run.context());
+
+    let run = server.nango(&["providers:list", "--search", "GitHub"]);
+    let rows = data_rows(run.ok());
+    assert!(
+        rows.iter().any(|r| r.starts_with("│ github ")),
+        "{}",
+        run.context()
+    );
+    assert!(
+        rows.iter().all(|r| r.to_lowercase().contains("github")),
+        "{}",
+        run.context()
+    );
+    assert!(rows.len() < count, "{}", run.context());
+
+    let run = server.nango(&[
+        "--json",
+        "providers:list",
+        "--search",
+        "no-such-provider-xyz",
+    ]);
+    assert_eq!(run.json(), serde_json::json!({ "providers": [] }));
+
+    let run = server.nango(&["providers:get", "zendesk"]);
+    let body = run.json();
+    assert_eq!(body["name"], "zendesk");
+    assert!(
+        body["template"]["authorization_url"]
+            .as_str()
+            .is_some_and(|u| u.contains("${connectionConfig.params.subdomain}")),
+        "{body}"
+    );
+    assert!(body["template"]["connection_config"]["subdomain"]["pattern"].is_string());
+
+    server
+        .nango(&["providers:get", "no-such-provider"])
+        .fails_with("");
+}
+
+#[test]
+fn db_rotate_key_reseals_every_secret_with_the_new_key_and_retires_the_old_one() {
+    use base64::Engine;
+    let key = |byte: u8| base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+    let (old_key, new_key) = (key(1), key(2));
+    let secret = "rotation-client-secret-4242";
+
+    // A config whose client secret is sealed with the old key.
+    let server = Server::start_in(
+        tempfile::tempdir().expect("tempdir"),
+        &[("NANGO_ENCRYPTION_KEY".into(), old_key.clone())],
+    );
+    let run = server.nango(&["config:create", "gh", "github", "cid", secret, "repo"]);
+    run.ok();
+    let dir = server.stop();
+    let database = std::fs::read(dir.path().join("t.db")).expect("database file");
+    assert!(!String::from_utf8_lossy(&database).contains(secret));
+
+    let rotate = |keys: &str| {
+        let args = ["db:rotate-key"];
+        let mut command = nango_command();
+        command
+            .args(args)
+            .env("NANGO_DATABASE_URL", sqlite_url(&dir))
+            .env("NANGO_ENCRYPTION_KEY", keys);
+        Run::from_output(&args, command.output().expect("run nango"))
+    };
+    // Without the old key the data cannot be opened: refused, nothing changed.
+    rotate(&new_key).fails_with("Could not rotate the encryption key");
+
+    let run = rotate(&format!("{new_key},{old_key}"));
+    let out = run.ok();
+    assert!(
+        out.contains("✅ Re-encrypted 1 secret(s) with the primary key (0 already were)"),
+        "{}",
+        run.context()
+    );
+    assert!(!out.contains("retired keys: none"), "{}", run.context());
+    // Nothing is left to do the second time.
+    let run = rotate(&format!("{new_key},{old_key}"));
+    assert!(
+        run.ok()
+            .contains("Re-encrypted 0 secret(s) with the primary key (1 already were)"),
+        "{}",
+        run.context()
+    );
+
+    // The new key alone now opens everything; the old one alone no longer starts a server.
+    rotate(&old_key).fails_with("Could not rotate the encryption key");
+    let server = Server::start_in(dir, &[("NANGO_ENCRYPTION_KEY".into(), new_key)]);
+    let config = server.nango(&["--json", "config:get", "gh"]).json();
+    assert_eq!(config["config"]["oauth_client_secret"], secret, "{config}");
 }

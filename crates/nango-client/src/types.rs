@@ -500,7 +500,7 @@ impl<'a> NewConnectionBody<'a> {
 }
 
 /// One provider of the server's catalog (`GET /providers`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ProviderSummary {
     /// What a provider config's `provider` field names.

@@ -257,6 +257,20 @@ pub async fn run(args: ServeArgs) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// `nango db:rotate-key`: re-seals every secret in the database named by the serve settings
+/// with the primary (first) key of `NANGO_ENCRYPTION_KEY`, then retires the keys nothing is
+/// sealed with any more. Safe while servers run on the same database (each row is swapped with
+/// compare-and-set); they must already be configured with the new key list.
+pub async fn rotate_encryption_key(args: ServeArgs) -> Result<store::RotationReport, StartupError> {
+    let settings = Settings::from_args(&args)?;
+    let cipher = store::Cipher::from_base64_keys(&settings.encryption_keys)
+        .map_err(store::StoreError::from)?;
+    let store = store::connect(settings.database_url.expose(), Arc::new(cipher)).await?;
+    // Same check as at start: data sealed with a key that is not in the list cannot be re-sealed.
+    store.verify_encryption_keys().await?;
+    Ok(store.rotate_encryption().await?)
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
