@@ -170,10 +170,8 @@ impl Refresher {
         }
         // After a failure, automatic refreshes wait out the backoff instead of hammering the
         // provider (and a refused refresh token stays refused); an explicit force_refresh tries.
-        if !forced {
-            if let Some(failure) = backing_off(&connection, Utc::now()) {
-                return Err(failure);
-            }
+        if let Some(failure) = backing_off_unless_forced(&connection, freshness) {
+            return Err(failure);
         }
 
         let key: ConnectionKey = (provider_config_key.to_string(), connection_id.to_string());
@@ -205,9 +203,16 @@ impl Refresher {
     }
 }
 
+/// How long a refresh lease lasts unless its holder renews it: what reads of a connection wait
+/// when the replica refreshing it dies (`kill -9`, a lost machine) before another one takes over.
+const LEASE: Duration = Duration::from_secs(10);
+/// How often a holder renews its lease while its refresh is in flight: three chances to renew
+/// (a slow database, a busy runtime) before the lease runs out.
+const LEASE_RENEWAL: Duration = Duration::from_secs(3);
+
 /// Takes the connection's refresh lease in the database (so replicas exclude each other), then
 /// refreshes if the token still needs it. Whoever held the lease before us may have refreshed
-/// already, so the connection is re-read after every wait.
+/// already, or been refused, so the connection is re-read after every wait.
 async fn refresh_exclusively(
     state: &AppState,
     config: &ProviderConfig,
@@ -218,9 +223,13 @@ async fn refresh_exclusively(
     let store = &state.store;
     let internal = |e: crate::store::StoreError| FreshError::Internal(e.to_string());
     let margin = state.settings.refresh_margin;
-    let lease = state.settings.provider_timeout + Duration::from_secs(10);
     let holder = uuid::Uuid::new_v4().to_string();
-    let give_up = tokio::time::Instant::now() + lease + Duration::from_secs(5);
+    // A live holder keeps its lease for as long as its provider call may last; a dead one's
+    // lease runs out at most `LEASE` later. Waiting longer than both means something is stuck.
+    let give_up = tokio::time::Instant::now()
+        + state.settings.provider_timeout
+        + LEASE
+        + Duration::from_secs(5);
     loop {
         let current = store
             .get_connection(provider_config_key, connection_id)
@@ -230,8 +239,13 @@ async fn refresh_exclusively(
         if !freshness.requires_refresh(&current, margin) {
             return Ok(current);
         }
+        // The holder we waited for may have been refused: answer its recorded failure rather
+        // than presenting the same refresh token again.
+        if let Some(failure) = backing_off_unless_forced(&current, freshness) {
+            return Err(failure);
+        }
         let now = Utc::now();
-        let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+        let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
         if store
             .try_lock_refresh(provider_config_key, connection_id, &holder, now, until)
             .await
@@ -247,79 +261,14 @@ async fn refresh_exclusively(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 
-    let result = async {
-        let mut current = store
-            .get_connection(provider_config_key, connection_id)
-            .await
-            .map_err(internal)?
-            .ok_or(FreshError::UnknownConnection)?;
-        if !freshness.requires_refresh(&current, margin) {
-            return Ok(current);
-        }
-        let outcome = match &current.credentials {
-            Credentials::OAuth2(stale) => refresh_oauth2(state, config, &current, stale)
-                .await
-                .map(Credentials::OAuth2),
-            Credentials::OAuth2ClientCredentials(_) => {
-                fetch_client_credentials(state, config, &current.connection_config)
-                    .await
-                    .map(Credentials::OAuth2ClientCredentials)
-            }
-            _ => return Ok(current),
-        };
-        let refreshed = match outcome {
-            Ok(refreshed) => refreshed,
-            Err(e) => {
-                // The stored credentials stay; the failure is recorded for backoff and for
-                // operators (GET /connection shows it).
-                if let Some(failure) = failure_record(&e, &current, &state.settings) {
-                    if let Err(store_error) = store
-                        .record_refresh_failure(provider_config_key, connection_id, &failure)
-                        .await
-                    {
-                        tracing::warn!(error = %store_error, "could not record a refresh failure");
-                    }
-                    webhooks::emit(
-                        state,
-                        EventKind::RefreshFailed,
-                        provider_config_key,
-                        connection_id,
-                        serde_json::json!({
-                            "error": failure.error,
-                            "needs_reauthorization": failure.permanent,
-                            "failures": current.health.refresh_failures + 1,
-                        }),
-                    )
-                    .await;
-                }
-                return Err(e);
-            }
-        };
-        // Persist before anyone uses the new token: a rotated refresh token that only lived in
-        // memory would be lost with this process.
-        store
-            .update_credentials(provider_config_key, connection_id, &refreshed)
-            .await
-            .map_err(internal)?;
-        if current.health.refresh_failures > 0 {
-            webhooks::emit(
-                state,
-                EventKind::ConnectionRefreshed,
-                provider_config_key,
-                connection_id,
-                serde_json::json!({ "after_failures": current.health.refresh_failures }),
-            )
-            .await;
-        }
-        current.credentials = refreshed;
-        current.updated_at = Utc::now();
-        current.health = crate::store::ConnectionHealth {
-            refreshed_at: Some(current.updated_at),
-            ..Default::default()
-        };
-        Ok(current)
-    }
-    .await;
+    let lease = Lease {
+        provider_config_key,
+        connection_id,
+        holder: &holder,
+    };
+    let heartbeat = lease.keep_alive(state);
+    let result = refresh_leased(state, config, &lease, freshness).await;
+    drop(heartbeat);
     if let Err(e) = store
         .unlock_refresh(provider_config_key, connection_id, &holder)
         .await
@@ -328,6 +277,278 @@ async fn refresh_exclusively(
         tracing::warn!(error = %e, "could not release a refresh lease");
     }
     result
+}
+
+/// The failure to answer without calling the provider while the connection backs off, unless the
+/// caller forces a refresh (an explicit `force_refresh` tries anyway).
+fn backing_off_unless_forced(connection: &Connection, freshness: Freshness) -> Option<FreshError> {
+    if matches!(freshness, Freshness::Forced { .. }) {
+        return None;
+    }
+    backing_off(connection, Utc::now())
+}
+
+/// A refresh lease this task holds.
+struct Lease<'a> {
+    provider_config_key: &'a str,
+    connection_id: &'a str,
+    holder: &'a str,
+}
+
+impl Lease<'_> {
+    /// Renews the lease every `LEASE_RENEWAL` until the returned guard is dropped, so that the
+    /// lease can be short (a dead holder blocks others briefly) however long the provider takes.
+    fn keep_alive(&self, state: &AppState) -> AbortOnDrop {
+        let store = state.store.clone();
+        let (key, id, holder) = (
+            self.provider_config_key.to_string(),
+            self.connection_id.to_string(),
+            self.holder.to_string(),
+        );
+        AbortOnDrop(tokio::spawn(async move {
+            let start = tokio::time::Instant::now() + LEASE_RENEWAL;
+            let mut tick = tokio::time::interval_at(start, LEASE_RENEWAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match store
+                    .renew_refresh_lock(&key, &id, &holder, lease_end())
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // Renewals came too late (a stalled database or process) and another
+                        // holder took over; the write at the end re-checks (see `store_refreshed`).
+                        tracing::warn!(
+                            provider_config_key = %key,
+                            connection_id = %id,
+                            "a refresh lease expired and was taken over while its refresh was in flight"
+                        );
+                        return;
+                    }
+                    // The lease may still be ours: try again at the next tick.
+                    Err(e) => tracing::warn!(error = %e, "could not renew a refresh lease"),
+                }
+            }
+        }))
+    }
+
+    /// Whether this task still holds the lease (renewing it), checked right before writing.
+    async fn still_held(&self, state: &AppState) -> bool {
+        match state
+            .store
+            .renew_refresh_lock(
+                self.provider_config_key,
+                self.connection_id,
+                self.holder,
+                lease_end(),
+            )
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew a refresh lease");
+                false
+            }
+        }
+    }
+}
+
+fn lease_end() -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(LEASE).unwrap_or_default()
+}
+
+/// Aborts a background task when dropped (the lease heartbeat ends with its refresh, however the
+/// refresh ends).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The refresh itself, under the lease: re-read, call the provider, store the outcome.
+async fn refresh_leased(
+    state: &AppState,
+    config: &ProviderConfig,
+    lease: &Lease<'_>,
+    freshness: Freshness,
+) -> Result<Connection, FreshError> {
+    let store = &state.store;
+    let internal = |e: crate::store::StoreError| FreshError::Internal(e.to_string());
+    let (provider_config_key, connection_id) = (lease.provider_config_key, lease.connection_id);
+    let margin = state.settings.refresh_margin;
+    let mut current = store
+        .get_connection(provider_config_key, connection_id)
+        .await
+        .map_err(internal)?
+        .ok_or(FreshError::UnknownConnection)?;
+    if !freshness.requires_refresh(&current, margin) {
+        return Ok(current);
+    }
+    // A refused refresh is tried once per connection, not once per waiting read.
+    if let Some(failure) = backing_off_unless_forced(&current, freshness) {
+        return Err(failure);
+    }
+    let outcome = match &current.credentials {
+        Credentials::OAuth2(stale) => refresh_oauth2(state, config, &current, stale)
+            .await
+            .map(Credentials::OAuth2),
+        Credentials::OAuth2ClientCredentials(_) => {
+            fetch_client_credentials(state, config, &current.connection_config)
+                .await
+                .map(Credentials::OAuth2ClientCredentials)
+        }
+        _ => return Ok(current),
+    };
+    let refreshed = match outcome {
+        Ok(refreshed) => refreshed,
+        Err(e) => return record_failure(state, lease, &current, freshness, e).await,
+    };
+    if !store_refreshed(state, lease, &current, &refreshed).await? {
+        // Someone stored newer credentials while we asked the provider: those are the ones.
+        return store
+            .get_connection(provider_config_key, connection_id)
+            .await
+            .map_err(internal)?
+            .ok_or(FreshError::UnknownConnection);
+    }
+    if current.health.refresh_failures > 0 {
+        webhooks::emit(
+            state,
+            EventKind::ConnectionRefreshed,
+            provider_config_key,
+            connection_id,
+            serde_json::json!({ "after_failures": current.health.refresh_failures }),
+        )
+        .await;
+    }
+    current.credentials = refreshed;
+    current.updated_at = Utc::now();
+    current.health = crate::store::ConnectionHealth {
+        refreshed_at: Some(current.updated_at),
+        ..Default::default()
+    };
+    Ok(current)
+}
+
+/// Persists what the provider issued, before anyone uses it: a rotated refresh token that only
+/// lived in memory would be lost with this process. False when it was not written because newer
+/// credentials had been stored meanwhile.
+///
+/// While we hold the lease, nobody else refreshes, and we write. If the lease was lost (our
+/// renewals came too late and another task took it), the provider has already rotated the
+/// refresh token we presented, so the tokens in hand may be the only valid ones: dropping them
+/// would lose the connection with a provider that rotates strictly (the new holder presents the
+/// old token and is refused). So they are still written, unless the stored credentials changed
+/// since we read them. A change means someone stored credentials obtained after ours: a new
+/// authorization, or the new holder's refresh of the same token, which the provider only accepts
+/// when it tolerates reuse, and then the later pair is the one it keeps (a reuse interval
+/// revokes the pair of the first use). Either way theirs are newer than ours.
+async fn store_refreshed(
+    state: &AppState,
+    lease: &Lease<'_>,
+    read: &Connection,
+    refreshed: &Credentials,
+) -> Result<bool, FreshError> {
+    let store = &state.store;
+    let internal = |e: crate::store::StoreError| FreshError::Internal(e.to_string());
+    let (provider_config_key, connection_id) = (lease.provider_config_key, lease.connection_id);
+    if lease.still_held(state).await {
+        store
+            .update_credentials(provider_config_key, connection_id, refreshed)
+            .await
+            .map_err(internal)?;
+        return Ok(true);
+    }
+    let written = store
+        .update_credentials_if_unchanged(
+            provider_config_key,
+            connection_id,
+            refreshed,
+            read.health.refreshed_at,
+        )
+        .await
+        .map_err(internal)?;
+    if written {
+        tracing::warn!(
+            provider_config_key,
+            connection_id,
+            "stored refreshed credentials after losing the refresh lease (nobody had replaced them)"
+        );
+    } else {
+        tracing::warn!(
+            provider_config_key,
+            connection_id,
+            "dropped refreshed credentials: the refresh lease was lost and newer credentials were stored meanwhile"
+        );
+    }
+    Ok(written)
+}
+
+/// Records a failed refresh for backoff and for operators (GET /connection shows it); the
+/// stored credentials stay. A failure is only recorded against the credentials it concerns: if
+/// they were replaced meanwhile (a holder that had lost its lease stored the rotated ones), the
+/// refusal was of a stale refresh token and the connection is fine.
+async fn record_failure(
+    state: &AppState,
+    lease: &Lease<'_>,
+    read: &Connection,
+    freshness: Freshness,
+    error: FreshError,
+) -> Result<Connection, FreshError> {
+    let store = &state.store;
+    let (provider_config_key, connection_id) = (lease.provider_config_key, lease.connection_id);
+    let Some(failure) = failure_record(&error, read, &state.settings) else {
+        return Err(error);
+    };
+    match store
+        .record_refresh_failure(
+            provider_config_key,
+            connection_id,
+            &failure,
+            read.health.refreshed_at,
+        )
+        .await
+    {
+        Ok(true) => {
+            webhooks::emit(
+                state,
+                EventKind::RefreshFailed,
+                provider_config_key,
+                connection_id,
+                serde_json::json!({
+                    "error": failure.error,
+                    "needs_reauthorization": failure.permanent,
+                    "failures": read.health.refresh_failures + 1,
+                }),
+            )
+            .await;
+        }
+        Ok(false) => {
+            tracing::warn!(
+                provider_config_key,
+                connection_id,
+                error = %error,
+                "a refresh failed after the credentials were replaced; not recorded"
+            );
+            let replaced = store
+                .get_connection(provider_config_key, connection_id)
+                .await
+                .ok()
+                .flatten();
+            if let Some(replaced) = replaced {
+                if !freshness.requires_refresh(&replaced, state.settings.refresh_margin) {
+                    return Ok(replaced);
+                }
+            }
+        }
+        Err(store_error) => {
+            tracing::warn!(error = %store_error, "could not record a refresh failure");
+        }
+    }
+    Err(error)
 }
 
 trait RemoveIfUnused {

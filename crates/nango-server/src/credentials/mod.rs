@@ -156,7 +156,22 @@ impl Credentials {
 pub enum TokenResponseError {
     #[error("the token response has no access_token")]
     MissingAccessToken,
+    #[error("the token response is nested deeper than {MAX_TOKEN_RESPONSE_DEPTH} levels")]
+    TooDeep,
+    /// Stored as it is, the response could not be read back (see `check_storable`).
+    #[error("the token response cannot be stored: {0}")]
+    NotStorable(String),
 }
+
+/// The deepest nesting of a token response that is accepted (the response object is level 1).
+/// Real ones have one to three levels. The bound matters because serde_json refuses to read
+/// JSON nested more than 128 levels, and the stored credentials wrap `raw` in more levels: an
+/// unbounded response would be stored and then never readable again.
+pub const MAX_TOKEN_RESPONSE_DEPTH: usize = 32;
+
+/// The prefix of the magic keys serde_json's `Value` reads specially (`RawValue`, arbitrary
+/// precision numbers): an object with such a key does not read back as itself.
+const SERDE_JSON_PRIVATE_KEY: &str = "$serde_json::private::";
 
 /// Turns a provider's OAuth 2 token response into credentials, the way Nango 0.9 did: `expires_at`
 /// (UNIX seconds, or a date string) wins over `expires_in`, and the computed expiry is written back
@@ -191,12 +206,46 @@ pub fn parse_oauth2_response(
     if let Some(at) = expires_at {
         raw.insert("expires_at".into(), Value::String(iso_millis(at)));
     }
-    Ok(OAuth2Credentials {
+    let credentials = OAuth2Credentials {
         access_token,
         refresh_token,
         expires_at,
         raw: Value::Object(raw),
-    })
+    };
+    check_storable(&credentials)?;
+    Ok(credentials)
+}
+
+/// Refuses credentials that would be stored but could not be read back (a row that answers 500
+/// for ever is worse than a failed flow or refresh): a response nested too deep or holding one
+/// of serde_json's magic keys, and, as a backstop, anything else whose JSON does not parse back.
+fn check_storable(credentials: &OAuth2Credentials) -> Result<(), TokenResponseError> {
+    // Iterative: the response may come from elsewhere than serde_json's depth-limited parser.
+    let mut pending = vec![(&credentials.raw, 1usize)];
+    while let Some((value, depth)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => {
+                if let Some(key) = map.keys().find(|k| k.starts_with(SERDE_JSON_PRIVATE_KEY)) {
+                    return Err(TokenResponseError::NotStorable(format!(
+                        "it has the reserved key {key:?}"
+                    )));
+                }
+                Box::new(map.values())
+            }
+            _ => continue,
+        };
+        if depth > MAX_TOKEN_RESPONSE_DEPTH {
+            return Err(TokenResponseError::TooDeep);
+        }
+        pending.extend(children.map(|child| (child, depth + 1)));
+    }
+    let stored = Credentials::OAuth2(credentials.clone());
+    let text = serde_json::to_string(&stored)
+        .map_err(|e| TokenResponseError::NotStorable(e.to_string()))?;
+    serde_json::from_str::<Credentials>(&text)
+        .map_err(|e| TokenResponseError::NotStorable(e.to_string()))?;
+    Ok(())
 }
 
 /// The value at a dotted path (`authed_user.access_token`) of a JSON object.
@@ -404,6 +453,56 @@ mod tests {
                 Some(TokenResponseError::MissingAccessToken)
             );
         }
+    }
+
+    /// Found by fuzzing: both were stored, and then every read of the connection failed.
+    #[test]
+    fn responses_that_could_not_be_read_back_are_refused() {
+        let mut deep = json!("bottom");
+        for _ in 0..127 {
+            deep = json!({ "nested": deep });
+        }
+        let body = obj(json!({"access_token": "a", "refresh_token": "r", "extra": deep}));
+        assert_eq!(
+            parse_oauth2_response_default(body, now()).err(),
+            Some(TokenResponseError::TooDeep)
+        );
+
+        // A form-encoded response (every value a string) can carry any key.
+        let body = obj(json!({"access_token": "a", "$serde_json::private::RawValue": "{"}));
+        assert!(matches!(
+            parse_oauth2_response_default(body, now()),
+            Err(TokenResponseError::NotStorable(_))
+        ));
+        let body =
+            obj(json!({"access_token": "a", "x": [{"$serde_json::private::RawValue": "1"}]}));
+        assert!(matches!(
+            parse_oauth2_response_default(body, now()),
+            Err(TokenResponseError::NotStorable(_))
+        ));
+
+        // Up to the limit, it is stored and reads back as it was.
+        let nested = |levels: usize| {
+            let mut deep = json!(["bottom"]);
+            for _ in 1..levels {
+                deep = json!({ "nested": deep });
+            }
+            let mut body = obj(deep);
+            body.insert("access_token".into(), json!("a"));
+            body
+        };
+        assert_eq!(
+            parse_oauth2_response_default(nested(MAX_TOKEN_RESPONSE_DEPTH + 1), now()).err(),
+            Some(TokenResponseError::TooDeep)
+        );
+        let c = parse_oauth2_response_default(nested(MAX_TOKEN_RESPONSE_DEPTH), now())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = serde_json::to_string(&Credentials::OAuth2(c.clone())).unwrap_or_default();
+        let read: Result<Credentials, _> = serde_json::from_str(&text);
+        assert!(
+            matches!(read, Ok(Credentials::OAuth2(r)) if r == c),
+            "{text}"
+        );
     }
 
     #[test]

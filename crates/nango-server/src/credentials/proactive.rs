@@ -4,8 +4,9 @@
 //!
 //! Replicas need no coordination: each refresh goes through the same single-flight path and
 //! database lease as a request's, and re-reads the connection after taking the lease, so a
-//! connection picked by two replicas is refreshed once. Each pass takes a bounded batch, most
-//! urgent first, so a large backlog is spread over several intervals.
+//! connection picked by two replicas is refreshed once, and one whose refresh another replica
+//! just had refused is left to its backoff rather than refused again. Each pass takes a bounded
+//! batch, most urgent first, so a large backlog is spread over several intervals.
 
 use std::time::Duration;
 

@@ -209,14 +209,27 @@ pub trait Store: Send + Sync + 'static {
         connection_id: &str,
         credentials: &Credentials,
     ) -> Result<(), StoreError>;
-    /// Returns false when there was no such connection.
-    /// Records a failed refresh; the stored credentials stay as they are.
+    /// `update_credentials`, but only if the stored credentials are still those obtained at
+    /// `refreshed_at` (the `health.refreshed_at` read before the refresh): nobody has replaced
+    /// them since. False when they were replaced (or the connection is gone); nothing is written.
+    async fn update_credentials_if_unchanged(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        credentials: &Credentials,
+        refreshed_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError>;
+    /// Records a failed refresh of the credentials obtained at `refreshed_at` (as read before the
+    /// refresh); the stored credentials stay as they are. False, and nothing recorded, when the
+    /// credentials were replaced meanwhile: the refusal was about a refresh token that is no
+    /// longer the connection's.
     async fn record_refresh_failure(
         &self,
         provider_config_key: &str,
         connection_id: &str,
         failure: &RefreshFailure,
-    ) -> Result<(), StoreError>;
+        refreshed_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError>;
 
     /// Connections the proactive refresher should look at: tokens expiring before `expiring_before`
     /// and connections whose credentials were last obtained before `idle_before` (or never
@@ -291,6 +304,15 @@ pub trait Store: Send + Sync + 'static {
         connection_id: &str,
         holder: &str,
         now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Extends `holder`'s lease until `until`. False when `holder` no longer has it (another
+    /// holder took it after it expired): a lease is only ever renewed by its owner.
+    async fn renew_refresh_lock(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        holder: &str,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Gives the lease back (only if `holder` still has it).

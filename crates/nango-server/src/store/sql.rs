@@ -456,25 +456,60 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn update_credentials_if_unchanged(
+                &self,
+                provider_config_key: &str,
+                connection_id: &str,
+                credentials: &Credentials,
+                refreshed_at: Option<DateTime<Utc>>,
+            ) -> Result<bool, StoreError> {
+                // `refreshed_at` changes with every credentials write (flow or refresh) and with
+                // nothing else, so it versions the credentials; -1 stands for "never recorded".
+                let sql = format!(
+                    "UPDATE connections SET credentials = $1, updated_at = $2, refreshed_at = $2, \
+                     expires_at = $5, {HEALTHY} \
+                     WHERE provider_config_key = $3 AND connection_id = $4 \
+                     AND COALESCE(refreshed_at, -1) = $6"
+                );
+                let done = sqlx::query(&sql)
+                    .bind(seal_credentials(
+                        &self.cipher,
+                        credentials,
+                        provider_config_key,
+                        connection_id,
+                    )?)
+                    .bind(millis(Utc::now()))
+                    .bind(provider_config_key)
+                    .bind(connection_id)
+                    .bind(credentials.expires_at().map(millis))
+                    .bind(refreshed_at.map_or(-1, millis))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn record_refresh_failure(
                 &self,
                 provider_config_key: &str,
                 connection_id: &str,
                 failure: &RefreshFailure,
-            ) -> Result<(), StoreError> {
-                sqlx::query(
+                refreshed_at: Option<DateTime<Utc>>,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
                     "UPDATE connections SET refresh_failures = refresh_failures + 1, \
                      refresh_error = $1, needs_reauth = $2, retry_after = $3 \
-                     WHERE provider_config_key = $4 AND connection_id = $5",
+                     WHERE provider_config_key = $4 AND connection_id = $5 \
+                     AND COALESCE(refreshed_at, -1) = $6",
                 )
                 .bind(&failure.error)
                 .bind(i64::from(failure.permanent))
                 .bind(failure.retry_after.map(millis))
                 .bind(provider_config_key)
                 .bind(connection_id)
+                .bind(refreshed_at.map_or(-1, millis))
                 .execute(&self.pool)
                 .await?;
-                Ok(())
+                Ok(done.rows_affected() > 0)
             }
 
             async fn connections_due_for_refresh(
@@ -772,6 +807,28 @@ macro_rules! sql_store {
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(taken.is_some())
+            }
+
+            async fn renew_refresh_lock(
+                &self,
+                provider_config_key: &str,
+                connection_id: &str,
+                holder: &str,
+                until: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                // Even an expired lease is renewed while nobody else has taken it: no one else
+                // can have refreshed without taking it first.
+                let done = sqlx::query(
+                    "UPDATE refresh_locks SET expires_at = $1 \
+                     WHERE provider_config_key = $2 AND connection_id = $3 AND holder = $4",
+                )
+                .bind(millis(until))
+                .bind(provider_config_key)
+                .bind(connection_id)
+                .bind(holder)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn unlock_refresh(

@@ -158,6 +158,36 @@ async fn token_endpoint_failures_are_unknown_err_and_store_nothing() {
     assert_eq!(app.provider.token_requests().len(), 6);
 }
 
+/// Found by fuzzing: a token response nested deeper than serde_json reads back, or holding one
+/// of its magic keys, used to be stored, and then every read of the connection answered 500.
+#[tokio::test]
+async fn token_responses_that_could_not_be_read_back_are_unknown_err_and_store_nothing() {
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    let mut deep = json!("bottom");
+    for _ in 0..126 {
+        deep = json!({ "nested": deep });
+    }
+    app.provider.set(|b| {
+        b.code_failure = Some((200, json!({"access_token": "a", "deep": deep})));
+    });
+    let page = app.run_flow("fake-1", "connection_id=c1").await;
+    page.assert_failure("unknown_err", UNKNOWN_ERR);
+    app.assert_no_connection("fake-1", "c1").await;
+
+    // GitHub's form-encoded shape can carry any key.
+    app.provider.set(|b| {
+        b.code_failure = None;
+        b.form_encoded_response = true;
+        b.extra_token_fields
+            .insert("$serde_json::private::RawValue".into(), json!("x"));
+    });
+    let page = app.run_flow("fake-1", "connection_id=c2").await;
+    page.assert_failure("unknown_err", UNKNOWN_ERR);
+    app.assert_no_connection("fake-1", "c2").await;
+    assert!(app.connections().await.is_empty());
+}
+
 #[tokio::test]
 async fn an_unreachable_token_endpoint_is_unknown_err() {
     let app = TestApp::spawn_with(|s| s.provider_timeout = std::time::Duration::from_secs(1)).await;

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use chrono::Utc;
+use nango_server::credentials::{Credentials, Freshness, OAuth2Credentials};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -115,4 +117,229 @@ async fn a_websocket_learns_the_result_of_a_callback_served_by_another_replica()
         frame,
         json!({"message_type": "success", "provider_config_key": "fake-1", "connection_id": "c1"})
     );
+}
+
+/// Reads waiting for a refresh on two replicas: when the provider refuses it, they answer the
+/// recorded refusal instead of presenting the refused refresh token again, one after the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_refresh_is_tried_once_however_many_reads_wait_for_it() {
+    let app = TestApp::spawn().await;
+    let replica = app.spawn_replica().await;
+    app.create_config("fake-1", "fake", "").await;
+    app.provider.set(|b| b.expires_in = Some(60));
+    app.authorize("fake-1", "c1").await;
+    app.provider.set(|b| {
+        b.refresh_failure = Some((400, json!({"error": "invalid_grant"})));
+        b.token_delay = Duration::from_millis(300);
+    });
+
+    let app = &app;
+    let requests = (0..20).map(|i| {
+        let base = if i % 2 == 0 {
+            app.address.clone()
+        } else {
+            replica.address.clone()
+        };
+        async move { app.get_connection_response_at(&base, "fake-1", "c1").await }
+    });
+    for response in futures::future::join_all(requests).await {
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["type"], "refresh_rejected", "{body}");
+    }
+    assert_eq!(app.provider.refresh_count(), 1);
+}
+
+/// The lease is short (so a dead replica blocks others briefly) and renewed while the refresh
+/// is in flight: a provider slower than the lease still sees one refresh, not one per replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_slower_than_the_lease_keeps_it() {
+    let app = TestApp::spawn().await;
+    let replica = app.try_start(|_| {}).await.unwrap();
+    app.create_config("fake-1", "fake", "").await;
+    app.provider.set(|b| b.expires_in = Some(60));
+    app.authorize("fake-1", "c1").await;
+    app.provider.set(|b| {
+        b.expires_in = Some(3600);
+        b.token_delay = Duration::from_secs(12);
+    });
+    // Through the library, not HTTP: the test client gives up after 10 s.
+    let read = |state: nango_server::AppState| async move {
+        state
+            .refresher
+            .fresh_connection(&state, "fake-1", "c1", Freshness::IfNeeded)
+            .await
+            .map(|c| serde_json::to_value(&c.credentials).unwrap())
+    };
+    let first = tokio::spawn(read(app.state.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = tokio::spawn(read(replica));
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first["access_token"], second["access_token"]);
+    assert_eq!(app.provider.refresh_count(), 1);
+}
+
+/// The store's side of the lease: only its holder renews or releases it; once it has expired
+/// another holder takes it and the first can no longer renew it.
+#[tokio::test]
+async fn a_refresh_lease_is_renewed_and_released_only_by_its_holder() {
+    let app = TestApp::spawn().await;
+    let store = &app.state.store;
+    let now = Utc::now();
+    let later = |secs| now + chrono::Duration::seconds(secs);
+    assert!(store
+        .try_lock_refresh("k", "c", "a", now, later(10))
+        .await
+        .unwrap());
+    assert!(!store
+        .try_lock_refresh("k", "c", "b", now, later(10))
+        .await
+        .unwrap());
+    assert!(!store
+        .renew_refresh_lock("k", "c", "b", later(20))
+        .await
+        .unwrap());
+    store.unlock_refresh("k", "c", "b").await.unwrap();
+    assert!(store
+        .renew_refresh_lock("k", "c", "a", later(20))
+        .await
+        .unwrap());
+    // Renewed: still held at 15 s, free at 20 s.
+    assert!(!store
+        .try_lock_refresh("k", "c", "b", later(15), later(25))
+        .await
+        .unwrap());
+    assert!(store
+        .try_lock_refresh("k", "c", "b", later(20), later(30))
+        .await
+        .unwrap());
+    assert!(!store
+        .renew_refresh_lock("k", "c", "a", later(40))
+        .await
+        .unwrap());
+    store.unlock_refresh("k", "c", "a").await.unwrap();
+    assert!(store
+        .renew_refresh_lock("k", "c", "b", later(40))
+        .await
+        .unwrap());
+    store.unlock_refresh("k", "c", "b").await.unwrap();
+    assert!(store
+        .try_lock_refresh("k", "c", "a", now, later(10))
+        .await
+        .unwrap());
+}
+
+fn credentials(access_token: &str, refresh_token: &str) -> Credentials {
+    Credentials::OAuth2(OAuth2Credentials {
+        access_token: access_token.into(),
+        refresh_token: Some(refresh_token.into()),
+        expires_at: Some(Utc::now() + chrono::Duration::hours(1)),
+        raw: json!({"access_token": access_token}),
+    })
+}
+
+/// A holder whose lease was taken over while the provider answered: the provider has rotated
+/// the refresh token already, so what it answered is stored unless newer credentials were
+/// stored meanwhile, which then stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_lost_its_lease_stores_its_tokens_only_if_nobody_replaced_them() {
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    for replaced in [false, true] {
+        app.provider.set(|b| {
+            b.expires_in = Some(60);
+            b.token_delay = Duration::ZERO;
+        });
+        app.authorize("fake-1", "c1").await;
+        app.provider.set(|b| {
+            b.expires_in = Some(3600);
+            b.token_delay = Duration::from_millis(600);
+        });
+        let state = app.state.clone();
+        let refresh = tokio::spawn(async move {
+            state
+                .refresher
+                .fresh_connection(&state, "fake-1", "c1", Freshness::IfNeeded)
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Another holder takes the lease over (as if ours had expired).
+        let store = &app.state.store;
+        let far = Utc::now() + chrono::Duration::hours(1);
+        assert!(store
+            .try_lock_refresh("fake-1", "c1", "thief", far, far)
+            .await
+            .unwrap());
+        if replaced {
+            store
+                .update_credentials("fake-1", "c1", &credentials("newer", "newer-r"))
+                .await
+                .unwrap();
+        }
+        let answered = refresh.await.unwrap().unwrap();
+        let stored = store.get_connection("fake-1", "c1").await.unwrap().unwrap();
+        let Credentials::OAuth2(stored) = stored.credentials else {
+            panic!("OAuth 2 credentials")
+        };
+        assert_eq!(
+            serde_json::to_value(&answered.credentials).unwrap()["access_token"],
+            json!(stored.access_token)
+        );
+        if replaced {
+            assert_eq!(stored.access_token, "newer", "the newer credentials stay");
+        } else {
+            let last = app.provider.refresh_requests().pop().unwrap();
+            assert_ne!(stored.refresh_token.as_deref(), last.param("refresh_token"));
+            assert_ne!(
+                stored.access_token, "newer",
+                "the provider's answer is stored"
+            );
+        }
+        store.unlock_refresh("fake-1", "c1", "thief").await.unwrap();
+    }
+    assert_eq!(app.provider.refresh_count(), 2);
+}
+
+/// A refusal of a refresh token that is no longer the connection's (the credentials were
+/// replaced while the provider answered) does not mark the connection.
+#[tokio::test]
+async fn a_refusal_of_replaced_credentials_is_not_recorded() {
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    app.authorize("fake-1", "c1").await;
+    let store = &app.state.store;
+    let read = store.get_connection("fake-1", "c1").await.unwrap().unwrap();
+    let failure = nango_server::store::RefreshFailure {
+        error: "invalid_grant".into(),
+        permanent: true,
+        retry_after: Some(Utc::now() + chrono::Duration::minutes(1)),
+    };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    store
+        .update_credentials("fake-1", "c1", &credentials("newer", "newer-r"))
+        .await
+        .unwrap();
+    assert!(!store
+        .record_refresh_failure("fake-1", "c1", &failure, read.health.refreshed_at)
+        .await
+        .unwrap());
+    assert!(!store
+        .update_credentials_if_unchanged(
+            "fake-1",
+            "c1",
+            &credentials("stale", "stale-r"),
+            read.health.refreshed_at
+        )
+        .await
+        .unwrap());
+    let now = store.get_connection("fake-1", "c1").await.unwrap().unwrap();
+    assert_eq!(now.health.refresh_failures, 0);
+    assert!(store
+        .record_refresh_failure("fake-1", "c1", &failure, now.health.refreshed_at)
+        .await
+        .unwrap());
+    let marked = store.get_connection("fake-1", "c1").await.unwrap().unwrap();
+    assert!(marked.health.needs_reauth);
 }
