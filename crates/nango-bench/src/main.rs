@@ -389,6 +389,7 @@ async fn load_backend(
 
     let matrix_size = plan.sizes[0];
     seed_hot(&seeder, backend, 1..=matrix_size, far_future, report).await?;
+    let database = postgres_database_name(database_url);
     let measure = |endpoint, stored_connections, concurrency, seconds| Load {
         backend,
         endpoint,
@@ -396,6 +397,7 @@ async fn load_backend(
         stored_connections,
         concurrency,
         seconds,
+        database: database.as_deref(),
     };
     let dir = ctx.run_dir.path();
     let warm_up = measure(Endpoint::Connection, matrix_size, 16, plan.warmup_seconds);
@@ -457,11 +459,14 @@ async fn load_backend(
             provider_delay: plan.provider_delay,
             counts_at_seed,
         };
+        let database_cpu = server::DatabaseCpu::start(database.as_deref());
         let cpu_before = server.cpu_ticks()?;
         let mut run = storm::run(&storm, &ctx.provider).await?;
-        let cpu_ticks = server.cpu_ticks()?.saturating_sub(cpu_before);
+        let per_connection =
+            |ticks: u64| ticks as f64 * 1000.0 / ctx.ticks_per_second as f64 / plan.storm as f64;
         run.server_cpu_ms_per_connection =
-            cpu_ticks as f64 * 1000.0 / ctx.ticks_per_second as f64 / plan.storm as f64;
+            per_connection(server.cpu_ticks()?.saturating_sub(cpu_before));
+        run.database_cpu_ms_per_connection = per_connection(database_cpu.ticks_since_start());
         eprintln!(
             "  storm: {} connections in {:.2} s, {} refresh calls, {} errors",
             run.connections,
@@ -488,6 +493,15 @@ async fn seed_hot(
     let took = seeder.seed(CONFIG_KEY, HOT, ids, expires_at).await?;
     report.seeds.push(seed_run(seeder, backend, what, n, took));
     Ok(())
+}
+
+/// The database of a PostgreSQL URL (`None` for SQLite).
+fn postgres_database_name(database_url: &str) -> Option<String> {
+    if database_url.starts_with("sqlite:") {
+        return None;
+    }
+    let url = url::Url::parse(database_url).ok()?;
+    Some(url.path().trim_start_matches('/').to_string()).filter(|name| !name.is_empty())
 }
 
 fn seed_run(seeder: &Seeder, backend: &str, what: String, n: u64, took: Duration) -> SeedRun {

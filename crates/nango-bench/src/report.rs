@@ -87,6 +87,9 @@ pub const TARGETS: Targets = Targets {
     max_healthy_ms: 200.0,
 };
 
+/// CPU taken by other processes (or the hypervisor) above which a run is reported as disturbed.
+const DISTURBED_PCT: f64 = 10.0;
+
 fn pass(ok: bool) -> Option<String> {
     Some(if ok { "PASS" } else { "MISS" }.to_string())
 }
@@ -115,8 +118,13 @@ fn mb(kb: u64) -> f64 {
 }
 
 fn describe_run(run: &LoadRun) -> String {
+    let database = if run.backend == "postgres" {
+        format!(" +db {:.0}", run.database_cpu_us_per_request)
+    } else {
+        String::new()
+    };
     format!(
-        "{:>7} req/s  p50 {:>5.2}  p99 {:>6.2} ms  cpu {:>3.0} µs/req  {:>4.1} cs/req  others {:.0}%",
+        "{:>7} req/s  p50 {:>5.2}  p99 {:>6.2} ms  cpu {:>3.0}{database} µs/req  {:>4.1} cs/req  others {:.0}%",
         grouped(run.requests_per_second.round() as u64),
         run.p50_ms,
         run.p99_ms,
@@ -134,6 +142,8 @@ fn run_numbers(run: &LoadRun) -> Map<String, Value> {
         "server_cpu_us_per_request": run.server_cpu_us_per_request,
         "server_context_switches_per_request": run.server_context_switches_per_request,
         "wrk_cpu_pct": run.wrk_cpu_pct,
+        "database_cpu_us_per_request": run.database_cpu_us_per_request,
+        "database_cpu_pct": run.database_cpu_pct,
         "other_cpu_pct": run.other_cpu_pct,
         "steal_pct": run.steal_pct,
     }))
@@ -346,12 +356,21 @@ impl Report {
                 section: section.clone(),
                 name: "request latency".into(),
                 value: format!(
-                    "p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms; server cpu {:.2} ms/connection",
-                    storm.p50_ms, storm.p99_ms, storm.max_ms, storm.server_cpu_ms_per_connection
+                    "p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms; cpu {:.2}{} ms/connection",
+                    storm.p50_ms,
+                    storm.p99_ms,
+                    storm.max_ms,
+                    storm.server_cpu_ms_per_connection,
+                    if storm.database_cpu_ms_per_connection > 0.0 {
+                        format!(" +db {:.2}", storm.database_cpu_ms_per_connection)
+                    } else {
+                        String::new()
+                    }
                 ),
                 numbers: numbers(json!({
                     "p50_ms": storm.p50_ms, "p99_ms": storm.p99_ms, "max_ms": storm.max_ms,
                     "server_cpu_ms_per_connection": storm.server_cpu_ms_per_connection,
+                    "database_cpu_ms_per_connection": storm.database_cpu_ms_per_connection,
                 })),
                 target: None,
                 result: None,
@@ -424,6 +443,43 @@ impl Report {
                 result: None,
             });
         }
+        let disturbed: Vec<String> = self
+            .load
+            .iter()
+            .filter(|r| r.other_cpu_pct + r.steal_pct > DISTURBED_PCT)
+            .map(|r| {
+                format!(
+                    "{} {} c={} ({:.0}%)",
+                    r.backend,
+                    r.endpoint.label(),
+                    r.concurrency,
+                    r.other_cpu_pct + r.steal_pct
+                )
+            })
+            .collect();
+        figures.push(Figure {
+            section: "Measurement".into(),
+            name: format!("runs disturbed by other work (others > {DISTURBED_PCT:.0}%)"),
+            value: if disturbed.is_empty() {
+                "none".into()
+            } else {
+                let listed: Vec<&str> = disturbed.iter().take(3).map(String::as_str).collect();
+                format!(
+                    "{} of {} runs: {}{}",
+                    disturbed.len(),
+                    self.load.len(),
+                    listed.join(", "),
+                    if disturbed.len() > listed.len() {
+                        ", ..."
+                    } else {
+                        ""
+                    }
+                )
+            },
+            numbers: numbers(json!({"disturbed": disturbed.len(), "runs": self.load.len()})),
+            target: None,
+            result: None,
+        });
         self.figures = figures;
     }
 
@@ -505,8 +561,9 @@ impl Report {
         let mut section = "";
         println!();
         println!(
-            "cpu: server CPU time per request; cs: server context switches per request; others: \
-             CPU the machine spent on anything but the server and wrk (or lost to the \
+            "cpu: server CPU time per request (+db: PostgreSQL's); cs: server context switches \
+             per request; others: \
+             CPU the machine spent on anything but the server, its database and wrk (or lost to the \
              hypervisor) during the run, in % of all CPUs; above a few %, the run was disturbed."
         );
         println!("{rule}");

@@ -103,14 +103,14 @@ impl Seeder {
         let total = ids.end().saturating_sub(*ids.start()) + 1;
         let report_every = (total / 10).max(100_000);
         let mut done = 0u64;
-        let mut batches = futures::stream::iter(ids)
+        let mut upserts = futures::stream::iter(ids)
             .map(|n| {
                 let fields = fields(config_key, &format!("{prefix}{n}"), expires_at);
                 let store = self.store.clone();
                 async move { store.upsert_connection(&fields).await }
             })
             .buffer_unordered(self.concurrency);
-        while batches
+        while upserts
             .try_next()
             .await
             .context("seeding a connection")?

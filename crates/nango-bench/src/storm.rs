@@ -41,6 +41,8 @@ pub struct StormRun {
     pub max_ms: f64,
     /// Server CPU time (user + system) per connection served, in ms.
     pub server_cpu_ms_per_connection: f64,
+    /// PostgreSQL's processes' CPU time per connection served, in ms (0 for SQLite).
+    pub database_cpu_ms_per_connection: f64,
     /// Distinct statuses and errors seen, for the error report (at most five).
     pub sample_errors: Vec<String>,
 }
@@ -129,6 +131,7 @@ pub async fn run(storm: &Storm<'_>, provider: &FakeProvider) -> Result<StormRun>
         p99_ms: 0.0,
         max_ms: 0.0,
         server_cpu_ms_per_connection: 0.0,
+        database_cpu_ms_per_connection: 0.0,
         sample_errors: Vec::new(),
     };
     let mut latencies: Vec<f64> = Vec::with_capacity(outcomes.len());

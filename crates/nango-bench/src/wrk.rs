@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 
 use crate::seed::HOT;
-use crate::server::{machine_cpu_ticks, process_cpu_ticks, Server};
+use crate::server::{machine_cpu_ticks, process_cpu_ticks, DatabaseCpu, Server};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Endpoint {
@@ -76,6 +76,9 @@ pub struct LoadRun {
     /// CPU of the machine used by wrk, and by every process but wrk and the server (other
     /// work skews the figures), and stolen by the hypervisor, in % of all CPUs over the run.
     pub wrk_cpu_pct: f64,
+    /// PostgreSQL's processes for the database (none for SQLite: it runs inside the server).
+    pub database_cpu_pct: f64,
+    pub database_cpu_us_per_request: f64,
     pub other_cpu_pct: f64,
     pub steal_pct: f64,
     /// Highest VmRSS sampled during the run.
@@ -91,6 +94,8 @@ pub struct Load<'a> {
     pub stored_connections: u64,
     pub concurrency: u32,
     pub seconds: u64,
+    /// PostgreSQL: the database's name, to find its server processes.
+    pub database: Option<&'a str>,
 }
 
 /// Runs `wrk` for `load.seconds` and returns its figures.
@@ -114,6 +119,7 @@ pub async fn run(
 
     let cpu_before = server.cpu_ticks()?;
     let switches_before = server.context_switches()?;
+    let database_cpu = DatabaseCpu::start(load.database);
     let (busy_before, steal_before) = machine_cpu_ticks()?;
     let started = std::time::Instant::now();
     let mut wrk = Command::new("wrk")
@@ -152,7 +158,9 @@ pub async fn run(
         * ticks_per_second as f64
         * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
         / 100.0;
-    let other_ticks = (busy_after - busy_before).saturating_sub(cpu_ticks + wrk_ticks);
+    let database_ticks = database_cpu.ticks_since_start();
+    let other_ticks =
+        (busy_after - busy_before).saturating_sub(cpu_ticks + wrk_ticks + database_ticks);
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!(
@@ -194,6 +202,12 @@ pub async fn run(
             0.0
         },
         wrk_cpu_pct: wrk_ticks as f64 / capacity,
+        database_cpu_pct: database_ticks as f64 / capacity,
+        database_cpu_us_per_request: if figures.requests > 0 {
+            database_ticks as f64 * 1e6 / ticks_per_second as f64 / figures.requests as f64
+        } else {
+            0.0
+        },
         other_cpu_pct: other_ticks as f64 / capacity,
         steal_pct: (steal_after - steal_before) as f64 / capacity,
         server_rss_max_kb: rss_max_kb,
