@@ -222,7 +222,6 @@ async fn refresh_exclusively(
 ) -> Result<Connection, FreshError> {
     let store = &state.store;
     let internal = |e: crate::store::StoreError| FreshError::Internal(e.to_string());
-    let margin = state.settings.refresh_margin;
     let holder = uuid::Uuid::new_v4().to_string();
     // A live holder keeps its lease for as long as its provider call may last; a dead one's
     // lease runs out at most `LEASE` later. Waiting longer than both means something is stuck.
@@ -231,18 +230,12 @@ async fn refresh_exclusively(
         + LEASE
         + Duration::from_secs(5);
     loop {
-        let current = store
-            .get_connection(provider_config_key, connection_id)
-            .await
-            .map_err(internal)?
-            .ok_or(FreshError::UnknownConnection)?;
-        if !freshness.requires_refresh(&current, margin) {
-            return Ok(current);
-        }
-        // The holder we waited for may have been refused: answer its recorded failure rather
+        // The holder we waited for may have refreshed, or been refused: answer its result rather
         // than presenting the same refresh token again.
-        if let Some(failure) = backing_off_unless_forced(&current, freshness) {
-            return Err(failure);
+        if let Reread::Settled(answer) =
+            reread(state, provider_config_key, connection_id, freshness).await?
+        {
+            return answer;
         }
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
@@ -277,6 +270,34 @@ async fn refresh_exclusively(
         tracing::warn!(error = %e, "could not release a refresh lease");
     }
     result
+}
+
+/// What a fresh read of the connection says about a refresh that is about to happen.
+enum Reread {
+    /// No provider call: the connection is fresh now, or backing off after a failure.
+    Settled(Result<Connection, FreshError>),
+    NeedsRefresh(Connection),
+}
+
+async fn reread(
+    state: &AppState,
+    provider_config_key: &str,
+    connection_id: &str,
+    freshness: Freshness,
+) -> Result<Reread, FreshError> {
+    let current = state
+        .store
+        .get_connection(provider_config_key, connection_id)
+        .await
+        .map_err(|e| FreshError::Internal(e.to_string()))?
+        .ok_or(FreshError::UnknownConnection)?;
+    if !freshness.requires_refresh(&current, state.settings.refresh_margin) {
+        return Ok(Reread::Settled(Ok(current)));
+    }
+    if let Some(failure) = backing_off_unless_forced(&current, freshness) {
+        return Ok(Reread::Settled(Err(failure)));
+    }
+    Ok(Reread::NeedsRefresh(current))
 }
 
 /// The failure to answer without calling the provider while the connection backs off, unless the
@@ -378,19 +399,12 @@ async fn refresh_leased(
     let store = &state.store;
     let internal = |e: crate::store::StoreError| FreshError::Internal(e.to_string());
     let (provider_config_key, connection_id) = (lease.provider_config_key, lease.connection_id);
-    let margin = state.settings.refresh_margin;
-    let mut current = store
-        .get_connection(provider_config_key, connection_id)
-        .await
-        .map_err(internal)?
-        .ok_or(FreshError::UnknownConnection)?;
-    if !freshness.requires_refresh(&current, margin) {
-        return Ok(current);
-    }
-    // A refused refresh is tried once per connection, not once per waiting read.
-    if let Some(failure) = backing_off_unless_forced(&current, freshness) {
-        return Err(failure);
-    }
+    // Re-read under the lease: a refused refresh is tried once per connection, not once per
+    // waiting read.
+    let mut current = match reread(state, provider_config_key, connection_id, freshness).await? {
+        Reread::Settled(answer) => return answer,
+        Reread::NeedsRefresh(current) => current,
+    };
     let outcome = match &current.credentials {
         Credentials::OAuth2(stale) => refresh_oauth2(state, config, &current, stale)
             .await
