@@ -53,6 +53,9 @@ struct Args {
     /// Storm requests in flight at once
     #[arg(long, env = "NANGO_BENCH_STORM_CONCURRENCY", default_value_t = 512)]
     storm_concurrency: usize,
+    /// The server's cap on refreshes in flight per provider (NANGO_REFRESH_CONCURRENCY)
+    #[arg(long, env = "NANGO_BENCH_REFRESH_CONCURRENCY", default_value_t = 64)]
+    refresh_concurrency: usize,
     /// How long the fake provider takes to answer a refresh
     #[arg(long, env = "NANGO_BENCH_PROVIDER_DELAY_MS", default_value_t = 20)]
     provider_delay_ms: u64,
@@ -101,6 +104,7 @@ struct Plan {
     concurrencies: Vec<u32>,
     storm: u64,
     storm_concurrency: usize,
+    refresh_concurrency: usize,
     seed_concurrency: Option<usize>,
     provider_delay: Duration,
     backends: Vec<String>,
@@ -142,6 +146,7 @@ impl Plan {
             concurrencies: vec![1, 16, 128],
             storm: args.storm.unwrap_or(if smoke { 1000 } else { 10_000 }),
             storm_concurrency: args.storm_concurrency.max(1),
+            refresh_concurrency: args.refresh_concurrency.max(1),
             seed_concurrency: args.seed_concurrency.map(|n| n.max(1)),
             provider_delay: Duration::from_millis(args.provider_delay_ms),
             backends: args.backends,
@@ -331,6 +336,8 @@ async fn bench_backend(
         providers_file: &ctx.providers_file,
         log_level: &plan.log_level,
         log: log.clone(),
+        cache_size: None,
+        refresh_concurrency: plan.refresh_concurrency,
     };
     let server = Server::start(config()).await?;
     eprintln!(
@@ -349,7 +356,15 @@ async fn bench_backend(
     report.process.push(process.clone());
     let process_index = report.process.len() - 1;
 
-    let result = load_backend(plan, ctx, backend, database_url, &server, report).await;
+    // A second server on the same database without the read cache: the store's own cost, and
+    // how it scales, beside the cached figures. Idle except while it is measured.
+    let uncached = Server::start(ServerConfig {
+        cache_size: Some(0),
+        log: plan.dir.join(format!("server-{backend}-uncached.log")),
+        ..config()
+    })
+    .await?;
+    let result = load_backend(plan, ctx, backend, database_url, &server, uncached, report).await;
     if let Ok(memory) = server.memory() {
         process.peak_rss_kb = Some(memory.peak_kb);
     }
@@ -377,6 +392,7 @@ async fn load_backend(
     backend: &str,
     database_url: &str,
     server: &Server,
+    uncached: Server,
     report: &mut Report,
 ) -> Result<()> {
     create_config(ctx, server).await?;
@@ -400,12 +416,25 @@ async fn load_backend(
         database: database.as_deref(),
     };
     let dir = ctx.run_dir.path();
-    let warm_up = measure(Endpoint::Connection, matrix_size, 16, plan.warmup_seconds);
-    wrk::run(server, &ctx.secret_key, dir, ctx.ticks_per_second, &warm_up).await?;
+    for (endpoint, target) in [
+        (Endpoint::Connection, server),
+        (Endpoint::ConnectionUncached, &uncached),
+    ] {
+        let warm_up = measure(endpoint, matrix_size, 16, plan.warmup_seconds);
+        wrk::run(target, &ctx.secret_key, dir, ctx.ticks_per_second, &warm_up).await?;
+    }
     for &c in &plan.concurrencies {
-        for endpoint in [Endpoint::Health, Endpoint::Connection] {
+        for endpoint in [
+            Endpoint::Health,
+            Endpoint::Connection,
+            Endpoint::ConnectionUncached,
+        ] {
+            let target = match endpoint {
+                Endpoint::ConnectionUncached => &uncached,
+                _ => server,
+            };
             let load = measure(endpoint, matrix_size, c, plan.seconds);
-            let run = wrk::run(server, &ctx.secret_key, dir, ctx.ticks_per_second, &load).await?;
+            let run = wrk::run(target, &ctx.secret_key, dir, ctx.ticks_per_second, &load).await?;
             eprintln!(
                 "  c={c:<3} {:<20} {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  {} errors",
                 endpoint.label(),
@@ -422,17 +451,29 @@ async fn load_backend(
         for pair in plan.sizes.windows(2) {
             let (stored, size) = (pair[0], pair[1]);
             seed_hot(&seeder, backend, stored + 1..=size, far_future, report).await?;
-            let warm_up = measure(Endpoint::Connection, size, 16, plan.warmup_seconds);
-            wrk::run(server, &ctx.secret_key, dir, ctx.ticks_per_second, &warm_up).await?;
-            let load = measure(Endpoint::Connection, size, 16, plan.seconds);
-            let run = wrk::run(server, &ctx.secret_key, dir, ctx.ticks_per_second, &load).await?;
-            eprintln!(
-                "  {size} stored, c=16: {:.0} req/s  p50 {:.2} ms  p99 {:.2} ms",
-                run.requests_per_second, run.p50_ms, run.p99_ms
-            );
-            report.load.push(run);
+            for (endpoint, target) in [
+                (Endpoint::Connection, server),
+                (Endpoint::ConnectionUncached, &uncached),
+            ] {
+                let warm_up = measure(endpoint, size, 16, plan.warmup_seconds);
+                wrk::run(target, &ctx.secret_key, dir, ctx.ticks_per_second, &warm_up).await?;
+                let load = measure(endpoint, size, 16, plan.seconds);
+                let run =
+                    wrk::run(target, &ctx.secret_key, dir, ctx.ticks_per_second, &load).await?;
+                eprintln!(
+                    "  {size} stored, c=16, {}: {:.0} req/s  p50 {:.2} ms  p99 {:.2} ms",
+                    endpoint.label(),
+                    run.requests_per_second,
+                    run.p50_ms,
+                    run.p99_ms
+                );
+                report.load.push(run);
+            }
         }
     }
+
+    // Its proactive refresher must not take part in the storm.
+    uncached.stop().await?;
 
     if plan.storm > 0 {
         eprintln!("  seeding {} expired connections for the storm", plan.storm);
@@ -456,6 +497,7 @@ async fn load_backend(
             config_key: CONFIG_KEY,
             connections: plan.storm,
             concurrency: plan.storm_concurrency,
+            refresh_concurrency: plan.refresh_concurrency,
             provider_delay: plan.provider_delay,
             counts_at_seed,
         };
@@ -627,7 +669,8 @@ fn settings(plan: &Plan) -> serde_json::Value {
             "provider_timeout_s": defaults.provider_timeout.as_secs(),
             "request_timeout_s": defaults.request_timeout.as_secs(),
             "proactive_refresh_interval_s": defaults.proactive_refresh_interval.as_secs(),
-            "refresh_concurrency_cap": null,
+            "refresh_concurrency": plan.refresh_concurrency,
+            "connection_cache_size": defaults.connection_cache_size,
         },
     })
 }

@@ -251,7 +251,9 @@ impl Report {
             for &c in concurrencies {
                 let health = self.find(backend, Endpoint::Health, Some(matrix_size), c);
                 let connection = self.find(backend, Endpoint::Connection, Some(matrix_size), c);
-                for run in [health, connection].into_iter().flatten() {
+                let uncached =
+                    self.find(backend, Endpoint::ConnectionUncached, Some(matrix_size), c);
+                for run in [health, connection, uncached].into_iter().flatten() {
                     let (target, result) = if run.endpoint == Endpoint::Connection && c == 128 {
                         (
                             Some(format!("p99 < {:.0} ms", TARGETS.max_p99_ms_at_128)),
@@ -285,44 +287,53 @@ impl Report {
             }
         }
 
-        // Scaling with stored connections (SQLite; every size at c=16).
+        // Scaling with stored connections (SQLite; every size at c=16), through the read cache
+        // (uniform picks over all stored connections: past the cache's size most are misses)
+        // and without it (the store's own lookup).
         if sizes.len() > 1 {
-            let section = "Hot path vs stored connections (sqlite, c=16)".to_string();
-            let runs: Vec<&LoadRun> = sizes
-                .iter()
-                .filter_map(|&s| self.find("sqlite", Endpoint::Connection, Some(s), 16))
-                .collect();
-            for run in &runs {
-                figures.push(Figure {
-                    section: section.clone(),
-                    name: format!("{} stored", grouped(run.stored_connections)),
-                    value: describe_run(run),
-                    numbers: run_numbers(run),
-                    target: None,
-                    result: None,
-                });
-            }
-            if let (Some(first), Some(last)) = (runs.first(), runs.last()) {
-                if runs.len() > 1 {
-                    let label = format!(
-                        "{}/{}",
-                        short(last.stored_connections),
-                        short(first.stored_connections)
-                    );
-                    for (what, a, b) in [
-                        ("p50", last.p50_ms, first.p50_ms),
-                        ("p99", last.p99_ms, first.p99_ms),
-                    ] {
-                        let ratio = if b > 0.0 { a / b } else { 0.0 };
-                        figures.push(Figure {
-                            section: section.clone(),
-                            name: format!("{what} latency ratio {label}"),
-                            value: format!("{ratio:.2}"),
-                            numbers: numbers(json!({"ratio": ratio})),
-                            target: Some(format!("<= {:.1}", TARGETS.max_scaling_ratio)),
-                            result: pass(ratio <= TARGETS.max_scaling_ratio),
-                        });
-                    }
+            for (endpoint, what) in [
+                (Endpoint::Connection, "default cache"),
+                (Endpoint::ConnectionUncached, "cache off"),
+            ] {
+                let section = format!("Hot path vs stored connections (sqlite, c=16, {what})");
+                let runs: Vec<&LoadRun> = sizes
+                    .iter()
+                    .filter_map(|&s| self.find("sqlite", endpoint, Some(s), 16))
+                    .collect();
+                for run in &runs {
+                    figures.push(Figure {
+                        section: section.clone(),
+                        name: format!("{} stored", grouped(run.stored_connections)),
+                        value: describe_run(run),
+                        numbers: run_numbers(run),
+                        target: None,
+                        result: None,
+                    });
+                }
+                let (Some(first), Some(last)) = (runs.first(), runs.last()) else {
+                    continue;
+                };
+                if runs.len() < 2 {
+                    continue;
+                }
+                let label = format!(
+                    "{}/{}",
+                    short(last.stored_connections),
+                    short(first.stored_connections)
+                );
+                for (what, a, b) in [
+                    ("p50", last.p50_ms, first.p50_ms),
+                    ("p99", last.p99_ms, first.p99_ms),
+                ] {
+                    let ratio = if b > 0.0 { a / b } else { 0.0 };
+                    figures.push(Figure {
+                        section: section.clone(),
+                        name: format!("{what} latency ratio {label}"),
+                        value: format!("{ratio:.2}"),
+                        numbers: numbers(json!({"ratio": ratio})),
+                        target: Some(format!("<= {:.1}", TARGETS.max_scaling_ratio)),
+                        result: pass(ratio <= TARGETS.max_scaling_ratio),
+                    });
                 }
             }
         }
@@ -333,9 +344,10 @@ impl Report {
             figures.push(Figure {
                 section: section.clone(),
                 name: format!(
-                    "serve {} expired, {} in flight",
+                    "serve {} expired, {} in flight, cap {}/provider",
                     grouped(storm.connections),
                     storm.concurrency,
+                    storm.refresh_concurrency,
                 ),
                 value: format!(
                     "{:.2} s  ({:.0}/s; ideal {:.2} s at {} ms/refresh)",

@@ -40,7 +40,7 @@ impl Seeder {
         concurrency: usize,
     ) -> Result<Self> {
         let cipher = Cipher::from_base64_keys(&[Secret::new(encryption_key.to_string())])?;
-        let store = store::connect(database_url, Arc::new(cipher))
+        let store = store::connect(database_url, Arc::new(cipher), 0)
             .await
             .context("opening the database to seed it")?;
         store.verify_encryption_keys().await?;

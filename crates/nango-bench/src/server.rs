@@ -18,6 +18,10 @@ pub struct ServerConfig<'a> {
     pub providers_file: &'a Path,
     pub log_level: &'a str,
     pub log: PathBuf,
+    /// `NANGO_CONNECTION_CACHE_SIZE`, when not the server's default.
+    pub cache_size: Option<usize>,
+    /// `NANGO_REFRESH_CONCURRENCY`: refreshes in flight per provider.
+    pub refresh_concurrency: usize,
 }
 
 pub struct Server {
@@ -64,11 +68,18 @@ impl Server {
             .env("NANGO_ENCRYPTION_KEY", config.encryption_key)
             .env("NANGO_PROVIDERS_FILE", config.providers_file)
             .env("LOG_LEVEL", config.log_level)
+            .env(
+                "NANGO_REFRESH_CONCURRENCY",
+                config.refresh_concurrency.to_string(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
 
+        if let Some(size) = config.cache_size {
+            command.env("NANGO_CONNECTION_CACHE_SIZE", size.to_string());
+        }
         let url = format!("http://127.0.0.1:{port}");
         let probe = reqwest::Client::builder()
             .timeout(Duration::from_millis(500))

@@ -17,10 +17,13 @@ pub struct StormRun {
     pub connections: u64,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// The server's cap on refreshes in flight per provider (`NANGO_REFRESH_CONCURRENCY`).
+    pub refresh_concurrency: usize,
     pub provider_delay_ms: u64,
     /// From the first request sent to the last answer.
     pub seconds: f64,
-    /// `connections * delay / concurrency`: the time if the server added nothing.
+    /// `connections * delay / min(concurrency, refresh_concurrency)`: the time if the server
+    /// added nothing to the provider's.
     pub ideal_seconds: f64,
     pub ok: u64,
     /// Answers other than 200.
@@ -54,6 +57,7 @@ pub struct Storm<'a> {
     pub config_key: &'a str,
     pub connections: u64,
     pub concurrency: usize,
+    pub refresh_concurrency: usize,
     pub provider_delay: Duration,
     /// Provider counts when the storm connections were seeded.
     pub counts_at_seed: Counts,
@@ -115,10 +119,11 @@ pub async fn run(storm: &Storm<'_>, provider: &FakeProvider) -> Result<StormRun>
         backend: storm.backend.to_string(),
         connections: storm.connections,
         concurrency: storm.concurrency,
+        refresh_concurrency: storm.refresh_concurrency,
         provider_delay_ms: storm.provider_delay.as_millis() as u64,
         seconds,
         ideal_seconds: storm.connections as f64 * storm.provider_delay.as_secs_f64()
-            / storm.concurrency as f64,
+            / storm.concurrency.min(storm.refresh_concurrency).max(1) as f64,
         ok: 0,
         non_2xx: 0,
         transport_errors: 0,

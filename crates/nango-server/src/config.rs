@@ -75,6 +75,16 @@ pub struct ServeArgs {
     )]
     pub encryption_key: Vec<String>,
 
+    /// Refreshes in flight at once per provider (token endpoint): a storm of expiring tokens
+    /// queues here instead of hammering the provider
+    #[arg(long, env = "NANGO_REFRESH_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub refresh_concurrency: u32,
+
+    /// Connections kept decrypted in memory for `GET /connection` (0: read the database every
+    /// time); about 2 kB each
+    #[arg(long, env = "NANGO_CONNECTION_CACHE_SIZE", default_value_t = 10_000)]
+    pub connection_cache_size: usize,
+
     /// Log filter (error, warn, info, debug, trace or a tracing directive)
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -142,6 +152,10 @@ pub struct Settings {
     /// Connections whose credentials are older than this are refreshed even if not expiring,
     /// so refresh tokens that die unused stay alive.
     pub idle_refresh_age: Duration,
+    /// Refreshes in flight at once per provider.
+    pub refresh_concurrency: usize,
+    /// Connections the hot path keeps decrypted in memory (0: none).
+    pub connection_cache_size: usize,
 }
 
 /// Where `Settings::from_env` reads variables from; a closure in tests, the process otherwise.
@@ -176,6 +190,8 @@ impl Settings {
             connect_session_ttl: Duration::from_secs(15 * 60),
             proactive_refresh_interval: Duration::from_secs(60),
             idle_refresh_age: Duration::from_secs(24 * 3600),
+            refresh_concurrency: 64,
+            connection_cache_size: 10_000,
         }
     }
 
@@ -301,6 +317,8 @@ impl Settings {
             encryption_keys,
             require_connect_session: args.require_connect_session,
             public_rate_limit_per_minute: args.public_rate_limit,
+            refresh_concurrency: args.refresh_concurrency as usize,
+            connection_cache_size: args.connection_cache_size,
             listen: SocketAddr::new(bind, port),
             server_url,
             callback_url,

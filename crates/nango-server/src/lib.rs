@@ -72,7 +72,12 @@ impl AppState {
         let catalog = Catalog::load(settings.providers_file.as_deref())?;
         let cipher = store::Cipher::from_base64_keys(&settings.encryption_keys)
             .map_err(store::StoreError::from)?;
-        let store = store::connect(settings.database_url.expose(), Arc::new(cipher)).await?;
+        let store = store::connect(
+            settings.database_url.expose(),
+            Arc::new(cipher),
+            settings.connection_cache_size,
+        )
+        .await?;
         // Refuse to start on data sealed with a key we were not given, rather than failing (or
         // worse, answering) on the first request that reads it.
         store.verify_encryption_keys().await?;
@@ -85,7 +90,7 @@ impl AppState {
             catalog: Arc::new(catalog),
             http,
             ws: Arc::new(WsHub::default()),
-            refresher: Arc::new(Refresher::default()),
+            refresher: Arc::new(Refresher::new(settings.refresh_concurrency)),
             public_rate_limit: api::guard::PublicRateLimit::per_minute(
                 settings.public_rate_limit_per_minute,
             ),
@@ -265,7 +270,7 @@ pub async fn rotate_encryption_key(args: ServeArgs) -> Result<store::RotationRep
     let settings = Settings::from_args(&args)?;
     let cipher = store::Cipher::from_base64_keys(&settings.encryption_keys)
         .map_err(store::StoreError::from)?;
-    let store = store::connect(settings.database_url.expose(), Arc::new(cipher)).await?;
+    let store = store::connect(settings.database_url.expose(), Arc::new(cipher), 0).await?;
     // Same check as at start: data sealed with a key that is not in the list cannot be re-sealed.
     store.verify_encryption_keys().await?;
     Ok(store.rotate_encryption().await?)

@@ -132,13 +132,36 @@ impl Freshness {
     }
 }
 
-/// Per-connection refresh locks of this process.
-#[derive(Default)]
+/// Per-connection refresh locks of this process, and its cap on refreshes per provider.
 pub struct Refresher {
     locks: Mutex<HashMap<ConnectionKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// One semaphore per provider (template name) with `per_provider` permits: a storm of
+    /// expiring tokens queues here rather than opening thousands of calls to one token endpoint.
+    provider_slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    per_provider: usize,
 }
 
 impl Refresher {
+    /// At most `per_provider` refreshes in flight per provider in this process.
+    pub fn new(per_provider: usize) -> Refresher {
+        Refresher {
+            locks: Mutex::default(),
+            provider_slots: Mutex::default(),
+            per_provider: per_provider.max(1),
+        }
+    }
+
+    fn provider_slots(&self, provider: &str) -> Result<Arc<tokio::sync::Semaphore>, FreshError> {
+        let mut slots = self
+            .provider_slots
+            .lock()
+            .map_err(|_| FreshError::Internal("refresh slot table poisoned".into()))?;
+        Ok(slots
+            .entry(provider.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.per_provider)))
+            .clone())
+    }
+
     /// The connection with credentials that are good for at least the refresh margin (or as good
     /// as they get: a token without a refresh token is returned as stored).
     pub async fn fresh_connection(
@@ -150,13 +173,17 @@ impl Refresher {
     ) -> Result<Connection, FreshError> {
         let store = &state.store;
         let internal = |e: crate::store::StoreError| FreshError::Internal(e.to_string());
+        // The hot path: a cached copy is good enough to hand out a token that is not expiring;
+        // anything that leads to a refresh is decided again on the database's copy below.
         let connection = store
-            .get_connection(provider_config_key, connection_id)
+            .get_connection_cached(provider_config_key, connection_id)
             .await
             .map_err(internal)?
             .ok_or(FreshError::UnknownConnection)?;
+        // A config updated a moment ago on another replica may still be cached here for the
+        // notification's latency: no worse than the same update landing during the provider call.
         let config = store
-            .get_config(provider_config_key)
+            .get_config_cached(provider_config_key)
             .await
             .map_err(internal)?
             .ok_or(FreshError::UnknownConfig)?;
@@ -174,6 +201,7 @@ impl Refresher {
             return Err(failure);
         }
 
+        let slots = self.provider_slots(&config.provider)?;
         let key: ConnectionKey = (provider_config_key.to_string(), connection_id.to_string());
         let lock = match self.locks.lock() {
             Ok(mut locks) => locks.entry(key.clone()).or_default().clone(),
@@ -187,8 +215,23 @@ impl Refresher {
             let state = state.clone();
             let (key, id) = key.clone();
             tokio::spawn(async move {
-                // One task per process goes to the database; the others wait here and re-read.
-                let _guard = lock.lock().await;
+                // One task per process goes to the database; the others wait here, then re-read
+                // and usually answer what the one before them stored.
+                let _guard = match lock.try_lock() {
+                    Ok(guard) => guard,
+                    Err(_) => {
+                        let guard = lock.lock().await;
+                        if let Reread::Settled(answer) =
+                            reread(&state, &key, &id, freshness).await?
+                        {
+                            return answer;
+                        }
+                        guard
+                    }
+                };
+                // Then it waits for one of the provider's slots (a closed semaphore never
+                // happens: it is never closed).
+                let _slot = slots.acquire_owned().await.ok();
                 refresh_exclusively(&state, &config, &key, &id, freshness).await
             })
         };
@@ -212,7 +255,8 @@ const LEASE_RENEWAL: Duration = Duration::from_secs(3);
 
 /// Takes the connection's refresh lease in the database (so replicas exclude each other), then
 /// refreshes if the token still needs it. Whoever held the lease before us may have refreshed
-/// already, or been refused, so the connection is re-read after every wait.
+/// already, or been refused, so the connection is re-read after every wait (and under the
+/// lease, in `refresh_leased`).
 async fn refresh_exclusively(
     state: &AppState,
     config: &ProviderConfig,
@@ -230,13 +274,6 @@ async fn refresh_exclusively(
         + LEASE
         + Duration::from_secs(5);
     loop {
-        // The holder we waited for may have refreshed, or been refused: answer its result rather
-        // than presenting the same refresh token again.
-        if let Reread::Settled(answer) =
-            reread(state, provider_config_key, connection_id, freshness).await?
-        {
-            return answer;
-        }
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
         if store
@@ -252,6 +289,13 @@ async fn refresh_exclusively(
             ));
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
+        // The holder we waited for may have refreshed, or been refused: answer its result rather
+        // than presenting the same refresh token again.
+        if let Reread::Settled(answer) =
+            reread(state, provider_config_key, connection_id, freshness).await?
+        {
+            return answer;
+        }
     }
 
     let lease = Lease {
@@ -339,7 +383,8 @@ impl Lease<'_> {
                     Ok(true) => {}
                     Ok(false) => {
                         // Renewals came too late (a stalled database or process) and another
-                        // holder took over; the write at the end re-checks (see `store_refreshed`).
+                        // holder took over; the write at the end is conditional (see
+                        // `store_refreshed`).
                         tracing::warn!(
                             provider_config_key = %key,
                             connection_id = %id,
@@ -352,26 +397,6 @@ impl Lease<'_> {
                 }
             }
         }))
-    }
-
-    /// Whether this task still holds the lease (renewing it), checked right before writing.
-    async fn still_held(&self, state: &AppState) -> bool {
-        match state
-            .store
-            .renew_refresh_lock(
-                self.provider_config_key,
-                self.connection_id,
-                self.holder,
-                lease_end(),
-            )
-            .await
-        {
-            Ok(held) => held,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not renew a refresh lease");
-                false
-            }
-        }
     }
 }
 
@@ -451,32 +476,25 @@ async fn refresh_leased(
 /// lived in memory would be lost with this process. False when it was not written because newer
 /// credentials had been stored meanwhile.
 ///
-/// While we hold the lease, nobody else refreshes, and we write. If the lease was lost (our
-/// renewals came too late and another task took it), the provider has already rotated the
+/// The write is conditional on the stored credentials being those we refreshed (the same
+/// `refreshed_at`). While we hold the lease nobody else refreshes, so a change can only be a new
+/// authorization (flows take no lease), whose tokens are newer than ours. If the lease was lost
+/// (our renewals came too late and another task took it), the provider has already rotated the
 /// refresh token we presented, so the tokens in hand may be the only valid ones: dropping them
 /// would lose the connection with a provider that rotates strictly (the new holder presents the
-/// old token and is refused). So they are still written, unless the stored credentials changed
-/// since we read them. A change means someone stored credentials obtained after ours: a new
-/// authorization, or the new holder's refresh of the same token, which the provider only accepts
+/// old token and is refused). So they are still written, unless the stored credentials changed:
+/// then the new holder's refresh of the same token succeeded, which the provider only accepts
 /// when it tolerates reuse, and then the later pair is the one it keeps (a reuse interval
-/// revokes the pair of the first use). Either way theirs are newer than ours.
+/// revokes the pair of the first use). Either way the stored ones are newer than ours.
 async fn store_refreshed(
     state: &AppState,
     lease: &Lease<'_>,
     read: &Connection,
     refreshed: &Credentials,
 ) -> Result<bool, FreshError> {
-    let store = &state.store;
-    let internal = |e: crate::store::StoreError| FreshError::Internal(e.to_string());
     let (provider_config_key, connection_id) = (lease.provider_config_key, lease.connection_id);
-    if lease.still_held(state).await {
-        store
-            .update_credentials(provider_config_key, connection_id, refreshed)
-            .await
-            .map_err(internal)?;
-        return Ok(true);
-    }
-    let written = store
+    let written = state
+        .store
         .update_credentials_if_unchanged(
             provider_config_key,
             connection_id,
@@ -484,18 +502,12 @@ async fn store_refreshed(
             read.health.refreshed_at,
         )
         .await
-        .map_err(internal)?;
-    if written {
+        .map_err(|e| FreshError::Internal(e.to_string()))?;
+    if !written {
         tracing::warn!(
             provider_config_key,
             connection_id,
-            "stored refreshed credentials after losing the refresh lease (nobody had replaced them)"
-        );
-    } else {
-        tracing::warn!(
-            provider_config_key,
-            connection_id,
-            "dropped refreshed credentials: the refresh lease was lost and newer credentials were stored meanwhile"
+            "dropped refreshed credentials: newer credentials were stored while the provider answered"
         );
     }
     Ok(written)

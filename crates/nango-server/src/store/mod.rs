@@ -2,6 +2,7 @@
 //! with SQL. The two backends run the same statements (`$1` placeholders, `ON CONFLICT`,
 //! `RETURNING`, timestamps as UNIX milliseconds), so one macro implements both.
 
+mod cache;
 pub mod cipher;
 mod sql;
 
@@ -189,6 +190,8 @@ pub struct OAuthSession {
 pub trait Store: Send + Sync + 'static {
     async fn list_configs(&self) -> Result<Vec<ProviderConfig>, StoreError>;
     async fn get_config(&self, key: &str) -> Result<Option<ProviderConfig>, StoreError>;
+    /// `get_config` through the read cache of the hot path (see `cache`).
+    async fn get_config_cached(&self, key: &str) -> Result<Option<ProviderConfig>, StoreError>;
     /// Returns the new id; `Conflict` when the key exists.
     async fn insert_config(&self, fields: &ProviderConfigFields) -> Result<i64, StoreError>;
     /// Returns false when no config has that key.
@@ -200,18 +203,20 @@ pub trait Store: Send + Sync + 'static {
         provider_config_key: &str,
         connection_id: &str,
     ) -> Result<Option<Connection>, StoreError>;
-    async fn list_connections(&self) -> Result<Vec<ConnectionSummary>, StoreError>;
-    /// Inserts or replaces the connection (keeping its id and creation time); returns it.
-    async fn upsert_connection(&self, fields: &ConnectionFields) -> Result<Connection, StoreError>;
-    async fn update_credentials(
+    /// `get_connection` through the read cache of the hot path: possibly a copy as it was a
+    /// moment ago (see `cache`), so never the basis of a refresh decision.
+    async fn get_connection_cached(
         &self,
         provider_config_key: &str,
         connection_id: &str,
-        credentials: &Credentials,
-    ) -> Result<(), StoreError>;
-    /// `update_credentials`, but only if the stored credentials are still those obtained at
-    /// `refreshed_at` (the `health.refreshed_at` read before the refresh): nobody has replaced
-    /// them since. False when they were replaced (or the connection is gone); nothing is written.
+    ) -> Result<Option<Connection>, StoreError>;
+    async fn list_connections(&self) -> Result<Vec<ConnectionSummary>, StoreError>;
+    /// Inserts or replaces the connection (keeping its id and creation time); returns it.
+    async fn upsert_connection(&self, fields: &ConnectionFields) -> Result<Connection, StoreError>;
+    /// Stores refreshed credentials (and marks the connection healthy), only if the stored ones
+    /// are still those obtained at `refreshed_at` (the `health.refreshed_at` read before the
+    /// refresh): nobody has replaced them since. False when they were replaced (or the
+    /// connection is gone); nothing is written.
     async fn update_credentials_if_unchanged(
         &self,
         provider_config_key: &str,
@@ -365,12 +370,21 @@ pub struct RotationReport {
 pub type WsFrames = tokio::sync::mpsc::UnboundedReceiver<(String, String)>;
 
 /// Opens the database named by `url` (`sqlite:` or `postgres:`), creating a SQLite file if
-/// needed, and runs the migrations.
-pub async fn connect(url: &str, cipher: Arc<Cipher>) -> Result<Arc<dyn Store>, StoreError> {
+/// needed, and runs the migrations. `cache_capacity`: how many connections the hot path keeps
+/// decrypted in memory (0 for tools that only write).
+pub async fn connect(
+    url: &str,
+    cipher: Arc<Cipher>,
+    cache_capacity: usize,
+) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, cipher).await?))
+        Ok(Arc::new(
+            SqliteStore::connect(url, cipher, cache_capacity).await?,
+        ))
     } else {
-        Ok(Arc::new(PostgresStore::connect(url, cipher).await?))
+        Ok(Arc::new(
+            PostgresStore::connect(url, cipher, cache_capacity).await?,
+        ))
     }
 }
 

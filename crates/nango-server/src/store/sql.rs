@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use super::cache::ReadCache;
 use super::cipher::{Cipher, CipherError};
 use super::{
     ConnectSession, Connection, ConnectionFields, ConnectionHealth, ConnectionSummary,
@@ -278,6 +279,9 @@ macro_rules! sql_store {
         pub struct $store {
             pool: sqlx::Pool<$db>,
             cipher: std::sync::Arc<Cipher>,
+            cache: std::sync::Arc<ReadCache>,
+            /// Dropped with the store: ends the task that feeds the cache's evictions.
+            _stop_listening: Option<tokio::sync::oneshot::Sender<()>>,
         }
 
         #[async_trait]
@@ -296,6 +300,21 @@ macro_rules! sql_store {
                     .fetch_optional(&self.pool)
                     .await?;
                 row.map(|r| r.open(&self.cipher)).transpose()
+            }
+
+            async fn get_config_cached(
+                &self,
+                key: &str,
+            ) -> Result<Option<ProviderConfig>, StoreError> {
+                if let Some(hit) = self.cache.config(key) {
+                    return Ok(Some(hit));
+                }
+                let ticket = self.cache.ticket();
+                let config = self.get_config(key).await?;
+                if let Some(config) = &config {
+                    self.cache.store_config(ticket, config);
+                }
+                Ok(config)
             }
 
             async fn insert_config(&self, f: &ProviderConfigFields) -> Result<i64, StoreError> {
@@ -341,6 +360,7 @@ macro_rules! sql_store {
                 .bind(&f.unique_key)
                 .execute(&self.pool)
                 .await?;
+                self.cache.evict_config(&f.unique_key);
                 Ok(done.rows_affected() > 0)
             }
 
@@ -349,6 +369,7 @@ macro_rules! sql_store {
                     .bind(key)
                     .execute(&self.pool)
                     .await?;
+                self.cache.evict_config(key);
                 Ok(())
             }
 
@@ -367,6 +388,22 @@ macro_rules! sql_store {
                     .fetch_optional(&self.pool)
                     .await?;
                 row.map(|r| r.open(&self.cipher)).transpose()
+            }
+
+            async fn get_connection_cached(
+                &self,
+                provider_config_key: &str,
+                connection_id: &str,
+            ) -> Result<Option<Connection>, StoreError> {
+                if let Some(hit) = self.cache.connection(provider_config_key, connection_id) {
+                    return Ok(Some(hit));
+                }
+                let ticket = self.cache.ticket();
+                let connection = self.get_connection(provider_config_key, connection_id).await?;
+                if let Some(connection) = &connection {
+                    self.cache.store_connection(ticket, connection);
+                }
+                Ok(connection)
             }
 
             async fn list_connections(&self) -> Result<Vec<ConnectionSummary>, StoreError> {
@@ -426,34 +463,8 @@ macro_rules! sql_store {
                     .bind(f.credentials.expires_at().map(millis))
                     .fetch_one(&self.pool)
                     .await?;
+                self.cache.evict_connection(&f.provider_config_key, &f.connection_id);
                 row.open(&self.cipher)
-            }
-
-            async fn update_credentials(
-                &self,
-                provider_config_key: &str,
-                connection_id: &str,
-                credentials: &Credentials,
-            ) -> Result<(), StoreError> {
-                let sql = format!(
-                    "UPDATE connections SET credentials = $1, updated_at = $2, refreshed_at = $2, \
-                     expires_at = $5, {HEALTHY} \
-                     WHERE provider_config_key = $3 AND connection_id = $4"
-                );
-                sqlx::query(&sql)
-                .bind(seal_credentials(
-                    &self.cipher,
-                    credentials,
-                    provider_config_key,
-                    connection_id,
-                )?)
-                .bind(millis(Utc::now()))
-                .bind(provider_config_key)
-                .bind(connection_id)
-                .bind(credentials.expires_at().map(millis))
-                .execute(&self.pool)
-                .await?;
-                Ok(())
             }
 
             async fn update_credentials_if_unchanged(
@@ -485,6 +496,7 @@ macro_rules! sql_store {
                     .bind(refreshed_at.map_or(-1, millis))
                     .execute(&self.pool)
                     .await?;
+                self.cache.evict_connection(provider_config_key, connection_id);
                 Ok(done.rows_affected() > 0)
             }
 
@@ -509,6 +521,7 @@ macro_rules! sql_store {
                 .bind(refreshed_at.map_or(-1, millis))
                 .execute(&self.pool)
                 .await?;
+                self.cache.evict_connection(provider_config_key, connection_id);
                 Ok(done.rows_affected() > 0)
             }
 
@@ -547,6 +560,7 @@ macro_rules! sql_store {
                 .bind(connection_id)
                 .execute(&self.pool)
                 .await?;
+                self.cache.evict_connection(provider_config_key, connection_id);
                 Ok(done.rows_affected() > 0)
             }
 
@@ -995,6 +1009,9 @@ macro_rules! sql_store {
                         report.retired.push(key_id);
                     }
                 }
+                // Same plaintext, new ciphertext: nothing cached is wrong, but nothing cached
+                // should outlive a rotation either.
+                self.cache.evict_all();
                 self.purge_freed_pages().await?;
                 Ok(report)
             }
@@ -1059,12 +1076,66 @@ sql_store!(PostgresStore, sqlx::Postgres, {
 
 /// PostgreSQL NOTIFY channel carrying flow results to the replica that holds the WebSocket.
 const WS_CHANNEL: &str = "nango_ws_frames";
+/// PostgreSQL NOTIFY channel on which triggers announce every changed connection and config
+/// (migration 0008), whoever changed it.
+const CHANGES_CHANNEL: &str = "nango_changes";
+
+/// What a change announcement names (the payload of `CHANGES_CHANNEL`).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Changed {
+    Connection(String, String),
+    Config(String),
+}
+
+/// Evicts from `cache` what the triggers announce, for as long as the store lives. The cache is
+/// on only while listening: notifications sent while the channel was down are lost, so each
+/// (re)connection starts with an empty cache.
+async fn feed_cache_evictions(
+    pool: sqlx::PgPool,
+    cache: std::sync::Arc<ReadCache>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        let listening = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(CHANGES_CHANNEL).await?;
+            cache.set_enabled(true);
+            loop {
+                // `None`: the connection was lost (and notifications with it).
+                let Some(notification) = listener.try_recv().await? else {
+                    return Ok::<(), sqlx::Error>(());
+                };
+                match serde_json::from_str::<Changed>(notification.payload()) {
+                    Ok(Changed::Connection(key, id)) => cache.evict_connection(&key, &id),
+                    Ok(Changed::Config(key)) => cache.evict_config(&key),
+                    // Too long to announce by name (or unknown): forget everything.
+                    Err(_) => cache.evict_all(),
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = listening => outcome,
+            _ = &mut stopped => return,
+        };
+        cache.set_enabled(false);
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "lost the PostgreSQL change channel; read cache off until it is back");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = &mut stopped => return,
+        }
+    }
+}
 
 impl SqliteStore {
     /// Opens (creating if missing) a SQLite file in WAL mode and migrates it.
+    /// `cache_capacity`: connections kept decrypted in memory for the hot path (0: none).
     pub async fn connect(
         url: &str,
         cipher: std::sync::Arc<Cipher>,
+        cache_capacity: usize,
     ) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -1077,14 +1148,23 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool, cipher })
+        // One process owns a SQLite file (see `cache`): its own writes are all the changes.
+        let cache = std::sync::Arc::new(ReadCache::new(cache_capacity, true));
+        Ok(SqliteStore {
+            pool,
+            cipher,
+            cache,
+            _stop_listening: None,
+        })
     }
 }
 
 impl PostgresStore {
+    /// `cache_capacity`: connections kept decrypted in memory for the hot path (0: none).
     pub async fn connect(
         url: &str,
         cipher: std::sync::Arc<Cipher>,
+        cache_capacity: usize,
     ) -> Result<PostgresStore, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
@@ -1093,6 +1173,18 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore { pool, cipher })
+        // Off until the listener hears other replicas' changes.
+        let cache = std::sync::Arc::new(ReadCache::new(cache_capacity, false));
+        let stop_listening = (cache_capacity > 0).then(|| {
+            let (stop, stopped) = tokio::sync::oneshot::channel();
+            tokio::spawn(feed_cache_evictions(pool.clone(), cache.clone(), stopped));
+            stop
+        });
+        Ok(PostgresStore {
+            pool,
+            cipher,
+            cache,
+            _stop_listening: stop_listening,
+        })
     }
 }

@@ -7,6 +7,7 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod cache;
 mod callback_page;
 mod configs;
 mod connect_sessions;

@@ -240,6 +240,53 @@ fn credentials(access_token: &str, refresh_token: &str) -> Credentials {
     })
 }
 
+/// What a flow completing for `fake-1`/`c1` stores: credentials "newer"/"newer-r".
+async fn store_new_authorization(store: &std::sync::Arc<dyn nango_server::store::Store>) {
+    store
+        .upsert_connection(&nango_server::store::ConnectionFields {
+            provider_config_key: "fake-1".into(),
+            connection_id: "c1".into(),
+            credentials: credentials("newer", "newer-r"),
+            connection_config: Default::default(),
+            metadata: Default::default(),
+        })
+        .await
+        .unwrap();
+}
+
+/// A new authorization that lands while a refresh (holding its lease) waits for the provider
+/// is newer than what the refresh brings back: it stays, and the refresh answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_authorization_during_a_refresh_is_kept() {
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    app.provider.set(|b| b.expires_in = Some(60));
+    app.authorize("fake-1", "c1").await;
+    app.provider.set(|b| {
+        b.expires_in = Some(3600);
+        b.token_delay = Duration::from_millis(600);
+    });
+    let state = app.state.clone();
+    let refresh = tokio::spawn(async move {
+        state
+            .refresher
+            .fresh_connection(&state, "fake-1", "c1", Freshness::IfNeeded)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    store_new_authorization(&app.state.store).await;
+    let answered = refresh.await.unwrap().unwrap();
+    assert_eq!(
+        serde_json::to_value(&answered.credentials).unwrap()["access_token"],
+        json!("newer")
+    );
+    assert_eq!(app.provider.refresh_count(), 1);
+    assert_eq!(
+        app.get_connection("fake-1", "c1").await["credentials"]["access_token"],
+        json!("newer")
+    );
+}
+
 /// A holder whose lease was taken over while the provider answered: the provider has rotated
 /// the refresh token already, so what it answered is stored unless newer credentials were
 /// stored meanwhile, which then stay.
@@ -273,10 +320,7 @@ async fn a_refresh_that_lost_its_lease_stores_its_tokens_only_if_nobody_replaced
             .await
             .unwrap());
         if replaced {
-            store
-                .update_credentials("fake-1", "c1", &credentials("newer", "newer-r"))
-                .await
-                .unwrap();
+            store_new_authorization(store).await;
         }
         let answered = refresh.await.unwrap().unwrap();
         let stored = store.get_connection("fake-1", "c1").await.unwrap().unwrap();
@@ -317,10 +361,7 @@ async fn a_refusal_of_replaced_credentials_is_not_recorded() {
         retry_after: Some(Utc::now() + chrono::Duration::minutes(1)),
     };
     tokio::time::sleep(Duration::from_millis(5)).await;
-    store
-        .update_credentials("fake-1", "c1", &credentials("newer", "newer-r"))
-        .await
-        .unwrap();
+    store_new_authorization(store).await;
     assert!(!store
         .record_refresh_failure("fake-1", "c1", &failure, read.health.refreshed_at)
         .await

@@ -131,6 +131,9 @@ struct Inner {
     refresh_tokens: HashSet<String>,
     authorize_requests: Vec<AuthorizeRequest>,
     token_requests: Vec<TokenRequest>,
+    /// Token requests being answered now, and the most there ever were at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// Handle on a running fake provider; cheap to clone.
@@ -221,6 +224,11 @@ impl FakeProvider {
             .into_iter()
             .filter(|r| r.grant_type() == "refresh_token")
             .collect()
+    }
+
+    /// The most token requests answered at once (counted while `token_delay` is set).
+    pub fn max_concurrent_token_requests(&self) -> usize {
+        self.inner.lock().unwrap().max_in_flight
     }
 
     pub fn refresh_count(&self) -> usize {
@@ -374,7 +382,13 @@ async fn handle_token(
         )
     };
     if !delay.is_zero() {
+        {
+            let mut inner = p.inner.lock().unwrap();
+            inner.in_flight += 1;
+            inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
+        }
         tokio::time::sleep(delay).await;
+        p.inner.lock().unwrap().in_flight -= 1;
     }
     let (status, body) = answer;
     let status = StatusCode::from_u16(status).unwrap();
