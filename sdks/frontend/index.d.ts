@@ -19,7 +19,8 @@ export type ServerErrorType =
   | 'unknown_err'
   | 'state_err'
   | 'invalid_request'
-  | 'invalid_return_to';
+  | 'invalid_return_to'
+  | 'connect_session_err';
 
 /** Error types raised in the browser, without a server answer. */
 export type ClientErrorType =

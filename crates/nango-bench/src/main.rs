@@ -692,9 +692,15 @@ fn print_header(plan: &Plan, report: &Report) {
     );
     let s = &report.settings["server"];
     println!(
-        "{} s per measurement; wrk and the server share the machine. Refreshes: no setting in \
-         config.rs caps concurrent refreshes (single-flight per connection; refresh margin {} s, \
-         provider timeout {} s); the storm's limit is its {} requests in flight.",
-        plan.seconds, s["refresh_margin_s"], s["provider_timeout_s"], plan.storm_concurrency
+        "{} s per measurement; wrk and the server share the machine. Refreshes: at most {} in \
+         flight per provider (NANGO_REFRESH_CONCURRENCY), one per connection; refresh margin {} s, \
+         provider timeout {} s; the storm sends {} requests at a time. Read cache: {} connections \
+         (a second server with NANGO_CONNECTION_CACHE_SIZE=0 gives the cache-off figures).",
+        plan.seconds,
+        plan.refresh_concurrency,
+        s["refresh_margin_s"],
+        s["provider_timeout_s"],
+        plan.storm_concurrency,
+        s["connection_cache_size"]
     );
 }

@@ -1,20 +1,81 @@
 //! The command line: `nango serve` plus the Nango 0.9 client commands, names and argument order
 //! as the original CLI had them (`config:create <key> <provider> ...`).
 
-use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Self-hosted OAuth token broker, wire-compatible with Nango 0.9.
 ///
 /// `nango serve` runs the server; the other commands manage it over its REST API.
+/// `nango doctor` checks a setup; `nango completions <shell>` prints a shell completion script.
 #[derive(Debug, Parser)]
 #[command(name = "nango", version, arg_required_else_help = true)]
 pub struct Cli {
-    /// Print the server's JSON response (pretty-printed) instead of a table or message
+    /// Print JSON (the server's response, pretty-printed; doctor's report) instead of a table or
+    /// message
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// When to use colours: auto (only on a terminal, and never with NO_COLOR set), always,
+    /// never
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--color`: `auto` leaves the decision to each stream (a terminal, no `NO_COLOR`, see
+/// <https://no-color.org>); the other two are an explicit request, which wins over `NO_COLOR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl From<ColorWhen> for anstream::ColorChoice {
+    fn from(when: ColorWhen) -> Self {
+        match when {
+            ColorWhen::Auto => anstream::ColorChoice::Auto,
+            ColorWhen::Always => anstream::ColorChoice::Always,
+            ColorWhen::Never => anstream::ColorChoice::Never,
+        }
+    }
+}
+
+/// The `--color` of a command line before clap parses it, so that clap's own help and usage
+/// errors (printed while parsing) follow it too. Anything clap would refuse counts as `auto`:
+/// clap reports it right after.
+pub fn color_in_args(args: impl IntoIterator<Item = OsString>) -> ColorWhen {
+    let mut when = ColorWhen::Auto;
+    let mut args = args.into_iter().skip(1);
+    while let Some(arg) = args.next() {
+        let Some(arg) = arg.to_str() else { continue };
+        let value = match arg {
+            "--" => break,
+            "--color" => args.next().and_then(|v| v.into_string().ok()),
+            _ => arg.strip_prefix("--color=").map(str::to_string),
+        };
+        if let Some(value) = value {
+            when = ColorWhen::from_str(&value, false).unwrap_or(ColorWhen::Auto);
+        }
+    }
+    when
+}
+
+/// `nango doctor`: where the server is, plus everything `nango serve` is configured with.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// URL of the Nango server [default: http://localhost:3003]
+    #[arg(long = "host", env = "NANGO_HOSTPORT", value_name = "URL")]
+    pub host: Option<String>,
+
+    /// The settings of `nango serve` (its flags and environment); `--secret-key` is also the
+    /// key the CLI sends.
+    #[command(flatten)]
+    pub server: nango_server::ServeArgs,
 }
 
 /// Where the server is and how to authenticate; every client command takes these.
@@ -180,6 +241,27 @@ pub enum Command {
         #[command(flatten)]
         client: ClientOpts,
     },
+
+    /// Check a setup: the server, the secret key, the encryption key, the database and the
+    /// callback URL, one line each; exits 1 when a check fails
+    ///
+    /// Run it with the environment (or the flags) of `nango serve`, plus NANGO_HOSTPORT when
+    /// the server is not at http://localhost:3003. Each network check gives up after 5 seconds.
+    /// A SQLite database is opened read-only; a PostgreSQL one is opened as `nango serve` opens
+    /// it at start (which applies pending migrations and registers the first encryption key).
+    #[command(name = "doctor", mut_arg("log_level", |arg| arg.default_value("warn")))]
+    Doctor(DoctorArgs),
+
+    /// Print the completion script of a shell (bash, zsh, fish, powershell, elvish)
+    ///
+    /// For example: `nango completions bash > ~/.local/share/bash-completion/completions/nango`,
+    /// `nango completions zsh > "${fpath[1]}/_nango"`, `nango completions fish >
+    /// ~/.config/fish/completions/nango.fish`.
+    #[command(name = "completions")]
+    Completions {
+        /// The shell to complete in
+        shell: clap_complete::Shell,
+    },
 }
 
 #[cfg(test)]
@@ -237,6 +319,53 @@ mod tests {
             }
             other => panic!("parsed as {other:?}"),
         }
+        Ok(())
+    }
+
+    #[test]
+    fn color_is_found_before_parsing_wherever_it_is() {
+        let args = |line: &str| line.split(' ').map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(color_in_args(args("nango config:list")), ColorWhen::Auto);
+        assert_eq!(
+            color_in_args(args("nango --color never --help")),
+            ColorWhen::Never
+        );
+        assert_eq!(
+            color_in_args(args("nango config:list --color=always")),
+            ColorWhen::Always
+        );
+        assert_eq!(
+            color_in_args(args("nango --color=purple help")),
+            ColorWhen::Auto
+        );
+        assert_eq!(
+            color_in_args(args("nango token:get -- --color=never x")),
+            ColorWhen::Auto
+        );
+    }
+
+    #[test]
+    fn color_doctor_and_completions_parse() -> Result<(), clap::Error> {
+        let cli = Cli::try_parse_from(["nango", "doctor", "--color", "never"])?;
+        assert_eq!(cli.color, ColorWhen::Never);
+        match cli.command {
+            // Quieter than `serve`: the report is the output.
+            Command::Doctor(args) if std::env::var_os("LOG_LEVEL").is_none() => {
+                assert_eq!(args.server.log_level, "warn")
+            }
+            Command::Doctor(_) => {}
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from(["nango", "completions", "zsh"])?;
+        assert_eq!(cli.color, ColorWhen::Auto);
+        assert!(matches!(
+            cli.command,
+            Command::Completions {
+                shell: clap_complete::Shell::Zsh
+            }
+        ));
+        assert!(Cli::try_parse_from(["nango", "completions", "tcsh"]).is_err());
+        assert!(Cli::try_parse_from(["nango", "--color", "sometimes", "config:list"]).is_err());
         Ok(())
     }
 

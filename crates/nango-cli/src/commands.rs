@@ -5,36 +5,40 @@ use std::io::IsTerminal;
 use nango_client::{Client, Error, GetOptions, NewConfig, Token};
 
 use crate::cli::{ClientOpts, Command, ConfigFields, RefreshOpts};
-use crate::output;
+use crate::output::{self, Printed};
 
-/// Runs a client command and returns what goes to stdout. `Serve` is not a client command and
-/// is handled by `main`.
-pub async fn run(command: Command, json: bool) -> Result<String, Error> {
+/// Runs a client command and returns what goes to stdout. `serve`, `db:rotate-key`, `doctor`
+/// and `completions` are not client commands and are handled by `main`.
+pub async fn run(command: Command, json: bool) -> Result<Printed, Error> {
+    use Printed::{Data, Text};
     match command {
-        Command::Serve(_) | Command::DbRotateKey(_) => Err(Error::InvalidArgument(
-            "`serve` and `db:rotate-key` are not client commands".into(),
+        Command::Serve(_)
+        | Command::DbRotateKey(_)
+        | Command::Doctor(_)
+        | Command::Completions { .. } => Err(Error::InvalidArgument(
+            "`serve`, `db:rotate-key`, `doctor` and `completions` are not client commands".into(),
         )),
         Command::ProvidersList { search, client } => {
             let providers = connect(&client)?.list_providers(search.as_deref()).await?;
             if json {
-                return Ok(output::pretty(
+                return Ok(Data(output::pretty(
                     &serde_json::json!({ "providers": providers }),
-                ));
+                )));
             }
-            Ok(output::providers_table(&providers))
+            Ok(Text(output::providers_table(&providers)))
         }
         Command::ProvidersGet { name, client } => {
             let provider = connect(&client)?.get_provider(&name).await?;
-            Ok(output::pretty(
+            Ok(Data(output::pretty(
                 &serde_json::json!({ "name": provider.name, "template": provider.template }),
-            ))
+            )))
         }
         Command::ConfigList { client } => {
             let nango = connect(&client)?;
             if json {
-                return Ok(output::pretty(&nango.list_configs_raw().await?));
+                return Ok(Data(output::pretty(&nango.list_configs_raw().await?)));
             }
-            Ok(output::configs_table(&nango.list_configs().await?))
+            Ok(Text(output::configs_table(&nango.list_configs().await?)))
         }
         Command::ConfigGet {
             provider_config_key,
@@ -42,26 +46,32 @@ pub async fn run(command: Command, json: bool) -> Result<String, Error> {
         } => {
             let nango = connect(&client)?;
             if json {
-                return Ok(output::pretty(
+                return Ok(Data(output::pretty(
                     &nango.get_config_raw(&provider_config_key).await?,
-                ));
+                )));
             }
-            Ok(output::config_table(
+            Ok(Text(output::config_table(
                 &nango.get_config(&provider_config_key).await?,
-            ))
+            )))
         }
         Command::ConfigCreate { fields, client } => {
             let config_id = connect(&client)?.create_config(&new_config(fields)).await?;
             if json {
-                return Ok(output::pretty(
+                return Ok(Data(output::pretty(
                     &serde_json::json!({ "config_id": config_id }),
-                ));
+                )));
             }
-            Ok("✅ Successfully created a new provider configuration!".into())
+            Ok(output::done(
+                json,
+                "✅ Successfully created a new provider configuration!",
+            ))
         }
         Command::ConfigEdit { fields, client } => {
             connect(&client)?.update_config(&new_config(fields)).await?;
-            Ok("✅ Successfully edited an existing provider configuration!".into())
+            Ok(output::done(
+                json,
+                "✅ Successfully edited an existing provider configuration!",
+            ))
         }
         Command::ConfigDelete {
             provider_config_key,
@@ -70,7 +80,10 @@ pub async fn run(command: Command, json: bool) -> Result<String, Error> {
             connect(&client)?
                 .delete_config(&provider_config_key)
                 .await?;
-            Ok("✅ Successfully deleted the provider configuration!".into())
+            Ok(output::done(
+                json,
+                "✅ Successfully deleted the provider configuration!",
+            ))
         }
         Command::ConnectionGet {
             connection,
@@ -85,20 +98,25 @@ pub async fn run(command: Command, json: bool) -> Result<String, Error> {
                     get_options(refresh),
                 )
                 .await?;
-            Ok(output::pretty(&body))
+            Ok(Data(output::pretty(&body)))
         }
         Command::ConnectionList { client } => {
             let nango = connect(&client)?;
             if json {
-                return Ok(output::pretty(&nango.list_connections_raw().await?));
+                return Ok(Data(output::pretty(&nango.list_connections_raw().await?)));
             }
-            Ok(output::connections_table(&nango.list_connections().await?))
+            Ok(Text(output::connections_table(
+                &nango.list_connections().await?,
+            )))
         }
         Command::ConnectionDelete { connection, client } => {
             connect(&client)?
                 .delete_connection(&connection.provider_config_key, &connection.connection_id)
                 .await?;
-            Ok("✅ Successfully deleted the connection!".into())
+            Ok(output::done(
+                json,
+                "✅ Successfully deleted the connection!",
+            ))
         }
         Command::TokenGet {
             connection,
@@ -109,12 +127,14 @@ pub async fn run(command: Command, json: bool) -> Result<String, Error> {
             let (key, id) = (&connection.provider_config_key, &connection.connection_id);
             let options = get_options(refresh);
             if json {
-                return Ok(output::pretty(
+                return Ok(Data(output::pretty(
                     &nango.get_connection_raw_with(key, id, options).await?,
-                ));
+                )));
             }
             // The bare token, so `$(nango token:get ...)` can be used as is.
-            Ok(token_text(&nango.get_token_with(key, id, options).await?))
+            Ok(Data(token_text(
+                &nango.get_token_with(key, id, options).await?,
+            )))
         }
     }
 }
@@ -171,14 +191,15 @@ fn connect(opts: &ClientOpts) -> Result<Client, Error> {
     let host = opts.host.as_deref().filter(|h| !h.trim().is_empty());
     if std::io::stderr().is_terminal() {
         // Only for a person at a terminal: in scripts and pipes it would be noise on stderr.
-        match host {
-            None => eprintln!(
-                "Assuming you are running Nango on localhost:3003 because you did not set the NANGO_HOSTPORT env var.\n"
-            ),
-            Some(h) if std::env::var("NANGO_HOSTPORT").is_ok_and(|v| v == h) => eprintln!(
-                "Assuming you are self-hosting Nango (because you set the NANGO_HOSTPORT env var to {h}).\n"
-            ),
-            Some(_) => {}
+        let assumption = match host {
+            None => Some("Assuming you are running Nango on localhost:3003 because you did not set the NANGO_HOSTPORT env var.".to_string()),
+            Some(h) if std::env::var("NANGO_HOSTPORT").is_ok_and(|v| v == h) => Some(format!(
+                "Assuming you are self-hosting Nango (because you set the NANGO_HOSTPORT env var to {h})."
+            )),
+            Some(_) => None,
+        };
+        if let Some(assumption) = assumption {
+            anstream::eprintln!("{}\n", output::paint(output::WARNING, &assumption));
         }
     }
     let mut builder = Client::builder(host.unwrap_or(nango_client::DEFAULT_HOST));

@@ -38,7 +38,23 @@ const INHERITED_SETTINGS: &[&str] = &[
     "SERVER_PORT",
     "PORT",
     "LOG_LEVEL",
+    "NANGO_LOG_FORMAT",
+    "NANGO_ENCRYPTION_KEY",
+    "NANGO_DB_PORT",
+    "NANGO_DB_USER",
+    "NANGO_DB_PASSWORD",
+    "NANGO_DB_NAME",
+    "NANGO_DB_SSL",
+    "NANGO_WEBHOOK_URLS",
+    "NANGO_REDIRECT_ALLOWLIST",
+    // Colours: a pipe gets none unless these say otherwise.
+    "NO_COLOR",
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
 ];
+
+/// Where a colour (or bold) escape sequence starts.
+const ESC: &str = "\u{1b}[";
 
 fn nango_command() -> Command {
     let mut command = Command::new(NANGO);
@@ -106,6 +122,28 @@ impl Run {
     fn json(&self) -> Value {
         serde_json::from_str(self.ok())
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.context()))
+    }
+
+    /// The line of `nango doctor`'s check `name` (`<mark> <name>  <message>`).
+    fn check(&self, name: &str) -> &str {
+        self.stdout
+            .lines()
+            .find(|line| {
+                line.split_once(' ')
+                    .is_some_and(|(_, rest)| rest.starts_with(&format!("{name} ")))
+            })
+            .unwrap_or_else(|| panic!("no {name} check: {}", self.context()))
+    }
+
+    /// Asserts that doctor's check `name` has the status `mark` (✓, !, ✗ or -); returns its line.
+    fn check_is(&self, name: &str, mark: &str) -> &str {
+        let line = self.check(name);
+        assert!(
+            line.starts_with(&format!("{mark} ")),
+            "expected {mark} for {name}: {}",
+            self.context()
+        );
+        line
     }
 }
 
@@ -216,6 +254,18 @@ impl Server {
         Run::from_output(args, command.output().expect("run nango"))
     }
 
+    /// `nango doctor` with this server's URL, database and public URL, plus `env`.
+    fn doctor(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let database = sqlite_url(&self._dir);
+        let mut all = vec![
+            ("NANGO_DATABASE_URL", database.as_str()),
+            ("NANGO_SERVER_URL", self.host.as_str()),
+        ];
+        all.extend_from_slice(env);
+        let args: Vec<&str> = ["doctor"].iter().chain(args).copied().collect();
+        self.nango_with(&args, &all)
+    }
+
     fn create_github_config(&self, key: &str) {
         let run = self.nango(&[
             "config:create",
@@ -287,6 +337,8 @@ fn help_lists_every_command() {
         "providers:list",
         "providers:get",
         "db:rotate-key",
+        "doctor",
+        "completions",
     ];
     for args in [&["help"][..], &["--help"][..]] {
         let run = Run::from_output(args, nango_command().args(args).output().expect("run"));
@@ -749,4 +801,430 @@ fn db_rotate_key_reseals_every_secret_with_the_new_key_and_retires_the_old_one()
     let server = Server::start_in(dir, &[("NANGO_ENCRYPTION_KEY".into(), new_key)]);
     let config = server.nango(&["--json", "config:get", "gh"]).json();
     assert_eq!(config["config"]["oauth_client_secret"], secret, "{config}");
+}
+
+/// `base64` of 32 times `byte`: an encryption key.
+fn encryption_key(byte: u8) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
+
+/// The id the server gives an encryption key (in its messages and sealed values).
+fn key_id(key: &str) -> String {
+    let cipher =
+        nango_server::store::Cipher::from_base64_keys(&[nango_server::secret::Secret::new(
+            key.to_string(),
+        )])
+        .expect("a valid key");
+    cipher.primary_key_id().expect("one key").to_string()
+}
+
+#[test]
+fn colours_go_to_terminals_or_where_asked_never_into_pipes_json_or_against_no_color() {
+    let server = Server::start();
+    server.create_github_config("github");
+    let colours = |args: &[&str], env: &[(&str, &str)]| {
+        let run = server.nango_with(args, env);
+        run.ok();
+        run.stdout.contains(ESC)
+    };
+    let list = ["config:list"];
+
+    // Through a pipe: plain, and the table the same as ever.
+    assert!(!colours(&list, &[]));
+    let run = server.nango(&list);
+    assert!(
+        data_rows(run.ok())[0].starts_with("│ github "),
+        "{}",
+        run.context()
+    );
+
+    // Asked for: the header in bold, the layout unchanged once the codes are stripped.
+    let run = server.nango(&["--color", "always", "config:list"]);
+    assert!(
+        run.ok().contains("\u{1b}[1munique_key"),
+        "{}",
+        run.context()
+    );
+    assert!(run.stdout.contains("│ github "), "{}", run.context());
+    // `auto` follows the standard variables: CLICOLOR_FORCE as a terminal would, and NO_COLOR
+    // wins over it; an explicit --color wins over both.
+    assert!(colours(&list, &[("CLICOLOR_FORCE", "1")]));
+    assert!(!colours(
+        &list,
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]
+    ));
+    assert!(!colours(
+        &["config:list", "--color", "auto"],
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]
+    ));
+    assert!(colours(
+        &["--color=always", "config:list"],
+        &[("NO_COLOR", "1")]
+    ));
+    assert!(!colours(
+        &["config:list", "--color", "never"],
+        &[("CLICOLOR_FORCE", "1")]
+    ));
+
+    // Success in green, errors in red (on stderr, with the same words).
+    let run = server.nango(&[
+        "--color",
+        "always",
+        "config:edit",
+        "github",
+        "github",
+        "a",
+        "b",
+        "c",
+    ]);
+    assert!(run.ok().contains("\u{1b}[32m✅"), "{}", run.context());
+    let run = server.nango(&["--color", "always", "config:get", "nope"]);
+    run.fails_with(UNKNOWN_CONFIG);
+    assert!(run.stderr.contains("\u{1b}[31m❌"), "{}", run.context());
+    let run = server.nango(&["config:get", "nope"]);
+    assert!(!run.stderr.contains(ESC), "{}", run.context());
+
+    // --json: never, whatever is asked.
+    for args in [
+        &["--json", "--color", "always", "config:list"][..],
+        &["--json", "--color", "always", "config:get", "github"][..],
+        &["--json", "--color", "always", "connection:list"][..],
+        &[
+            "--json",
+            "--color",
+            "always",
+            "providers:list",
+            "--search",
+            "github",
+        ][..],
+        &[
+            "--json",
+            "--color",
+            "always",
+            "config:create",
+            "gh2",
+            "github",
+            "a",
+            "b",
+            "c",
+        ][..],
+        &["--json", "--color", "always", "config:delete", "gh2"][..],
+    ] {
+        let run = server.nango_with(args, &[("CLICOLOR_FORCE", "1")]);
+        assert!(!run.ok().contains(ESC), "{}", run.context());
+    }
+    let run = server.doctor(&["--json", "--color", "always"], &[]);
+    assert!(!run.stdout.contains(ESC), "{}", run.context());
+    run.json();
+
+    // clap's help follows --color too.
+    let help = |args: &[&str], env: &[(&str, &str)]| {
+        let run = Run::from_output(
+            args,
+            nango_command()
+                .args(args)
+                .envs(env.iter().copied())
+                .output()
+                .expect("run"),
+        );
+        run.ok();
+        run.stdout.contains(ESC)
+    };
+    assert!(help(&["--color", "always", "--help"], &[]));
+    assert!(!help(&["--help"], &[]));
+    assert!(!help(
+        &["--color", "never", "--help"],
+        &[("CLICOLOR_FORCE", "1")]
+    ));
+}
+
+#[test]
+fn doctor_passes_every_check_against_a_well_configured_server() {
+    let key = encryption_key(7);
+    let server = Server::start_in(
+        tempfile::tempdir().expect("tempdir"),
+        &[
+            ("NANGO_SECRET_KEY".into(), "right-key".into()),
+            ("NANGO_ENCRYPTION_KEY".into(), key.clone()),
+        ],
+    );
+    server
+        .nango_with(
+            &[
+                "config:create",
+                "gh",
+                "github",
+                "cid",
+                "sealed-secret",
+                "repo",
+            ],
+            &[("NANGO_SECRET_KEY", "right-key")],
+        )
+        .ok();
+
+    let env = [
+        ("NANGO_SECRET_KEY", "right-key"),
+        ("NANGO_ENCRYPTION_KEY", key.as_str()),
+    ];
+    let run = server.doctor(&[], &env);
+    let out = run.ok();
+    assert!(
+        run.check_is("server", "✓").contains(&server.host),
+        "{}",
+        run.context()
+    );
+    run.check_is("secret key", "✓");
+    assert!(
+        run.check_is("encryption key", "✓").contains(&key_id(&key)),
+        "{}",
+        run.context()
+    );
+    run.check_is("database", "✓");
+    run.check_is("callback URL", "✓");
+    assert!(
+        out.trim_end().ends_with("All 5 checks passed."),
+        "{}",
+        run.context()
+    );
+    assert!(!out.contains(ESC), "{}", run.context());
+
+    let report = server.doctor(&["--json"], &env).json();
+    assert_eq!(report["ok"], true, "{report}");
+    let checks = report["checks"].as_array().expect("checks");
+    assert_eq!(checks.len(), 5, "{report}");
+    assert!(checks.iter().all(|c| c["status"] == "pass"), "{report}");
+}
+
+#[test]
+fn doctor_fails_a_wrong_or_missing_secret_key_and_warns_about_an_open_server() {
+    let server = Server::start_with(Some("right-key"));
+    let run = server.doctor(&[], &[("NANGO_SECRET_KEY", "wrong-key")]);
+    assert_eq!(run.code, Some(1), "{}", run.context());
+    run.check_is("server", "✓");
+    assert!(
+        run.check_is("secret key", "✗").contains("NANGO_SECRET_KEY"),
+        "{}",
+        run.context()
+    );
+    assert!(run.stdout.contains("1 check failed"), "{}", run.context());
+    assert!(!run.stdout.contains("wrong-key"), "{}", run.context());
+
+    let run = server.doctor(&[], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.context());
+    assert!(
+        run.check_is("secret key", "✗")
+            .contains("requires a secret key"),
+        "{}",
+        run.context()
+    );
+
+    // A server without a key answers anyone: a warning, which does not fail the run. So is a
+    // missing encryption key.
+    let open = Server::start();
+    let run = open.doctor(&[], &[("NANGO_SECRET_KEY", "any-key")]);
+    run.ok();
+    assert!(
+        run.check_is("secret key", "!").contains("no secret key"),
+        "{}",
+        run.context()
+    );
+    run.check_is("encryption key", "!");
+    run.check_is("database", "✓");
+    assert!(
+        run.stdout.contains("No check failed; 2 warnings."),
+        "{}",
+        run.context()
+    );
+}
+
+#[test]
+fn doctor_fails_first_on_a_server_that_is_down_and_creates_no_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = format!("http://127.0.0.1:{}", unused_port());
+    let args = ["doctor"];
+    let run = Run::from_output(
+        &args,
+        nango_command()
+            .args(args)
+            .env("NANGO_HOSTPORT", &host)
+            .env("NANGO_SERVER_URL", &host)
+            .env("NANGO_DATABASE_URL", sqlite_url(&dir))
+            .output()
+            .expect("run"),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.context());
+    let first = run.stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("✗ server")
+            && first.contains(&host)
+            && first.contains("cannot be reached"),
+        "{}",
+        run.context()
+    );
+    run.check_is("secret key", "-");
+    assert!(
+        run.check_is("database", "✗").contains("no database"),
+        "{}",
+        run.context()
+    );
+    run.check_is("callback URL", "✗");
+    // Doctor looks; it does not create the file `nango serve` would.
+    assert!(!dir.path().join("t.db").exists());
+}
+
+#[test]
+fn doctor_names_the_key_that_sealed_data_it_was_not_given() {
+    let (old_key, other_key) = (encryption_key(1), encryption_key(2));
+    let server = Server::start_in(
+        tempfile::tempdir().expect("tempdir"),
+        &[("NANGO_ENCRYPTION_KEY".into(), old_key.clone())],
+    );
+    server.create_github_config("github");
+
+    let run = server.doctor(&[], &[("NANGO_ENCRYPTION_KEY", &other_key)]);
+    assert_eq!(run.code, Some(1), "{}", run.context());
+    run.check_is("encryption key", "✓");
+    let line = run.check_is("database", "✗");
+    assert!(line.contains(&key_id(&old_key)), "{}", run.context());
+    assert!(
+        run.stdout.contains("NANGO_ENCRYPTION_KEY"),
+        "{}",
+        run.context()
+    );
+
+    // Without any key, the sealed data is just as unreadable.
+    let run = server.doctor(&[], &[]);
+    assert!(
+        run.check_is("database", "✗").contains(&key_id(&old_key)),
+        "{}",
+        run.context()
+    );
+    // With it (as the second key), all is well.
+    let both = format!("{other_key},{old_key}");
+    let run = server.doctor(&[], &[("NANGO_ENCRYPTION_KEY", &both)]);
+    run.ok();
+    run.check_is("database", "✓");
+}
+
+#[test]
+fn doctor_registers_no_key_in_a_sqlite_database() {
+    // Plain data, no key: were doctor to register its key the way a starting server does, this
+    // server could not start again without it.
+    let server = Server::start();
+    server.create_github_config("github");
+    let run = server.doctor(&[], &[("NANGO_ENCRYPTION_KEY", &encryption_key(3))]);
+    run.ok();
+    run.check_is("database", "✓");
+    let server = Server::start_in(server.stop(), &[]);
+    server.nango(&["config:get", "github"]).ok();
+}
+
+#[test]
+fn doctor_fails_a_malformed_encryption_key() {
+    let server = Server::start();
+    let short = encryption_key(4)[..24].to_string();
+    for key in [
+        "not base64 at all!",
+        short.as_str(),
+        &format!("{},???", encryption_key(5)),
+    ] {
+        let run = server.doctor(&[], &[("NANGO_ENCRYPTION_KEY", key)]);
+        assert_eq!(run.code, Some(1), "{}", run.context());
+        assert!(
+            run.check_is("encryption key", "✗").contains("32 bytes"),
+            "{}",
+            run.context()
+        );
+        run.check_is("database", "-");
+        // The rest is still checked.
+        run.check_is("server", "✓");
+        run.check_is("callback URL", "✓");
+        assert!(!run.stdout.contains(key), "{}", run.context());
+    }
+}
+
+#[test]
+fn doctor_never_prints_the_database_password() {
+    let password = "Sup3r-s3cret-db-pw";
+    let port = unused_port().to_string();
+    let url = format!("postgres://nango:{password}@127.0.0.1:{port}/nango");
+    let bad_scheme = format!("mysql://nango:{password}@127.0.0.1/nango");
+    for (args, env) in [
+        (&["doctor"][..], vec![("NANGO_DATABASE_URL", url.as_str())]),
+        (
+            &["--json", "doctor"][..],
+            vec![("NANGO_DATABASE_URL", url.as_str())],
+        ),
+        (
+            &["doctor"][..],
+            vec![
+                ("NANGO_DB_HOST", "127.0.0.1"),
+                ("NANGO_DB_PORT", port.as_str()),
+                ("NANGO_DB_PASSWORD", password),
+            ],
+        ),
+        (
+            &["doctor"][..],
+            vec![("NANGO_DATABASE_URL", bad_scheme.as_str())],
+        ),
+    ] {
+        let run = Run::from_output(
+            args,
+            nango_command()
+                .args(args)
+                .envs(env.iter().copied())
+                .env(
+                    "NANGO_HOSTPORT",
+                    format!("http://127.0.0.1:{}", unused_port()),
+                )
+                .output()
+                .expect("run"),
+        );
+        assert_eq!(run.code, Some(1), "{}", run.context());
+        assert!(
+            !run.stdout.contains(password) && !run.stderr.contains(password),
+            "password printed: {}",
+            run.context()
+        );
+        assert!(run.stdout.contains("database"), "{}", run.context());
+    }
+    let run = Run::from_output(
+        &["doctor"],
+        nango_command()
+            .arg("doctor")
+            .env("NANGO_DATABASE_URL", &url)
+            .output()
+            .expect("run"),
+    );
+    let line = run.check_is("database", "✗");
+    assert!(
+        line.contains("postgres://nango:****@127.0.0.1") && line.contains("cannot connect"),
+        "{}",
+        run.context()
+    );
+}
+
+#[test]
+fn completions_are_printed_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let args = ["--color", "always", "completions", shell];
+        let run = Run::from_output(&args, nango_command().args(args).output().expect("run"));
+        let script = run.ok();
+        for command in ["config:create", "token:get", "doctor"] {
+            assert!(
+                script.contains(command),
+                "{command} missing: {}",
+                run.context()
+            );
+        }
+        assert!(!script.contains(ESC), "{}", run.context());
+    }
+    let args = ["completions", "bash"];
+    let run = Run::from_output(&args, nango_command().args(args).output().expect("run"));
+    assert!(run.ok().contains("complete -F _nango"), "{}", run.context());
+
+    let args = ["completions", "tcsh"];
+    let run = Run::from_output(&args, nango_command().args(args).output().expect("run"));
+    assert!(matches!(run.code, Some(c) if c != 0), "{}", run.context());
 }

@@ -85,6 +85,10 @@ pub struct ServeArgs {
     #[arg(long, env = "NANGO_CONNECTION_CACHE_SIZE", default_value_t = 10_000)]
     pub connection_cache_size: usize,
 
+    /// Log lines as text for a person, or as one JSON object per line (with the request id)
+    #[arg(long, env = "NANGO_LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    pub log_format: crate::logging::LogFormat,
+
     /// Log filter (error, warn, info, debug, trace or a tracing directive)
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -156,6 +160,7 @@ pub struct Settings {
     pub refresh_concurrency: usize,
     /// Connections the hot path keeps decrypted in memory (0: none).
     pub connection_cache_size: usize,
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// Where `Settings::from_env` reads variables from; a closure in tests, the process otherwise.
@@ -192,6 +197,7 @@ impl Settings {
             idle_refresh_age: Duration::from_secs(24 * 3600),
             refresh_concurrency: 64,
             connection_cache_size: 10_000,
+            log_format: crate::logging::LogFormat::Text,
         }
     }
 
@@ -319,6 +325,7 @@ impl Settings {
             public_rate_limit_per_minute: args.public_rate_limit,
             refresh_concurrency: args.refresh_concurrency as usize,
             connection_cache_size: args.connection_cache_size,
+            log_format: args.log_format,
             listen: SocketAddr::new(bind, port),
             server_url,
             callback_url,

@@ -7,7 +7,10 @@
 pub mod api;
 pub mod config;
 pub mod credentials;
+pub mod dashboard;
 pub mod error;
+pub mod logging;
+pub mod metrics;
 pub mod oauth;
 pub mod providers;
 pub mod secret;
@@ -32,9 +35,21 @@ use oauth::notify::WsHub;
 use providers::Catalog;
 use store::Store;
 
-/// Everything a request handler needs; cheap to clone.
+/// Everything a request handler needs; one shared allocation, so a clone (every middleware
+/// layer and handler of every request takes one) is one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What `AppState` shares.
+pub struct Shared {
     pub settings: Arc<Settings>,
     pub store: Arc<dyn Store>,
     pub catalog: Arc<Catalog>,
@@ -44,6 +59,7 @@ pub struct AppState {
     pub refresher: Arc<Refresher>,
     pub public_rate_limit: api::guard::PublicRateLimit,
     pub webhook_wakeup: webhooks::Wakeup,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Why the server could not start.
@@ -85,7 +101,7 @@ impl AppState {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .build()?;
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             store,
             catalog: Arc::new(catalog),
             http,
@@ -95,8 +111,9 @@ impl AppState {
                 settings.public_rate_limit_per_minute,
             ),
             webhook_wakeup: webhooks::Wakeup::default(),
+            metrics: Arc::new(metrics::Metrics::new()),
             settings: Arc::new(settings),
-        })
+        })))
     }
 }
 
@@ -116,6 +133,7 @@ fn rest_api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) 
         .merge(api::configs::routes())
         .merge(api::connect_sessions::routes())
         .merge(api::connections::routes())
+        .merge(api::metrics::routes())
         .merge(api::webhook_deliveries::routes())
         .split_for_parts();
     document.merge(secured_document);
@@ -148,6 +166,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(public)
         .merge(oauth::routes())
+        .merge(dashboard::routes())
         .merge(secured)
         .fallback(api::route_not_found)
         .layer(DefaultBodyLimit::max(api::BODY_LIMIT_BYTES))
@@ -165,23 +184,48 @@ pub fn router(state: AppState) -> Router {
             oauth::notify::upgrade_websockets,
         ))
         .layer(cors)
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            observe_request,
+        ))
         .with_state(state)
 }
 
-/// One line per request: method, path (never the query: it carries codes and states), status.
-async fn log_request(request: Request, next: Next) -> Response {
+/// Gives each request an id (the caller's `X-Request-Id` when it is a plain token, a new one
+/// otherwise), answered in `X-Request-Id` and carried by every log line of the request; counts
+/// it in the metrics by route template; and logs one line per request: method, path (never the
+/// query: it carries codes and states), status.
+async fn observe_request(
+    axum::extract::State(metrics): axum::extract::State<Arc<metrics::Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    use tracing::Instrument;
+    let id = logging::request_id(request.headers());
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |path| path.as_str())
+        .to_string();
+    let path: String = request.uri().path().chars().take(200).collect();
+    let span = tracing::info_span!("request", id = %id, %method, %route);
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    tracing::debug!(
-        %method,
-        path = %path.chars().take(200).collect::<String>(),
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    metrics.observe_request(method.as_str(), &route, status, took);
+    span.in_scope(|| {
+        tracing::debug!(
+            %path,
+            status,
+            micros = took.as_micros() as u64,
+            "request"
+        )
+    });
     response
 }
 
@@ -247,6 +291,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartupError> {
     let listen = settings.listen;
     let port = listen.port();
     let callback_url = settings.callback_url.clone();
+    let log_format = settings.log_format;
     let state = AppState::new(settings).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -254,7 +299,15 @@ pub async fn run(args: ServeArgs) -> Result<(), StartupError> {
             addr: listen,
             source,
         })?;
-    println!("✅ Nango Server is listening on port {port}. OAuth callback URL: {callback_url}");
+    // The line Nango printed, for a person; a log collector gets it as a log line instead.
+    match log_format {
+        logging::LogFormat::Text => println!(
+            "✅ Nango Server is listening on port {port}. OAuth callback URL: {callback_url}"
+        ),
+        logging::LogFormat::Json => {
+            tracing::info!(port, callback_url = %callback_url, "Nango Server is listening")
+        }
+    }
     serve(listener, state, shutdown_signal())
         .await
         .map_err(StartupError::Serve)?;

@@ -159,6 +159,18 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, crate::store::StoreE
     futures::stream::iter(due)
         .for_each_concurrent(CONCURRENCY, |delivery| async move {
             let outcome = send(state, &delivery).await;
+            state.metrics.observe_webhook_delivery(
+                &delivery.event_type,
+                match &outcome {
+                    DeliveryOutcome::Delivered { .. } => crate::metrics::DeliveryOutcome::Delivered,
+                    DeliveryOutcome::Failed {
+                        retry_at: Some(_), ..
+                    } => crate::metrics::DeliveryOutcome::Retrying,
+                    DeliveryOutcome::Failed { retry_at: None, .. } => {
+                        crate::metrics::DeliveryOutcome::GaveUp
+                    }
+                },
+            );
             if let DeliveryOutcome::Failed {
                 error, retry_at, ..
             } = &outcome

@@ -294,3 +294,176 @@ fn at_least_250_distinct_oauth_servers() {
         distinct.len()
     );
 }
+
+// ------------------------------------------------------------------------------------------------
+// docs/providers.md, generated from the catalog
+// ------------------------------------------------------------------------------------------------
+
+const UPDATE_PROVIDERS_COMMAND: &str = "UPDATE_DOCS=1 cargo test -p nango-server --test catalog";
+
+/// `# quirk: ...` and `# note: ...` comments of providers.yaml, by the provider they precede.
+fn remarks() -> BTreeMap<String, Vec<(&'static str, String)>> {
+    let mut remarks = BTreeMap::new();
+    let mut pending = Vec::new();
+    for line in BUILTIN_CATALOG.lines() {
+        if let Some(text) = line.strip_prefix("# quirk:") {
+            pending.push(("quirk", text.trim().to_string()));
+        } else if let Some(text) = line.strip_prefix("# note:") {
+            pending.push(("note", text.trim().to_string()));
+        } else if line.starts_with('#') {
+            continue;
+        } else if let Some(name) = line.strip_suffix(':').filter(|_| !line.starts_with(' ')) {
+            if !pending.is_empty() {
+                remarks.insert(name.to_string(), std::mem::take(&mut pending));
+            }
+        } else {
+            pending.clear();
+        }
+    }
+    remarks
+}
+
+/// Text fit for one Markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// `docs/providers.md`: every provider of the built-in catalog.
+fn render_providers(catalog: &Catalog) -> String {
+    use std::fmt::Write as _;
+    let w = "writing to a String cannot fail";
+    let remarks = remarks();
+    let mut out = String::new();
+    writeln!(out, "# Providers\n").expect(w);
+    writeln!(
+        out,
+        "<!-- Generated from crates/nango-server/providers.yaml by crates/nango-server/tests/catalog.rs: do not\n     edit. `{UPDATE_PROVIDERS_COMMAND}` rewrites it. -->\n"
+    )
+    .expect(w);
+    let mut modes: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, t) in catalog.iter() {
+        *modes.entry(t.auth_mode.as_str()).or_default() += 1;
+    }
+    let modes: Vec<String> = modes
+        .iter()
+        .map(|(mode, n)| format!("{n} `{mode}`"))
+        .collect();
+    writeln!(
+        out,
+        "The built-in catalog has {} providers ({}). The **name** is what `nango config:create <key> <name> ...`\n\
+         and `POST /config` take as `provider`. The same list is served by `GET /providers` (with\n\
+         `?search=<text>`) and `nango providers:list`; `GET /providers/<name>` and `nango providers:get <name>`\n\
+         show a whole template. A file given with `NANGO_PROVIDERS_FILE` adds providers or replaces\n\
+         built-in ones ([configuration.md](configuration.md#providers)); the template fields are documented\n\
+         at the top of `crates/nango-server/providers.yaml`.\n",
+        catalog.len(),
+        modes.join(", ")
+    )
+    .expect(w);
+    writeln!(
+        out,
+        "**Connection config** lists the values a connection must supply when its flow starts, because the\n\
+         provider's URLs contain them (the frontend SDK's `params`, e.g. `{{subdomain: 'acme'}}`).\n\
+         Providers marked in **Quirks** do something the template fields cannot express: they may need\n\
+         an operator override or provider-specific handling to work end to end ([below](#quirks)).\n"
+    )
+    .expect(w);
+
+    writeln!(out, "## By category\n").expect(w);
+    let mut by_category: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, t) in catalog.iter() {
+        for category in &t.categories {
+            by_category.entry(category.as_str()).or_default().push(name);
+        }
+    }
+    writeln!(out, "| Category | Providers |").expect(w);
+    writeln!(out, "|---|---|").expect(w);
+    for (category, names) in &by_category {
+        let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        writeln!(
+            out,
+            "| {category} ({}) | {} |",
+            names.len(),
+            names.join(", ")
+        )
+        .expect(w);
+    }
+    out.push('\n');
+
+    writeln!(out, "## All providers\n").expect(w);
+    writeln!(
+        out,
+        "| Name | Display name | Auth mode | Categories | Connection config | Quirks | Docs |"
+    )
+    .expect(w);
+    writeln!(out, "|---|---|---|---|---|---|---|").expect(w);
+    for (name, t) in catalog.iter() {
+        let params: Vec<String> = t
+            .connection_config
+            .keys()
+            .map(|p| format!("`{p}`"))
+            .collect();
+        let quirky = remarks
+            .get(name)
+            .is_some_and(|r| r.iter().any(|(kind, _)| *kind == "quirk"));
+        let docs = t
+            .docs
+            .as_deref()
+            .map(|url| format!("[docs](<{}>)", url.replace('>', "%3E")))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "| `{name}` | {} | `{}` | {} | {} | {} | {docs} |",
+            cell(t.display_name.as_deref().unwrap_or_default()),
+            t.auth_mode.as_str(),
+            cell(&t.categories.join(", ")),
+            params.join(", "),
+            if quirky { "yes" } else { "" },
+        )
+        .expect(w);
+    }
+    out.push('\n');
+
+    writeln!(out, "## Quirks\n").expect(w);
+    writeln!(
+        out,
+        "What the catalog records about providers that do not follow the template fields (**quirk**), or\n\
+         that are worth knowing about (**note**), from the comments of `providers.yaml`.\n"
+    )
+    .expect(w);
+    for (name, entries) in &remarks {
+        for (kind, text) in entries {
+            // `<code>` in a comment would be read as an HTML tag.
+            let text = text.replace('<', "&lt;");
+            writeln!(out, "- `{name}` ({kind}): {text}").expect(w);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_providers_page_is_generated_from_the_catalog() {
+    let catalog = catalog();
+    let generated = render_providers(&catalog);
+    for (name, _) in catalog.iter() {
+        assert!(generated.contains(&format!("| `{name}` |")), "{name}");
+    }
+    let remarks = remarks();
+    assert!(
+        remarks.keys().all(|name| catalog.contains(name)),
+        "a quirk comment precedes something that is not a provider: {:?}",
+        remarks
+            .keys()
+            .filter(|n| !catalog.contains(n))
+            .collect::<Vec<_>>()
+    );
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/providers.md");
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/providers.md is not what the catalog generates: run `{UPDATE_PROVIDERS_COMMAND}` and commit it"
+    );
+}

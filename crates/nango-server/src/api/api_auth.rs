@@ -3,8 +3,8 @@
 //! with `POST /connection`), and client credentials tokens the server fetches itself.
 //!
 //! The `/api-auth` routes are open like `/oauth/connect`: a browser posts to them. Like the OAuth
-//! flow they can attach credentials to any connection id; connect sessions (a later issue) gate
-//! both.
+//! flow they can attach credentials to any connection id; connect sessions
+//! (`NANGO_REQUIRE_CONNECT_SESSION`) gate both.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};

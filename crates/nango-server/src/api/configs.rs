@@ -231,7 +231,7 @@ async fn delete_config(
 }
 
 /// Reads the five fields in Nango's validation order, so the first missing one is reported.
-fn config_fields(
+pub(crate) fn config_fields(
     body: &Map<String, Value>,
     state: &AppState,
 ) -> Result<ProviderConfigFields, ApiError> {

@@ -124,8 +124,26 @@ async fn create_connect_session(
     let connection_id = optional_string(&body, "connection_id")?
         .filter(|id| !id.is_empty())
         .ok_or(ApiError::MissingConnection)?;
-    check_id("connection_id", &connection_id)?;
-    config_and_template(&state, &key).await?;
+    let minted = mint_connect_session(&state, &key, &connection_id).await?;
+    Ok(json_response(StatusCode::OK, &minted))
+}
+
+/// Mints a connect session token for a flow of `connection_id` on config `key`, both checked
+/// (also the dashboard's "connect a test account" when sessions are required).
+pub(crate) async fn mint_connect_session(
+    state: &AppState,
+    key: &str,
+    connection_id: &str,
+) -> Result<ConnectSessionToken, ApiError> {
+    if key.is_empty() {
+        return Err(ApiError::MissingProviderConfig);
+    }
+    check_id("provider_config_key", key)?;
+    if connection_id.is_empty() {
+        return Err(ApiError::MissingConnection);
+    }
+    check_id("connection_id", connection_id)?;
+    config_and_template(state, key).await?;
 
     let mut random = [0u8; 32];
     getrandom::fill(&mut random)
@@ -141,19 +159,16 @@ async fn create_connect_session(
         .store
         .insert_connect_session(&ConnectSession {
             token_hash: hash(&token),
-            provider_config_key: key.clone(),
-            connection_id: connection_id.clone(),
+            provider_config_key: key.to_string(),
+            connection_id: connection_id.to_string(),
             created_at: now,
             expires_at,
         })
         .await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &ConnectSessionToken {
-            token,
-            provider_config_key: key,
-            connection_id,
-            expires_at: iso_millis(expires_at),
-        },
-    ))
+    Ok(ConnectSessionToken {
+        token,
+        provider_config_key: key.to_string(),
+        connection_id: connection_id.to_string(),
+        expires_at: iso_millis(expires_at),
+    })
 }

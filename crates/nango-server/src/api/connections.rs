@@ -312,16 +312,27 @@ async fn delete_connection(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let (key, connection_id) = connection_params(path, query.as_deref())?;
-    if state.store.delete_connection(&key, &connection_id).await? {
+    delete_connection_and_notify(&state, &key, &connection_id).await?;
+    Ok(empty_ok())
+}
+
+/// Deletes a connection and emits the `connection.deleted` webhook (also the dashboard's delete);
+/// `UnknownConnection` when there was none.
+pub(crate) async fn delete_connection_and_notify(
+    state: &AppState,
+    key: &str,
+    connection_id: &str,
+) -> Result<(), ApiError> {
+    if state.store.delete_connection(key, connection_id).await? {
         webhooks::emit(
-            &state,
+            state,
             EventKind::ConnectionDeleted,
-            &key,
-            &connection_id,
+            key,
+            connection_id,
             serde_json::json!({}),
         )
         .await;
-        Ok(empty_ok())
+        Ok(())
     } else {
         Err(ApiError::UnknownConnection)
     }

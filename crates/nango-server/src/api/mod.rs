@@ -7,6 +7,7 @@ pub mod connect_sessions;
 pub mod connections;
 pub mod guard;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod providers;
 pub mod sdk;
@@ -171,13 +172,19 @@ pub async fn require_secret_key(
         .ok()
         .and_then(presented_key)
         .unwrap_or_default();
-    let expected = Sha256::digest(secret.expose().as_bytes());
-    let given = Sha256::digest(presented.as_bytes());
-    if bool::from(expected.ct_eq(&given)) {
+    if secret_key_matches(secret.expose(), &presented) {
         next.run(request).await
     } else {
         ApiError::InvalidSecretKey.into_response()
     }
+}
+
+/// Whether `presented` is the secret key: compared as SHA-256 digests in constant time, so
+/// neither the content nor the length of the key leaks through timing (also the dashboard's login).
+pub(crate) fn secret_key_matches(secret: &str, presented: &str) -> bool {
+    let expected = Sha256::digest(secret.as_bytes());
+    let given = Sha256::digest(presented.as_bytes());
+    bool::from(expected.ct_eq(&given))
 }
 
 fn presented_key(header: &str) -> Option<String> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{parse_oauth2_response, ClientCredentials, Credentials, OAuth2Credentials};
+use crate::metrics::RefreshOutcome;
 use crate::oauth::oauth2::{TokenCall, TokenEndpointError};
 use crate::providers::interpolate_url;
 use crate::store::{Connection, ProviderConfig};
@@ -430,6 +431,7 @@ async fn refresh_leased(
         Reread::Settled(answer) => return answer,
         Reread::NeedsRefresh(current) => current,
     };
+    let asked_at = std::time::Instant::now();
     let outcome = match &current.credentials {
         Credentials::OAuth2(stale) => refresh_oauth2(state, config, &current, stale)
             .await
@@ -441,6 +443,15 @@ async fn refresh_leased(
         }
         _ => return Ok(current),
     };
+    state.metrics.observe_refresh(
+        &config.provider,
+        match &outcome {
+            Ok(_) => RefreshOutcome::Success,
+            Err(FreshError::Rejected(_)) => RefreshOutcome::Rejected,
+            Err(_) => RefreshOutcome::Unavailable,
+        },
+        asked_at.elapsed(),
+    );
     let refreshed = match outcome {
         Ok(refreshed) => refreshed,
         Err(e) => return record_failure(state, lease, &current, freshness, e).await,

@@ -31,6 +31,7 @@ pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuer
         Ok(Some(session)) => session,
         Ok(None) => {
             // Unknown, reused or expired: no socket to tell, so the page carries the error.
+            state.metrics.observe_flow("unknown", fe::STATE);
             let shown: String = state_param.chars().take(100).collect();
             return notify_frontend(
                 &state,
@@ -46,6 +47,7 @@ pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuer
         }
         Err(e) => {
             tracing::error!(error = %e, "could not read the OAuth flow state");
+            state.metrics.observe_flow("unknown", fe::UNKNOWN);
             return notify_frontend(
                 &state,
                 &FlowReply::default(),
@@ -66,6 +68,13 @@ pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuer
     } else {
         complete_oauth2(&state, &session, &query).await
     };
+    state.metrics.observe_flow(
+        &session.provider,
+        match &completed {
+            Ok(()) => "success",
+            Err((error_type, _)) => error_type,
+        },
+    );
     let outcome = match completed {
         Ok(()) => FlowOutcome::Success {
             provider_config_key: session.provider_config_key.clone(),

@@ -107,8 +107,8 @@ pub struct FlowReply {
     pub return_to: Option<String>,
 }
 
-/// Open frontend WebSockets by client id. One process only: a callback served by another replica
-/// falls back to the `postMessage` page.
+/// Open frontend WebSockets of this process, by client id. A callback served by another replica
+/// reaches them through the store's channel (PostgreSQL NOTIFY, `forward_published_frames`).
 #[derive(Default)]
 pub struct WsHub {
     sockets: Mutex<HashMap<String, oneshot::Sender<String>>>,

@@ -83,6 +83,7 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
     let expected = [
         (Method::GET, "/"),
         (Method::GET, "/health"),
+        (Method::GET, "/metrics"),
         (Method::GET, "/openapi.json"),
         (Method::GET, "/sdk/frontend.js"),
         (Method::GET, "/providers"),
@@ -134,7 +135,8 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
         let secured = path.starts_with("/config")
             || path.starts_with("/connection")
             || path.starts_with("/connect/")
-            || path.starts_with("/webhooks/");
+            || path.starts_with("/webhooks/")
+            || path == "/metrics";
         let security = operation["security"]
             .as_array()
             .cloned()
@@ -165,7 +167,19 @@ async fn the_browser_routes_are_served_but_not_in_the_document() {
     let document: Value = serde_json::from_str(&generated()).unwrap();
     let paths = document["paths"].as_object().unwrap();
     let app = TestApp::spawn().await;
-    for path in ["/oauth/connect/{provider_config_key}", "/oauth/callback"] {
+    // The dashboard is a browser UI, not REST API: none of its routes is documented.
+    assert!(
+        paths.keys().all(|path| !path.starts_with("/dashboard")),
+        "{:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
+    for path in [
+        "/oauth/connect/{provider_config_key}",
+        "/oauth/callback",
+        "/dashboard",
+        "/dashboard/login",
+        "/dashboard/connections",
+    ] {
         assert!(!paths.contains_key(path), "{path}");
         let target = path.replace("{provider_config_key}", "x");
         let response = app.anon(Method::GET, &target).send().await.unwrap();

@@ -1,0 +1,90 @@
+//! Logs: text for a person, or one JSON object per line for a log collector
+//! (`NANGO_LOG_FORMAT=json`). Every line logged while a request is served carries the request's
+//! id. Nothing here ever formats a secret: secrets are `Secret` values, whose Debug and Display
+//! print a placeholder, and request logging leaves out query strings.
+
+use std::io::IsTerminal;
+
+use axum::http::HeaderMap;
+use tracing_subscriber::EnvFilter;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For a person: `2026-11-29T10:00:00Z  INFO request{id=...}: message key=value`.
+    #[default]
+    Text,
+    /// One JSON object per line: timestamp, level, target, message, fields, and the request
+    /// span (with its `id`) when there is one.
+    Json,
+}
+
+/// Installs the process's log subscriber, writing to stderr (stdout carries the CLI's results).
+/// `filter`: a level (`info`) or a tracing directive (`nango_server=debug,info`).
+pub fn init(filter: &str, format: LogFormat) -> Result<(), String> {
+    // An empty LOG_LEVEL counts as unset (as every other variable), not as "log nothing".
+    let filter = match filter.trim() {
+        "" => "info",
+        given => given,
+    };
+    let filter =
+        EnvFilter::try_new(filter).map_err(|e| format!("invalid log level {filter:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
+    installed.map_err(|e| format!("could not install the logger: {e}"))
+}
+
+/// Longest `X-Request-Id` taken from a caller.
+const MAX_REQUEST_ID: usize = 64;
+
+/// The caller's `X-Request-Id` if it is a plain token (letters, digits, `-`, `_`, `.`, at most
+/// 64), so a proxy's id follows the request through our logs without letting anyone inject
+/// text into them; a new random id otherwise.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= MAX_REQUEST_ID
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failed test should panic
+mod tests {
+    use super::*;
+
+    fn id_for(value: &str) -> String {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-id", value.parse().unwrap());
+        request_id(&headers)
+    }
+
+    #[test]
+    fn a_plain_caller_id_is_kept_anything_else_replaced() {
+        assert_eq!(id_for("req-42_a.b"), "req-42_a.b");
+        for hostile in ["a b", "x\"}{\"level\":\"ERROR", &"a".repeat(65), ""] {
+            let id = id_for(hostile);
+            assert_ne!(id, hostile);
+            assert_eq!(id.len(), 32, "a new uuid: {id}");
+        }
+        assert_eq!(request_id(&HeaderMap::new()).len(), 32);
+    }
+}
