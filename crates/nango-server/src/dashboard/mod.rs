@@ -712,6 +712,25 @@ async fn integration_page(
     ))
 }
 
+/// The form of an action the page's script calls (answered as JSON): only with a session and
+/// its CSRF token; otherwise the status and message of the refusal.
+fn json_action_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Form, (StatusCode, &'static str)> {
+    let Some(session) = Session::from_request(state, headers) else {
+        return Err((StatusCode::UNAUTHORIZED, "Sign in again."));
+    };
+    let dash = Dash {
+        csrf: String::new(),
+        open: state.settings.secret_key.is_none(),
+        session,
+    };
+    dash.checked_form(headers, body)
+        .map_err(|_| (StatusCode::FORBIDDEN, "Reload the page and try again."))
+}
+
 /// For "connect a test account" when connect sessions are required: mints one server-side,
 /// exactly as `POST /connect/sessions` does, and answers `{token}` to the script.
 async fn create_test_connect_session(
@@ -720,25 +739,9 @@ async fn create_test_connect_session(
     path: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(session) = Session::from_request(&state, &headers) else {
-        return json(
-            StatusCode::UNAUTHORIZED,
-            &json!({"error": "Sign in again."}),
-        );
-    };
-    let dash = Dash {
-        csrf: String::new(),
-        open: state.settings.secret_key.is_none(),
-        session,
-    };
-    let form = match dash.checked_form(&headers, body) {
+    let form = match json_action_form(&state, &headers, body) {
         Ok(form) => form,
-        Err(_) => {
-            return json(
-                StatusCode::FORBIDDEN,
-                &json!({"error": "Reload the page and try again."}),
-            )
-        }
+        Err((status, message)) => return json(status, &json!({ "error": message })),
     };
     let Ok(Path(key)) = path else {
         return json(
@@ -1007,22 +1010,9 @@ async fn reveal_secret(
     path: Result<Path<(String, String)>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(session) = Session::from_request(&state, &headers) else {
-        return json(
-            StatusCode::UNAUTHORIZED,
-            &json!({"error": "Sign in again."}),
-        );
-    };
-    let dash = Dash {
-        csrf: String::new(),
-        open: state.settings.secret_key.is_none(),
-        session,
-    };
-    let Ok(form) = dash.checked_form(&headers, body) else {
-        return json(
-            StatusCode::FORBIDDEN,
-            &json!({"error": "Reload the page and try again."}),
-        );
+    let form = match json_action_form(&state, &headers, body) {
+        Ok(form) => form,
+        Err((status, message)) => return json(status, &json!({ "error": message })),
     };
     let not_found = || {
         json(

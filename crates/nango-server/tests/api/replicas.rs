@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use nango_server::credentials::{Credentials, Freshness, OAuth2Credentials};
+use nango_server::credentials::{Credentials, FreshError, Freshness, OAuth2Credentials};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -254,13 +254,15 @@ async fn store_new_authorization(store: &std::sync::Arc<dyn nango_server::store:
         .unwrap();
 }
 
-/// A new authorization that lands while a refresh (holding its lease) waits for the provider
-/// is newer than what the refresh brings back: it stays, and the refresh answers it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_authorization_during_a_refresh_is_kept() {
-    let app = TestApp::spawn().await;
-    app.create_config("fake-1", "fake", "").await;
-    app.provider.set(|b| b.expires_in = Some(60));
+/// Authorizes `fake-1`/`c1` with an expiring token, then starts a refresh of it that the provider
+/// answers after 600 ms; returns 300 ms in, while the refresh holds its lease and waits.
+async fn start_slow_refresh(
+    app: &TestApp,
+) -> tokio::task::JoinHandle<Result<nango_server::store::Connection, FreshError>> {
+    app.provider.set(|b| {
+        b.expires_in = Some(60);
+        b.token_delay = Duration::ZERO;
+    });
     app.authorize("fake-1", "c1").await;
     app.provider.set(|b| {
         b.expires_in = Some(3600);
@@ -274,6 +276,16 @@ async fn a_new_authorization_during_a_refresh_is_kept() {
             .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
+    refresh
+}
+
+/// A new authorization that lands while a refresh (holding its lease) waits for the provider
+/// is newer than what the refresh brings back: it stays, and the refresh answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_authorization_during_a_refresh_is_kept() {
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    let refresh = start_slow_refresh(&app).await;
     store_new_authorization(&app.state.store).await;
     let answered = refresh.await.unwrap().unwrap();
     assert_eq!(
@@ -295,23 +307,7 @@ async fn a_refresh_that_lost_its_lease_stores_its_tokens_only_if_nobody_replaced
     let app = TestApp::spawn().await;
     app.create_config("fake-1", "fake", "").await;
     for replaced in [false, true] {
-        app.provider.set(|b| {
-            b.expires_in = Some(60);
-            b.token_delay = Duration::ZERO;
-        });
-        app.authorize("fake-1", "c1").await;
-        app.provider.set(|b| {
-            b.expires_in = Some(3600);
-            b.token_delay = Duration::from_millis(600);
-        });
-        let state = app.state.clone();
-        let refresh = tokio::spawn(async move {
-            state
-                .refresher
-                .fresh_connection(&state, "fake-1", "c1", Freshness::IfNeeded)
-                .await
-        });
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let refresh = start_slow_refresh(&app).await;
         // Another holder takes the lease over (as if ours had expired).
         let store = &app.state.store;
         let far = Utc::now() + chrono::Duration::hours(1);
