@@ -30,7 +30,7 @@ use crate::api::{id_problem, parse_query, query_value};
 use crate::credentials::{Credentials, FreshError, Freshness};
 use crate::error::ApiError;
 use crate::providers::AuthMode;
-use crate::store::{ConnectionHealth, StoreError};
+use crate::store::{ConnectionHealth, ProviderConfig, StoreError};
 use crate::AppState;
 
 use pages::{ConnectionRow, Ctx, Nav, Notice, NoticeKind, Status};
@@ -516,19 +516,24 @@ async fn create_integration(
     }
 }
 
+const NO_INTEGRATION: &str = "There is no integration with this key.";
+
+/// The provider config a page is about, or the dashboard's "not found" page.
+async fn stored_config(state: &AppState, key: &str) -> Result<ProviderConfig, DashError> {
+    state
+        .store
+        .get_config(key)
+        .await?
+        .ok_or(DashError::NotFound(NO_INTEGRATION))
+}
+
 async fn edit_integration_page(
     State(state): State<AppState>,
     dash: Dash,
     path: Result<Path<String>, PathRejection>,
 ) -> PageResult {
     let key = checked_id("provider_config_key", path_ids(path)?)?;
-    let config = state
-        .store
-        .get_config(&key)
-        .await?
-        .ok_or(DashError::NotFound(
-            "There is no integration with this key.",
-        ))?;
+    let config = stored_config(&state, &key).await?;
     let form = pages::ConfigForm {
         key: &config.unique_key,
         provider: &config.provider,
@@ -550,13 +555,7 @@ async fn update_integration(
 ) -> PageResult {
     let key = checked_id("provider_config_key", path_ids(path)?)?;
     let form = dash.checked_form(&headers, body)?;
-    let existing = state
-        .store
-        .get_config(&key)
-        .await?
-        .ok_or(DashError::NotFound(
-            "There is no integration with this key.",
-        ))?;
+    let existing = stored_config(&state, &key).await?;
     let mut object = form.json_object(&CONFIG_FIELDS);
     object.insert("provider_config_key".into(), Value::String(key.clone()));
     if form
@@ -585,9 +584,7 @@ async fn update_integration(
     };
     fields.oauth_scopes = normalise_scopes(&fields.oauth_scopes);
     if !state.store.update_config(&fields).await? {
-        return Err(DashError::NotFound(
-            "There is no integration with this key.",
-        ));
+        return Err(DashError::NotFound(NO_INTEGRATION));
     }
     Ok(redirect(&with_notice(
         &pages::integration_url(&key),
@@ -602,13 +599,7 @@ async fn confirm_delete_integration(
     path: Result<Path<String>, PathRejection>,
 ) -> PageResult {
     let key = checked_id("provider_config_key", path_ids(path)?)?;
-    state
-        .store
-        .get_config(&key)
-        .await?
-        .ok_or(DashError::NotFound(
-            "There is no integration with this key.",
-        ))?;
+    stored_config(&state, &key).await?;
     let connections = state
         .store
         .list_connections()
@@ -662,13 +653,7 @@ async fn integration_page(
     RawQuery(query): RawQuery,
 ) -> PageResult {
     let key = checked_id("provider_config_key", path_ids(path)?)?;
-    let config = state
-        .store
-        .get_config(&key)
-        .await?
-        .ok_or(DashError::NotFound(
-            "There is no integration with this key.",
-        ))?;
+    let config = stored_config(&state, &key).await?;
     let template = state.catalog.get(&config.provider);
     let test_connect = match template.map(|t| t.auth_mode) {
         None => pages::TestConnect::Unavailable(
