@@ -1,6 +1,7 @@
 //! A local OAuth 2 token endpoint for the refresh storm: every refresh is answered after a fixed
 //! delay (a provider's round trip) with a new access token and a new refresh token, and counted,
-//! so the bench can check that each connection was refreshed exactly once.
+//! so the bench can check that each connection was refreshed exactly once. It also serves a small
+//! API (`GET /api/...`, answered at once) for the proxy runs.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,6 +64,7 @@ impl FakeProvider {
             .route("/token", post(token))
             // The flow is never run (connections are seeded); this only makes the template real.
             .route("/authorize", get(|| async { StatusCode::NOT_IMPLEMENTED }))
+            .route("/api/{*rest}", get(api))
             .with_state(stats.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -89,6 +91,18 @@ impl FakeProvider {
             duplicates: self.stats.duplicates.load(Ordering::SeqCst),
         }
     }
+}
+
+/// The key the proxy runs' connection holds; the API refuses calls without it.
+pub const API_KEY: &str = "bench-api-key-0123456789";
+
+/// A small JSON answer, as an API's list endpoint gives, to calls that carry [`API_KEY`].
+async fn api(headers: axum::http::HeaderMap) -> Response {
+    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(API_KEY) {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "no key"}))).into_response();
+    }
+    Json(json!({"items": [{"id": 1, "name": "one"}, {"id": 2, "name": "two"}], "next": null}))
+        .into_response()
 }
 
 async fn token(

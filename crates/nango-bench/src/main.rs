@@ -25,7 +25,7 @@ use fake_provider::FakeProvider;
 use report::{ProcessRun, Report, SeedRun};
 use seed::{Seeder, HOT, STORM};
 use server::{Server, ServerConfig};
-use wrk::{Endpoint, Load};
+use wrk::{Endpoint, Load, PROXY_CONFIG, PROXY_CONNECTION};
 
 /// The provider config every connection belongs to, and its template in the providers file.
 const CONFIG_KEY: &str = "bench";
@@ -219,7 +219,8 @@ async fn run(plan: &Plan) -> Result<Report> {
     std::fs::write(
         &providers_file,
         format!(
-            "{PROVIDER}:\n  auth_mode: OAUTH2\n  authorization_url: {url}/authorize\n  token_url: {url}/token\n",
+            "{PROVIDER}:\n  auth_mode: OAUTH2\n  authorization_url: {url}/authorize\n  token_url: {url}/token\n\
+             {PROXY_CONFIG}:\n  auth_mode: API_KEY\n  base_api_url: {url}/api\n  api_key:\n    header: X-Api-Key\n",
             url = provider.url
         ),
     )?;
@@ -414,6 +415,7 @@ async fn load_backend(
         concurrency,
         seconds,
         database: database.as_deref(),
+        url: None,
     };
     let dir = ctx.run_dir.path();
     for (endpoint, target) in [
@@ -447,14 +449,48 @@ async fn load_backend(
         }
     }
 
+    // What the proxy adds: the same small GET to the fake API directly and through /proxy.
     if backend == "sqlite" {
-        for pair in plan.sizes.windows(2) {
-            let (stored, size) = (pair[0], pair[1]);
-            seed_hot(&seeder, backend, stored + 1..=size, far_future, report).await?;
-            for (endpoint, target) in [
-                (Endpoint::Connection, server),
-                (Endpoint::ConnectionUncached, &uncached),
-            ] {
+        create_proxy_connection(ctx, server).await?;
+        for &c in &plan.concurrencies {
+            for endpoint in [Endpoint::ProxyDirect, Endpoint::Proxy] {
+                let load = Load {
+                    url: (endpoint == Endpoint::ProxyDirect).then_some(ctx.provider.url.as_str()),
+                    ..measure(endpoint, matrix_size, c, plan.seconds)
+                };
+                let run =
+                    wrk::run(server, &ctx.secret_key, dir, ctx.ticks_per_second, &load).await?;
+                eprintln!(
+                    "  c={c:<3} {:<36} {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  {} errors",
+                    endpoint.label(),
+                    run.requests_per_second,
+                    run.p50_ms,
+                    run.p99_ms,
+                    run.wrk.status_errors + run.wrk.socket_errors()
+                );
+                report.load.push(run);
+            }
+        }
+    }
+
+    if backend == "sqlite" && plan.sizes.len() > 1 {
+        // The matrix measured the first size at c=16, but for the hot set, which at the first
+        // size is every stored connection: its baseline.
+        for (index, size) in plan.sizes.iter().copied().enumerate() {
+            if index > 0 {
+                let stored = plan.sizes[index - 1];
+                seed_hot(&seeder, backend, stored + 1..=size, far_future, report).await?;
+            }
+            let endpoints: &[(Endpoint, &Server)] = if index == 0 {
+                &[(Endpoint::ConnectionHotSet, server)]
+            } else {
+                &[
+                    (Endpoint::Connection, server),
+                    (Endpoint::ConnectionHotSet, server),
+                    (Endpoint::ConnectionUncached, &uncached),
+                ]
+            };
+            for &(endpoint, target) in endpoints {
                 let warm_up = measure(endpoint, size, 16, plan.warmup_seconds);
                 wrk::run(target, &ctx.secret_key, dir, ctx.ticks_per_second, &warm_up).await?;
                 let load = measure(endpoint, size, 16, plan.seconds);
@@ -578,6 +614,35 @@ async fn create_config(ctx: &Shared, server: &Server) -> Result<()> {
     let status = response.status();
     if !status.is_success() {
         bail!("POST /config answered {status}: {}", response.text().await?);
+    }
+    Ok(())
+}
+
+/// The API-key config and connection of the proxy runs.
+async fn create_proxy_connection(ctx: &Shared, server: &Server) -> Result<()> {
+    for (path, body) in [
+        (
+            "/config",
+            json!({"provider_config_key": PROXY_CONFIG, "provider": PROXY_CONFIG,
+                   "oauth_client_id": "", "oauth_client_secret": "", "oauth_scopes": ""}),
+        ),
+        (
+            "/connection",
+            json!({"provider_config_key": PROXY_CONFIG, "connection_id": PROXY_CONNECTION,
+                   "api_key": fake_provider::API_KEY}),
+        ),
+    ] {
+        let response = ctx
+            .http
+            .post(format!("{}{path}", server.url))
+            .basic_auth(&ctx.secret_key, Some(""))
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("POST {path} answered {status}: {}", response.text().await?);
+        }
     }
     Ok(())
 }

@@ -287,13 +287,67 @@ impl Report {
             }
         }
 
-        // Scaling with stored connections (SQLite; every size at c=16), through the read cache
-        // (uniform picks over all stored connections: past the cache's size most are misses)
-        // and without it (the store's own lookup).
+        // The proxy: the same small GET to the fake API directly and through /proxy, in the
+        // same run. The fake API runs in the bench process, so the server CPU of a proxied run
+        // is the proxy's own.
+        for &c in concurrencies {
+            let direct = self.find("sqlite", Endpoint::ProxyDirect, None, c);
+            let proxied = self.find("sqlite", Endpoint::Proxy, None, c);
+            let (Some(direct), Some(proxied)) = (direct, proxied) else {
+                continue;
+            };
+            let section = "Proxy overhead (sqlite, an API-key connection, fake API on loopback)";
+            for run in [direct, proxied] {
+                figures.push(Figure {
+                    section: section.into(),
+                    name: format!("c={c:<3} {}", run.endpoint.label()),
+                    value: describe_run(run),
+                    numbers: run_numbers(run),
+                    target: None,
+                    result: None,
+                });
+            }
+            let added_p50 = proxied.p50_ms - direct.p50_ms;
+            let added_p99 = proxied.p99_ms - direct.p99_ms;
+            let ratio = if direct.requests_per_second > 0.0 {
+                proxied.requests_per_second / direct.requests_per_second
+            } else {
+                0.0
+            };
+            figures.push(Figure {
+                section: section.into(),
+                name: format!("c={c:<3} added by the proxy"),
+                value: format!(
+                    "p50 +{added_p50:.2} ms  p99 +{added_p99:.2} ms  throughput x{ratio:.2}"
+                ),
+                numbers: numbers(json!({
+                    "added_p50_ms": added_p50,
+                    "added_p99_ms": added_p99,
+                    "throughput_ratio": ratio,
+                })),
+                target: None,
+                result: None,
+            });
+        }
+
+        // Scaling with stored connections (SQLite; every size at c=16). The target applies where
+        // the number stored is the only change between sizes: a fixed working set through the
+        // read cache, and the store's own lookup (cache off). Uniform picks over all stored
+        // connections through the cache also grow the working set past the cache's size, so
+        // most become misses: shown, not judged.
         if sizes.len() > 1 {
-            for (endpoint, what) in [
-                (Endpoint::Connection, "default cache"),
-                (Endpoint::ConnectionUncached, "cache off"),
+            for (endpoint, what, judged) in [
+                (
+                    Endpoint::ConnectionHotSet,
+                    "default cache, 1k hot set",
+                    true,
+                ),
+                (
+                    Endpoint::ConnectionUncached,
+                    "cache off, uniform picks",
+                    true,
+                ),
+                (Endpoint::Connection, "default cache, uniform picks", false),
             ] {
                 let section = format!("Hot path vs stored connections (sqlite, c=16, {what})");
                 let runs: Vec<&LoadRun> = sizes
@@ -331,8 +385,12 @@ impl Report {
                         name: format!("{what} latency ratio {label}"),
                         value: format!("{ratio:.2}"),
                         numbers: numbers(json!({"ratio": ratio})),
-                        target: Some(format!("<= {:.1}", TARGETS.max_scaling_ratio)),
-                        result: pass(ratio <= TARGETS.max_scaling_ratio),
+                        target: judged.then(|| format!("<= {:.1}", TARGETS.max_scaling_ratio)),
+                        result: if judged {
+                            pass(ratio <= TARGETS.max_scaling_ratio)
+                        } else {
+                            None
+                        },
                     });
                 }
             }
