@@ -1,12 +1,12 @@
 //! The built-in provider catalog as data: every entry loads through the public API, is
-//! documented, declares a strict pattern for each URL placeholder, and the catalog covers at least
-//! 250 distinct OAuth servers.
+//! documented, declares a strict pattern for each URL placeholder, gives its API base URL where it
+//! can, and the catalog covers at least 250 distinct OAuth servers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed test should panic
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use nango_server::providers::{AuthMode, Catalog, ProviderTemplate, BUILTIN_CATALOG};
+use nango_server::providers::{api_base_url, AuthMode, Catalog, ProviderTemplate, BUILTIN_CATALOG};
 
 /// The category vocabulary listed in the header comment of providers.yaml.
 const CATEGORIES: &[&str] = &[
@@ -71,7 +71,16 @@ fn filled(url: &str) -> String {
     out
 }
 
-/// Every URL field of a template, by field name.
+/// `field` when `base_api_url` is `${metadata.<field>}` (a URL the token response gives).
+fn metadata_base(t: &ProviderTemplate) -> Option<&str> {
+    t.base_api_url
+        .as_deref()?
+        .strip_prefix("${metadata.")?
+        .strip_suffix('}')
+}
+
+/// Every URL field of a template, by field name (a `${metadata.<field>}` base_api_url is not a
+/// URL template and is left out).
 fn urls(t: &ProviderTemplate) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     if !t.authorization_url.is_empty() {
@@ -88,6 +97,13 @@ fn urls(t: &ProviderTemplate) -> Vec<(&'static str, String)> {
     }
     if let Some(u) = &t.docs {
         out.push(("docs", u.clone()));
+    }
+    if let Some(u) = t
+        .base_api_url
+        .as_ref()
+        .filter(|_| metadata_base(t).is_none())
+    {
+        out.push(("base_api_url", u.clone()));
     }
     out
 }
@@ -142,11 +158,8 @@ fn urls_are_https_and_well_formed() {
                 parsed.fragment().is_none() || field == "docs",
                 "{name}.{field}: fragment"
             );
-            if field == "authorization_url" {
-                assert!(
-                    parsed.query().is_none(),
-                    "{name}: query string in authorization_url"
-                );
+            if field == "authorization_url" || field == "base_api_url" {
+                assert!(parsed.query().is_none(), "{name}: query string in {field}");
             }
             if field == "docs" {
                 assert!(
@@ -156,6 +169,75 @@ fn urls_are_https_and_well_formed() {
             }
         }
     }
+}
+
+#[test]
+fn base_api_urls_are_https_once_filled() {
+    let catalog = catalog();
+    let mut with_base = 0;
+    for (name, t) in catalog.iter() {
+        let Some(base) = &t.base_api_url else {
+            continue;
+        };
+        with_base += 1;
+        if let Some(field) = metadata_base(t) {
+            assert!(
+                t.token_response_metadata.iter().any(|f| f == field),
+                "{name}: base_api_url {base} names no token_response_metadata field"
+            );
+            // What the proxy does with a stored value, with a value of the documented shape.
+            let mut metadata = serde_json::Map::new();
+            metadata.insert(field.to_string(), "https://sample.example.com".into());
+            let url = api_base_url(t, &serde_json::Map::new(), &metadata)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(url.scheme(), "https", "{name}");
+            continue;
+        }
+        // Each placeholder filled with a sample host label, through the proxy's own function.
+        let mut config = serde_json::Map::new();
+        for placeholder in placeholders(base) {
+            config.insert(placeholder, "sample".into());
+        }
+        let url = api_base_url(t, &config, &serde_json::Map::new())
+            .unwrap_or_else(|e| panic!("{name}: {base}: {e}"));
+        assert_eq!(url.scheme(), "https", "{name}: {base}");
+        assert!(
+            url.host_str()
+                .is_some_and(|h| h.contains('.') || h == "sample"),
+            "{name}: {base}"
+        );
+        assert!(
+            url.username().is_empty() && url.password().is_none(),
+            "{name}: {base}"
+        );
+        assert!(
+            url.query().is_none() && url.fragment().is_none(),
+            "{name}: {base}"
+        );
+    }
+    println!(
+        "built-in catalog: {with_base} of {} providers have a base_api_url",
+        catalog.len()
+    );
+    // The providers the proxy work was checked against keep theirs.
+    for (name, expected) in [
+        ("github", "https://api.github.com"),
+        ("notion", "https://api.notion.com"),
+        ("slack", "https://slack.com/api"),
+        ("salesforce", "${metadata.instance_url}"),
+        (
+            "shopify",
+            "https://${connectionConfig.params.subdomain}.myshopify.com",
+        ),
+        (
+            "zendesk",
+            "https://${connectionConfig.params.subdomain}.zendesk.com",
+        ),
+    ] {
+        let t = catalog.get(name).unwrap();
+        assert_eq!(t.base_api_url.as_deref(), Some(expected), "{name}");
+    }
+    assert!(with_base * 10 >= catalog.len() * 9, "{with_base}");
 }
 
 #[test]
@@ -199,6 +281,17 @@ fn placeholders_are_declared_used_and_strictly_patterned() {
                     "{name}.{field}: {param} is not declared in connection_config"
                 );
                 used.insert(param.to_string());
+            }
+        }
+        for (header, value) in t.proxy.headers.iter().chain(&t.proxy.query) {
+            for placeholder in placeholders(value) {
+                if let Some(param) = placeholder.strip_prefix(PREFIX) {
+                    assert!(
+                        t.connection_config.contains_key(param),
+                        "{name}.proxy.{header}: {param} is not declared in connection_config"
+                    );
+                    used.insert(param.to_string());
+                }
             }
         }
         for (param, spec) in &t.connection_config {
@@ -364,6 +457,10 @@ fn render_providers(catalog: &Catalog) -> String {
         out,
         "**Connection config** lists the values a connection must supply when its flow starts, because the\n\
          provider's URLs contain them (the frontend SDK's `params`, e.g. `{{subdomain: 'acme'}}`).\n\
+         **API base URL** is the template's `base_api_url`, where the proxy (`/proxy/<path>`) sends a\n\
+         connection's API calls: `${{connectionConfig.params.<name>}}` is filled from the connection\n\
+         config and `${{metadata.<field>}}` is a URL the provider's token response gave. A provider\n\
+         without one cannot be proxied until an operator file adds it.\n\
          Providers marked in **Quirks** do something the template fields cannot express: they may need\n\
          an operator override or provider-specific handling to work end to end ([below](#quirks)).\n"
     )
@@ -393,10 +490,10 @@ fn render_providers(catalog: &Catalog) -> String {
     writeln!(out, "## All providers\n").expect(w);
     writeln!(
         out,
-        "| Name | Display name | Auth mode | Categories | Connection config | Quirks | Docs |"
+        "| Name | Display name | Auth mode | Categories | Connection config | API base URL | Quirks | Docs |"
     )
     .expect(w);
-    writeln!(out, "|---|---|---|---|---|---|---|").expect(w);
+    writeln!(out, "|---|---|---|---|---|---|---|---|").expect(w);
     for (name, t) in catalog.iter() {
         let params: Vec<String> = t
             .connection_config
@@ -411,9 +508,14 @@ fn render_providers(catalog: &Catalog) -> String {
             .as_deref()
             .map(|url| format!("[docs](<{}>)", url.replace('>', "%3E")))
             .unwrap_or_default();
+        let base = t
+            .base_api_url
+            .as_deref()
+            .map(|url| format!("`{}`", cell(url)))
+            .unwrap_or_default();
         writeln!(
             out,
-            "| `{name}` | {} | `{}` | {} | {} | {} | {docs} |",
+            "| `{name}` | {} | `{}` | {} | {} | {base} | {} | {docs} |",
             cell(t.display_name.as_deref().unwrap_or_default()),
             t.auth_mode.as_str(),
             cell(&t.categories.join(", ")),

@@ -1,12 +1,18 @@
-//! The provider catalog: typed templates saying how each provider does OAuth, loaded from the
-//! built-in `providers.yaml` and an optional operator file, plus URL placeholder interpolation.
+//! The provider catalog: typed templates saying how each provider does OAuth (and where its API
+//! is, for the proxy), loaded from the built-in `providers.yaml` and an optional operator file,
+//! plus URL placeholder interpolation.
 //!
 //! Provider quirks are data in the YAML so that the flow code can follow templates instead of
 //! naming providers.
 
 mod interpolate;
+mod proxy;
 
 pub use interpolate::{interpolate_url, InterpolationError};
+pub use proxy::{
+    api_base_url, fill_proxy_value, mentions_access_token, ProxyScheme, ProxyUrlError,
+    ProxyValueError, RetryHeaders,
+};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -305,6 +311,15 @@ pub struct ProviderTemplate {
     /// BASIC: how the username and password are checked.
     #[serde(default)]
     pub basic: Option<BasicScheme>,
+    /// Base URL of the provider's REST API, for the proxy: https, with
+    /// `${connectionConfig.params.<name>}` placeholders like the OAuth URLs, or exactly
+    /// `${metadata.<field>}` for a `token_response_metadata` field holding the whole URL
+    /// (Salesforce's `${metadata.instance_url}`). Default: none (the provider cannot be proxied).
+    #[serde(default)]
+    pub base_api_url: Option<String>,
+    /// Extra headers and query parameters of every proxied request, and the rate-limit headers.
+    #[serde(default)]
+    pub proxy: ProxyScheme,
 }
 
 /// One value a connection supplies for a template's placeholders.
@@ -411,6 +426,8 @@ impl ProviderTemplate {
         if let Some(docs) = &self.docs {
             check_url(provider, "docs", docs, false)?;
         }
+        self.check_base_api_url(provider, allow_http)?;
+        self.check_proxy(provider)?;
         for (name, field) in &self.connection_config {
             if let Some(pattern) = &field.pattern {
                 if let Err(e) = regex::Regex::new(pattern) {
@@ -443,13 +460,13 @@ impl ProviderTemplate {
 }
 
 /// A template URL must be absolute https (or http where allowed) with a host, once its
-/// placeholders are filled with any safe value.
+/// placeholders are filled with any safe value; that filled-in sample is returned.
 fn check_url(
     provider: &str,
     field: &'static str,
     url: &str,
     allow_http: bool,
-) -> Result<(), CatalogError> {
+) -> Result<Url, CatalogError> {
     let invalid = |reason: String| CatalogError::InvalidUrl {
         provider: provider.to_string(),
         field,
@@ -475,7 +492,7 @@ fn check_url(
     if !scheme_ok || parsed.host_str().is_none_or(str::is_empty) {
         return Err(invalid(format!("must be {wanted}")));
     }
-    Ok(())
+    Ok(parsed)
 }
 
 /// Why the catalog could not be loaded. Every message names the provider (and field) or file at
@@ -525,6 +542,13 @@ pub enum CatalogError {
     RequiredForOAuth1 {
         provider: String,
         field: &'static str,
+    },
+    /// A `proxy` header, query parameter or retry header the proxy could not send or read.
+    #[error("provider '{provider}': {field} {reason}")]
+    InvalidProxy {
+        provider: String,
+        field: String,
+        reason: String,
     },
 }
 
@@ -968,9 +992,9 @@ mod tests {
         );
         assert!(message.ends_with("at line 5 column 3"), "{message}");
         // Later-era Nango fields we do not model are unknown too, not silently ignored.
-        let message = error(&x_with(&["  proxy: {}"]));
+        let message = error(&x_with(&["  webhook_routing_script: x"]));
         assert!(
-            message.starts_with("provider 'x': unknown field `proxy`"),
+            message.starts_with("provider 'x': unknown field `webhook_routing_script`"),
             "{message}"
         );
         let message = error(&x_with(&[
@@ -1281,5 +1305,75 @@ mod tests {
             interpolate_url(&shopify.token_url, &config).unwrap(),
             "https://acme.myshopify.com/admin/oauth/access_token"
         );
+        let base = api_base_url(&shopify, &config, &serde_json::Map::new()).unwrap();
+        assert_eq!(base.as_str(), "https://acme.myshopify.com/");
+        // Shopify's Admin API takes the token in its own header, not as a Bearer token.
+        assert!(mentions_access_token(&shopify.proxy));
+    }
+
+    #[test]
+    fn builtin_proxy_fields() {
+        let catalog = builtin();
+
+        let github = template(&catalog, "github");
+        assert_eq!(
+            github.base_api_url.as_deref(),
+            Some("https://api.github.com")
+        );
+        assert_eq!(
+            github.proxy.headers.get("Accept").map(String::as_str),
+            Some("application/vnd.github+json")
+        );
+        assert_eq!(github.proxy.retry.at.as_deref(), Some("x-ratelimit-reset"));
+        assert!(!mentions_access_token(&github.proxy));
+
+        let notion = template(&catalog, "notion");
+        assert_eq!(
+            notion.proxy.headers,
+            params(&[("Notion-Version", "2022-06-28")])
+        );
+        assert_eq!(notion.proxy.retry.after.as_deref(), Some("retry-after"));
+        for name in ["okta", "okta-preview"] {
+            let t = template(&catalog, name);
+            assert_eq!(
+                t.proxy.retry.at.as_deref(),
+                Some("x-rate-limit-reset"),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            template(&catalog, "intercom").proxy.retry.at.as_deref(),
+            Some("x-ratelimit-reset")
+        );
+        for name in ["zendesk", "microsoft", "slack", "xero"] {
+            let t = template(&catalog, name);
+            assert_eq!(
+                t.proxy.retry.after.as_deref(),
+                Some("retry-after"),
+                "{name}"
+            );
+        }
+
+        let salesforce = template(&catalog, "salesforce");
+        assert_eq!(
+            salesforce.base_api_url.as_deref(),
+            Some("${metadata.instance_url}")
+        );
+        let mut metadata = serde_json::Map::new();
+        metadata.insert(
+            "instance_url".to_string(),
+            serde_json::Value::String("https://na1.salesforce.com".to_string()),
+        );
+        let base = api_base_url(&salesforce, &serde_json::Map::new(), &metadata).unwrap();
+        assert_eq!(base.as_str(), "https://na1.salesforce.com/");
+
+        // The OAuth1 consumer key Trello wants as `key` is no placeholder, so it has no proxy
+        // query; its base URL is still known.
+        let trello = template(&catalog, "trello");
+        assert_eq!(
+            trello.base_api_url.as_deref(),
+            Some("https://api.trello.com")
+        );
+        assert!(trello.proxy.is_empty());
     }
 }
