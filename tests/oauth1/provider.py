@@ -14,6 +14,9 @@ Routes (every token endpoint accepts GET, POST and PUT):
   /authorize          approves: 302 to the stored callback + oauth_token + oauth_verifier;
                       with decision=deny: 302 to the callback + denied=<token> (Twitter's way)
   /access_token       oauthlib AccessTokenEndpoint; the answer carries user_id and screen_name
+  /api/...            any method: a protected resource (oauthlib ResourceEndpoint) that checks
+                      the signature of a call made with an access token (the proxy's calls);
+                      answers 200 with what it verified, or 401
   /_log               GET: JSON list of what each endpoint received (for assertions)
 
 Clients (consumer key -> secret):
@@ -37,6 +40,7 @@ from oauthlib.oauth1 import (
     AuthorizationEndpoint,
     RequestTokenEndpoint,
     RequestValidator,
+    ResourceEndpoint,
 )
 from oauthlib.oauth1.rfc5849 import errors, utils
 
@@ -174,6 +178,19 @@ class Validator(RequestValidator):
         with STORE.lock:
             STORE.request_tokens.pop(request_token, None)
 
+    def validate_access_token(self, client_key, token, request):
+        with STORE.lock:
+            entry = STORE.access_tokens.get(token)
+        return entry is not None and entry["client"] == client_key
+
+    def validate_realms(self, client_key, token, request, uri=None, realms=None):
+        return True
+
+    def get_access_token_secret(self, client_key, token, request):
+        with STORE.lock:
+            entry = STORE.access_tokens.get(token)
+        return entry["secret"] if entry else "dummy-access-token-secret"
+
     def save_access_token(self, token, request):
         with STORE.lock:
             STORE.access_tokens[token["oauth_token"]] = {
@@ -215,6 +232,7 @@ VALIDATOR = Validator()
 REQUEST_TOKEN = ReportingRequestTokenEndpoint(VALIDATOR)
 AUTHORIZATION = AuthorizationEndpoint(VALIDATOR)
 ACCESS_TOKEN = ReportingAccessTokenEndpoint(VALIDATOR)
+RESOURCE = ResourceEndpoint(VALIDATOR)
 ENDPOINT_LOCK = threading.Lock()
 
 
@@ -233,6 +251,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_PUT(self):
         self.dispatch("PUT")
 
+    def do_PATCH(self):
+        self.dispatch("PATCH")
+
+    def do_DELETE(self):
+        self.dispatch("DELETE")
+
     def dispatch(self, method):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8") if length else ""
@@ -250,6 +274,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.token_endpoint("access_token", ACCESS_TOKEN.create_access_token_response,
                                     ACCESS_TOKEN, method, uri, body, headers,
                                     credentials={"user_id": "42", "screen_name": "ada"})
+            elif path.startswith("/api/"):
+                self.resource(method, uri, body, headers)
             elif path == "/authorize" and method == "GET":
                 self.authorize(uri)
             elif path == "/_log" and method == "GET":
@@ -297,6 +323,27 @@ class Handler(BaseHTTPRequestHandler):
             entry["response"] = dict(parse_qsl(resp_body, keep_blank_values=True))
         self.record(entry)
         self.reply(status, resp_headers.get("Content-Type", "text/plain"), resp_body or "")
+
+    def resource(self, method, uri, body, headers):
+        with ENDPOINT_LOCK:
+            valid, request = RESOURCE.validate_protected_resource_request(
+                uri, http_method=method, body=body, headers=headers)
+            log = dict(request.validator_log)
+        content_type = headers.get("Content-Type", "")
+        form = parse_qsl(body, keep_blank_values=True) if "x-www-form-urlencoded" in content_type else []
+        entry = {
+            "endpoint": "api",
+            "method": method,
+            "path": urlsplit(uri).path,
+            "query": parse_qsl(urlsplit(uri).query, keep_blank_values=True),
+            "form": form,
+            "body": body,
+            "valid": valid,
+            "checks": log,
+            "token": request.resource_owner_key,
+        }
+        self.record(entry)
+        self.reply(200 if valid else 401, "application/json", json.dumps(entry))
 
     def authorize(self, uri):
         query = dict(parse_qsl(urlsplit(uri).query, keep_blank_values=True))

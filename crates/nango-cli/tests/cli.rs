@@ -1228,3 +1228,136 @@ fn completions_are_printed_for_every_shell() {
     let run = Run::from_output(&args, nango_command().args(args).output().expect("run"));
     assert!(matches!(run.code, Some(c) if c != 0), "{}", run.context());
 }
+
+/// One HTTP/1.1 exchange over a new connection: the status and the body.
+fn http(
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let address = host.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).expect("connect to the server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A provider API that answers every request with `status` (and records nothing).
+fn fake_api(status: u16) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+            let mut buffer = [0u8; 8192];
+            let _ = stream.read(&mut buffer);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+            );
+        }
+    });
+    format!("http://{address}")
+}
+
+#[test]
+fn proxied_calls_leave_no_credential_in_the_logs_even_at_trace_level() {
+    const API_KEY: &str = "sk-leakcheck-8c1f0a";
+    const PASSWORD: &str = "pw-leakcheck-77d2";
+    let refusing = fake_api(401);
+    let failing = fake_api(503);
+    let closed = unused_port();
+    let yaml = format!(
+        "key-refused:\n  auth_mode: API_KEY\n  base_api_url: \"{refusing}/v1\"\n  api_key:\n    query: api_key\n\
+         key-failing:\n  auth_mode: API_KEY\n  base_api_url: \"{failing}/v1\"\n  api_key:\n    header: X-Api-Key\n\
+         key-closed:\n  auth_mode: API_KEY\n  base_api_url: \"http://127.0.0.1:{closed}/v1\"\n  api_key:\n    query: api_key\n\
+         basic-refused:\n  auth_mode: BASIC\n  base_api_url: \"{refusing}/v1\"\n"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("providers.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let server = Server::start_in(
+        dir,
+        &[
+            ("NANGO_PROVIDERS_FILE".into(), file.display().to_string()),
+            ("LOG_LEVEL".into(), "trace".into()),
+        ],
+    );
+    let json = [("Content-Type", "application/json")];
+    for provider in ["key-refused", "key-failing", "key-closed", "basic-refused"] {
+        let config = format!(
+            r#"{{"provider_config_key":"{provider}","provider":"{provider}","oauth_client_id":"","oauth_client_secret":"","oauth_scopes":""}}"#
+        );
+        let (status, body) = http(&server.host, "POST", "/config", &json, &config);
+        assert_eq!(status, 200, "{body}");
+        let credentials = if provider.starts_with("basic") {
+            format!(r#""username":"ada","password":"{PASSWORD}""#)
+        } else {
+            format!(r#""api_key":"{API_KEY}""#)
+        };
+        let connection =
+            format!(r#"{{"provider_config_key":"{provider}","connection_id":"u1",{credentials}}}"#);
+        let (status, body) = http(&server.host, "POST", "/connection", &json, &connection);
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = http(
+            &server.host,
+            "GET",
+            "/proxy/items?page=2",
+            &[
+                ("Connection-Id", "u1"),
+                ("Provider-Config-Key", provider),
+                ("Retries", "1"),
+            ],
+            "",
+        );
+        let expected = match provider {
+            "key-refused" | "basic-refused" => 401,
+            "key-failing" => 503,
+            _ => 502,
+        };
+        assert_eq!(status, expected, "{provider}: {body}");
+        assert!(
+            !body.contains(API_KEY) && !body.contains(PASSWORD),
+            "{provider}: {body}"
+        );
+    }
+    let log = server.log();
+    assert!(
+        log.contains("/proxy/items"),
+        "the log has the proxied requests:\n{log}"
+    );
+    assert!(!log.contains(API_KEY), "the API key is in the log:\n{log}");
+    assert!(
+        !log.contains(PASSWORD),
+        "the password is in the log:\n{log}"
+    );
+    assert!(
+        !log.contains("page=2"),
+        "a proxied query is in the log:\n{log}"
+    );
+}

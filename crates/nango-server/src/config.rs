@@ -85,6 +85,16 @@ pub struct ServeArgs {
     #[arg(long, env = "NANGO_CONNECTION_CACHE_SIZE", default_value_t = 10_000)]
     pub connection_cache_size: usize,
 
+    /// Retries of a proxied GET, HEAD, OPTIONS, PUT or DELETE after a 429 or 5xx when the call
+    /// sends no `Retries` header (POST and PATCH are never retried unless it asks)
+    #[arg(long, env = "NANGO_PROXY_RETRIES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub proxy_retries: u32,
+
+    /// Longest wait, in seconds, before a proxied call is retried; a provider asking for more
+    /// (Retry-After, rate-limit reset) gets its answer passed back at once instead
+    #[arg(long, env = "NANGO_PROXY_MAX_RETRY_WAIT", default_value_t = 30)]
+    pub proxy_max_retry_wait: u64,
+
     /// Log lines as text for a person, or as one JSON object per line (with the request id)
     #[arg(long, env = "NANGO_LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text)]
     pub log_format: crate::logging::LogFormat,
@@ -160,6 +170,10 @@ pub struct Settings {
     pub refresh_concurrency: usize,
     /// Connections the hot path keeps decrypted in memory (0: none).
     pub connection_cache_size: usize,
+    /// Retries of an idempotent proxied call after a 429 or 5xx, unless it says otherwise.
+    pub proxy_retries: u32,
+    /// Longest wait before a proxied call is retried.
+    pub proxy_max_retry_wait: Duration,
     pub log_format: crate::logging::LogFormat,
 }
 
@@ -197,6 +211,8 @@ impl Settings {
             idle_refresh_age: Duration::from_secs(24 * 3600),
             refresh_concurrency: 64,
             connection_cache_size: 10_000,
+            proxy_retries: 2,
+            proxy_max_retry_wait: Duration::from_secs(30),
             log_format: crate::logging::LogFormat::Text,
         }
     }
@@ -325,6 +341,8 @@ impl Settings {
             public_rate_limit_per_minute: args.public_rate_limit,
             refresh_concurrency: args.refresh_concurrency as usize,
             connection_cache_size: args.connection_cache_size,
+            proxy_retries: args.proxy_retries,
+            proxy_max_retry_wait: Duration::from_secs(args.proxy_max_retry_wait),
             log_format: args.log_format,
             listen: SocketAddr::new(bind, port),
             server_url,

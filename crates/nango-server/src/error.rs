@@ -73,6 +73,17 @@ pub enum ApiError {
     /// token, OAuth 1, an API key or a username and password.
     #[error("These credentials cannot be refreshed: they have no refresh token (OAuth 1 tokens, API keys and passwords never do). The stored credentials are unchanged; re-authorize the connection to get new ones.")]
     NotRefreshable,
+    /// A header the route needs (the proxy's `Connection-Id`, `Provider-Config-Key`).
+    #[error("Missing header '{name}'.")]
+    MissingHeader { name: &'static str },
+    /// The proxy cannot make the provider's URL or credentials for this connection (no
+    /// `base_api_url`, a missing connection config value, a template that cannot sign).
+    #[error("{0}")]
+    ProxyTarget(String),
+    /// The provider's API could not be reached while proxying (never says the URL: an API key
+    /// may be in its query).
+    #[error("The provider's API could not be reached ({0}).")]
+    ProxyUnreachable(String),
     #[error("An unhandled error has occured.")]
     Internal(String),
 }
@@ -84,7 +95,9 @@ impl ApiError {
             MissingAuthorization | InvalidSecretKey | ConnectSession(_) => StatusCode::UNAUTHORIZED,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             RouteNotFound { .. } | UnknownProvider => StatusCode::NOT_FOUND,
-            RefreshUnavailable { .. } | ProviderUnavailable { .. } => StatusCode::BAD_GATEWAY,
+            RefreshUnavailable { .. } | ProviderUnavailable { .. } | ProxyUnreachable(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -119,6 +132,9 @@ impl ApiError {
             WrongAuthMode { .. } => "auth_mode_err",
             ClientCredentialsRejected { .. } => "client_credentials_rejected",
             ProviderUnavailable { .. } => "provider_unavailable",
+            MissingHeader { .. } => "missing_header",
+            ProxyTarget(_) => "proxy_target",
+            ProxyUnreachable(_) => "provider_unreachable",
             Internal(_) => "server_error",
         }
     }

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod metrics;
 pub mod oauth;
 pub mod providers;
+pub mod proxy;
 pub mod secret;
 pub mod store;
 pub mod webhooks;
@@ -137,6 +138,7 @@ fn rest_api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) 
         .merge(api::webhook_deliveries::routes())
         .split_for_parts();
     document.merge(secured_document);
+    document.merge(proxy::ProxyDoc::openapi());
     (public, secured, document)
 }
 
@@ -148,10 +150,18 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 /// All routes, with open CORS (as Nango had) and the body limit.
 pub fn router(state: AppState) -> Router {
     let (public, secured, _) = rest_api();
-    let secured = secured.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        api::require_secret_key,
-    ));
+    let require_secret_key = middleware::from_fn_with_state(state.clone(), api::require_secret_key);
+    let secured = secured.route_layer(require_secret_key.clone());
+    let timeout = tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::GATEWAY_TIMEOUT,
+        state.settings.request_timeout,
+    );
+    // The proxy passes the provider's answers through as they are: no CORS (which would answer
+    // every OPTIONS itself; the secret key has no business in a browser anyway), no security
+    // headers of ours, no body limit (bodies are streamed).
+    let proxy = proxy::routes()
+        .route_layer(require_secret_key)
+        .layer(timeout);
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([
@@ -170,10 +180,7 @@ pub fn router(state: AppState) -> Router {
         .merge(secured)
         .fallback(api::route_not_found)
         .layer(DefaultBodyLimit::max(api::BODY_LIMIT_BYTES))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::GATEWAY_TIMEOUT,
-            state.settings.request_timeout,
-        ))
+        .layer(timeout)
         .layer(middleware::from_fn_with_state(
             state.public_rate_limit.clone(),
             api::guard::rate_limit_public,
@@ -184,6 +191,7 @@ pub fn router(state: AppState) -> Router {
             oauth::notify::upgrade_websockets,
         ))
         .layer(cors)
+        .merge(proxy)
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             observe_request,

@@ -284,6 +284,47 @@ impl Signer {
             url.set_query(Some(&encode_pairs(&query)));
         }
 
+        let mut signed: Vec<(String, String)> = query;
+        if body.is_some() {
+            signed.extend(call.params.iter().cloned());
+        }
+        let protocol = call
+            .protocol
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()));
+        let authorization = self.authorization(
+            method_name(call.method),
+            &bare,
+            signed,
+            protocol,
+            call.token_secret,
+            nonce,
+            timestamp,
+        )?;
+        Ok(SignedRequest {
+            method: call.method,
+            url,
+            authorization,
+            body,
+        })
+    }
+}
+
+impl Signer {
+    /// The `Authorization: OAuth ...` value of a request: the common protocol parameters plus
+    /// `protocol`, signed over `method`, `url` (whose query, if any, is signed too) and the other
+    /// decoded `params` (query and form body).
+    #[allow(clippy::too_many_arguments)]
+    fn authorization(
+        &self,
+        method: &str,
+        url: &Url,
+        mut params: Vec<(String, String)>,
+        extra: impl IntoIterator<Item = (String, String)>,
+        token_secret: &str,
+        nonce: &str,
+        timestamp: &str,
+    ) -> Result<String, OAuth1Error> {
         let mut protocol: Vec<(String, String)> = vec![
             ("oauth_consumer_key".into(), self.consumer_key.clone()),
             ("oauth_nonce".into(), nonce.into()),
@@ -293,36 +334,44 @@ impl Signer {
             // refuse.
             ("oauth_version".into(), "1.0".into()),
         ];
-        protocol.extend(
-            call.protocol
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone())),
-        );
+        protocol.extend(extra);
         protocol.sort();
-
-        let mut signed: Vec<(String, String)> = query;
-        if body.is_some() {
-            signed.extend(call.params.iter().cloned());
-        }
-        signed.extend(protocol.iter().cloned());
-        let base = signature_base_string(method_name(call.method), &bare, &signed);
-        let signature = self.sign(&base, call.token_secret)?;
+        params.extend(protocol.iter().cloned());
+        let base = signature_base_string(method, url, &params);
+        let signature = self.sign(&base, token_secret)?;
         protocol.push(("oauth_signature".into(), signature));
-
-        let authorization = format!(
+        Ok(format!(
             "OAuth {}",
             protocol
                 .iter()
                 .map(|(k, v)| format!("{}=\"{}\"", percent_encode(k), percent_encode(v)))
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
-        Ok(SignedRequest {
-            method: call.method,
-            url,
-            authorization,
-            body,
-        })
+        ))
+    }
+
+    /// The `Authorization` value of a call to the provider's API with the user's token
+    /// (RFC 5849 §3.1): signs the method, the URL with its query and, for a form-encoded body,
+    /// its decoded parameters.
+    pub fn authorize_api_call(
+        &self,
+        method: &str,
+        url: &Url,
+        form_params: Vec<(String, String)>,
+        token: &str,
+        token_secret: &str,
+    ) -> Result<String, OAuth1Error> {
+        let mut bare = url.clone();
+        bare.set_fragment(None);
+        self.authorization(
+            method,
+            &bare,
+            form_params,
+            [("oauth_token".to_string(), token.to_string())],
+            token_secret,
+            &new_nonce()?,
+            &Utc::now().timestamp().to_string(),
+        )
     }
 }
 

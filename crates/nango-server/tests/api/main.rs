@@ -23,6 +23,7 @@ mod oauth1;
 mod oauth_flow;
 mod openapi;
 mod providers;
+mod proxy;
 mod quirks;
 mod redirect_mode;
 mod refresh;

@@ -121,7 +121,8 @@ fn catalog(base: &str, closed: u16) -> String {
     let template = |name: &str, extra: &str| {
         format!(
             "{name}:\n  auth_mode: OAUTH1\n  request_url: \"{base}/request_token\"\n  \
-             authorization_url: \"{base}/authorize\"\n  token_url: \"{base}/access_token\"\n{extra}"
+             authorization_url: \"{base}/authorize\"\n  token_url: \"{base}/access_token\"\n  \
+             base_api_url: \"{base}/api\"\n{extra}"
         )
     };
     [
@@ -394,6 +395,104 @@ async fn hmac_sha256_and_rsa_sha1_signatures_are_accepted() {
             connection["credentials"]["oauth_token"],
             access["response"]["oauth_token"]
         );
+    }
+}
+
+/// A call through `/proxy` for connection `u` of `key`.
+fn proxied(
+    app: &TestApp,
+    method: reqwest::Method,
+    key: &str,
+    endpoint: &str,
+) -> reqwest::RequestBuilder {
+    app.api(method, &format!("/proxy{endpoint}"))
+        .header("Connection-Id", "u")
+        .header("Provider-Config-Key", key)
+}
+
+#[tokio::test]
+async fn proxied_calls_are_signed_with_the_access_token_and_oauthlib_verifies_them() {
+    use reqwest::Method;
+    let (app, provider) = setup().await;
+    app.create_config("hmac", "oauth1-hmac", "").await;
+    app.create_config("plain", "oauth1-plaintext", "").await;
+    let rsa_key =
+        std::fs::read_to_string(repo_root().join("tests/oauth1/test_rsa_private_key.pem")).unwrap();
+    create_config_with_secret(&app, "rsa", "oauth1-rsa", &rsa_key).await;
+
+    // The verifier is not a formality: an unsigned or badly signed call is refused.
+    let forged = reqwest::Client::new()
+        .get(format!("{}/api/statuses", provider.base_url))
+        .header(
+            "Authorization",
+            "OAuth oauth_consumer_key=\"test-client-id\", oauth_token=\"x\", \
+             oauth_signature_method=\"HMAC-SHA1\", oauth_timestamp=\"1\", \
+             oauth_nonce=\"abcdefghijklmnopqrstuvwx\", oauth_version=\"1.0\", oauth_signature=\"AAAA\"",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(forged.status(), StatusCode::OK);
+
+    for key in ["hmac", "plain", "rsa"] {
+        let (_, page) = run_flow(&app, &provider, key, "connection_id=u").await;
+        page.assert_success(key, "u");
+        let token = app.get_connection(key, "u").await["credentials"]["oauth_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+        // A query with reserved characters, non-ASCII text and a repeated name.
+        let response = proxied(
+            &app,
+            Method::GET,
+            key,
+            "/statuses/home.json?count=5&q=caf%C3%A9%20%26%20more&q=b",
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{key}");
+        let seen: Value = response.json().await.unwrap();
+        assert_eq!(seen["valid"], true, "{key}: {seen}");
+        assert_eq!(seen["token"], token.as_str());
+        assert_eq!(seen["path"], "/api/statuses/home.json");
+        assert_eq!(
+            seen["query"],
+            json!([["count", "5"], ["q", "café & more"], ["q", "b"]])
+        );
+
+        // A form body's parameters are signed too (RFC 5849 §3.4.1.3.1).
+        let response = proxied(&app, Method::POST, key, "/statuses/update.json")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("status=hello%20world%21&lat=1.5&status=again")
+            .send()
+            .await
+            .unwrap();
+        let seen: Value = response.json().await.unwrap();
+        assert_eq!(seen["valid"], true, "{key}: {seen}");
+        assert_eq!(
+            seen["form"],
+            json!([
+                ["status", "hello world!"],
+                ["lat", "1.5"],
+                ["status", "again"]
+            ])
+        );
+
+        // Other bodies are not (and other methods are signed with their own name).
+        for method in [Method::PUT, Method::PATCH, Method::DELETE] {
+            let response = proxied(&app, method.clone(), key, "/statuses/1")
+                .header("content-type", "application/json")
+                .body(r#"{"text":"x"}"#)
+                .send()
+                .await
+                .unwrap();
+            let seen: Value = response.json().await.unwrap();
+            assert_eq!(seen["valid"], true, "{key} {method}: {seen}");
+            assert_eq!(seen["method"], method.as_str());
+            assert_eq!(seen["body"], r#"{"text":"x"}"#);
+        }
     }
 }
 

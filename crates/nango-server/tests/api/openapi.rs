@@ -101,6 +101,13 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
         (Method::POST, "/api-auth/basic/{provider_config_key}"),
         (Method::GET, "/connection/{connection_id}"),
         (Method::DELETE, "/connection/{connection_id}"),
+        (Method::GET, "/proxy/{endpoint}"),
+        (Method::POST, "/proxy/{endpoint}"),
+        (Method::PUT, "/proxy/{endpoint}"),
+        (Method::PATCH, "/proxy/{endpoint}"),
+        (Method::DELETE, "/proxy/{endpoint}"),
+        (Method::HEAD, "/proxy/{endpoint}"),
+        (Method::OPTIONS, "/proxy/{endpoint}"),
     ];
     let mut documented: Vec<(Method, &str)> = operations
         .iter()
@@ -136,6 +143,7 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
             || path.starts_with("/connection")
             || path.starts_with("/connect/")
             || path.starts_with("/webhooks/")
+            || path.starts_with("/proxy/")
             || path == "/metrics";
         let security = operation["security"]
             .as_array()

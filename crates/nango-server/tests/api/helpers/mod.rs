@@ -1,8 +1,10 @@
 //! `TestApp`: a real server on an ephemeral port with its own database and a fake provider, plus
 //! small helpers to drive it the way the Nango clients do.
 
+mod fake_api;
 mod fake_provider;
 
+pub use fake_api::FakeApi;
 pub use fake_provider::{FakeProvider, TokenRequest};
 
 use std::net::SocketAddr;
@@ -129,10 +131,21 @@ impl TestApp {
 
     /// A server whose settings `hook` may change (it runs again on [`TestApp::restart`]).
     pub async fn spawn_with(hook: impl Fn(&mut Settings) + Send + Sync + 'static) -> TestApp {
+        TestApp::spawn_with_templates(hook, |_| String::new()).await
+    }
+
+    /// A server whose catalog has, besides the fake provider's templates, those `templates`
+    /// writes (YAML, given the fake provider), from the first start: OAuth flows need the first
+    /// server's callback URL to stay served.
+    pub async fn spawn_with_templates(
+        hook: impl Fn(&mut Settings) + Send + Sync + 'static,
+        templates: impl FnOnce(&FakeProvider) -> String,
+    ) -> TestApp {
         let provider = FakeProvider::start().await;
         let dir = tempfile::tempdir().expect("temporary directory");
         let providers_file = dir.path().join("providers.yaml");
-        std::fs::write(&providers_file, provider.catalog_yaml()).expect("write providers file");
+        let catalog = provider.catalog_yaml() + &templates(&provider);
+        std::fs::write(&providers_file, catalog).expect("write providers file");
         let (database_url, postgres) = match std::env::var("NANGO_TEST_DATABASE_URL") {
             Ok(admin_url) if !admin_url.trim().is_empty() => {
                 let (db, url) = PostgresDatabase::create(admin_url.trim()).await;

@@ -1,0 +1,671 @@
+//! `ANY /proxy/*endpoint`: calls a provider's API for one connection with its credentials put
+//! in, so the caller never handles a token (Nango 0.15's proxy, Pizzly's before it).
+//!
+//! The caller names the connection with the `Connection-Id` and `Provider-Config-Key` headers;
+//! the request goes to the template's `base_api_url` + endpoint + query with the caller's method,
+//! body and end-to-end headers, and the provider's answer comes back as it is, streamed both
+//! ways. What the proxy adds:
+//!
+//! - the credentials, per auth mode: a bearer token (or the template's header/query form), an
+//!   OAuth 1.0a signature over method, URL and form body, an API key where the template puts it,
+//!   HTTP Basic;
+//! - on a 401, one forced refresh (shared with every other refresh of the connection) and one
+//!   retry;
+//! - on a 429 or 5xx, retries after the wait the provider asks for (`Retry-After`, the template's
+//!   rate-limit headers) or an exponential backoff, as many as the `Retries` header says
+//!   (default: [`crate::Settings::proxy_retries`] for idempotent methods, none for POST/PATCH).
+//!
+//! Only a body small enough to keep ([`REPLAYABLE_BODY_BYTES`]) can be sent twice; a larger one
+//! is streamed and its call is never retried. No URL is ever logged or put in an error: an API
+//! key may be in its query.
+
+mod headers;
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::routing::on;
+use axum::Router;
+use futures::StreamExt;
+use url::Url;
+
+use crate::credentials::{Credentials, Freshness};
+use crate::error::ApiError;
+use crate::oauth::oauth1::Signer;
+use crate::providers::{self, ProviderTemplate, RetryHeaders};
+use crate::store::{Connection, ProviderConfig};
+use crate::AppState;
+
+use headers::{forwarded_request_headers, returned_response_headers};
+
+/// Request bodies up to this size are kept in memory so that the call can be retried (and
+/// OAuth 1.0a form bodies signed); larger ones are streamed through, once.
+pub const REPLAYABLE_BODY_BYTES: usize = 1024 * 1024;
+/// Most retries a `Retries` header may ask for.
+pub const MAX_RETRIES: u32 = 10;
+/// First wait of the exponential backoff when the provider does not say how long to wait.
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+
+/// The proxy route (behind the secret key, like the rest of the API).
+pub fn routes() -> Router<AppState> {
+    use axum::routing::MethodFilter;
+    // The methods APIs use (the document's); TRACE and CONNECT are answered 405.
+    let methods = [
+        MethodFilter::POST,
+        MethodFilter::PUT,
+        MethodFilter::PATCH,
+        MethodFilter::DELETE,
+        MethodFilter::HEAD,
+        MethodFilter::OPTIONS,
+    ]
+    .into_iter()
+    .fold(MethodFilter::GET, MethodFilter::or);
+    Router::new().route("/proxy/{*endpoint}", on(methods, forward))
+}
+
+/// The proxy's entry in the OpenAPI document (the route itself takes every method, so it is
+/// registered without utoipa's router).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(forward), tags((name = "proxy", description = "Calls to a provider's API with a connection's credentials put in.")))]
+pub struct ProxyDoc;
+
+#[utoipa::path(
+    method(get, post, put, patch, delete, head, options),
+    path = "/proxy/{endpoint}", tag = "proxy",
+    description = "Calls the provider's API (the template's `base_api_url` + `/{endpoint}` + the query) for one connection, with its credentials put in per auth mode; refreshes and retries once on a 401, retries 429 and 5xx answers as `Retries` allows. The answer is the provider's, streamed. See docs/proxy.md.",
+    security(("secretKeyBasic" = []), ("secretKeyBearer" = [])),
+    params(
+        ("endpoint" = String, Path, description = "The API path after the base URL."),
+        ("Connection-Id" = String, Header, description = "The connection whose credentials are used."),
+        ("Provider-Config-Key" = String, Header, description = "Its provider config."),
+        ("Retries" = Option<u32>, Header, description = "Retries of a 429 or 5xx (0 to 10); default 2 for idempotent methods, 0 for POST and PATCH."),
+    ),
+    responses(
+        (status = 400, description = "A missing header, an unknown connection or config, a template without `base_api_url`, a bad `Retries` or endpoint.", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong secret key, or the provider's own 401 after one refresh and retry.", body = crate::api::openapi::ErrorBody),
+        (status = 502, description = "The provider's API could not be reached (`provider_unreachable`), or the provider's own 502.", body = crate::api::openapi::ErrorBody),
+        (status = "default", description = "The provider's answer, as it is."),
+    )
+)]
+async fn forward(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let connection_id = required_header(&parts.headers, "connection-id", "Connection-Id")?;
+    let config_key = required_header(&parts.headers, "provider-config-key", "Provider-Config-Key")?;
+    let retries = retries(&parts.headers, &parts.method, state.settings.proxy_retries)?;
+    if parts
+        .headers
+        .get("base-url-override")
+        .is_some_and(|v| !v.is_empty())
+    {
+        return Err(ApiError::InvalidRequest(
+            "Base-Url-Override is not supported: the proxy only calls the provider's base_api_url."
+                .into(),
+        ));
+    }
+    let endpoint = endpoint(parts.uri.path())?;
+
+    let mut connection = state
+        .refresher
+        .fresh_connection(&state, &config_key, &connection_id, Freshness::IfNeeded)
+        .await?;
+    let config = state
+        .store
+        .get_config_cached(&config_key)
+        .await?
+        .ok_or(ApiError::UnknownProviderConfig)?;
+    let template = state
+        .catalog
+        .get(&config.provider)
+        .ok_or(ApiError::UnknownProviderTemplate)?;
+    let base = providers::api_base_url(
+        template,
+        &connection.connection_config,
+        &connection.metadata,
+    )
+    .map_err(|e| ApiError::ProxyTarget(e.to_string()))?;
+    let url = target_url(&base, endpoint, parts.uri.query())?;
+    let forwarded = forwarded_request_headers(&parts.headers)?;
+    let body = OutgoingBody::read(body).await?;
+    let form_params = match (&connection.credentials, is_form(&forwarded)) {
+        (Credentials::OAuth1(_), true) => {
+            let Some(bytes) = body.replayable() else {
+                return Err(ApiError::PayloadTooLarge {
+                    limit_kb: REPLAYABLE_BODY_BYTES / 1024,
+                });
+            };
+            url::form_urlencoded::parse(bytes).into_owned().collect()
+        }
+        _ => Vec::new(),
+    };
+
+    let mut attempt = 0;
+    let mut refreshed = false;
+    loop {
+        let mut headers = forwarded.clone();
+        let url = authorize(
+            template,
+            &config,
+            &connection,
+            &parts.method,
+            &url,
+            &form_params,
+            &mut headers,
+        )?;
+        let mut outgoing = state
+            .http
+            .request(parts.method.clone(), url)
+            .headers(headers);
+        if let Some(body) = body.take() {
+            outgoing = outgoing.body(body);
+        }
+        let can_retry = body.replayable().is_some();
+        let response = match outgoing.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                let reason = describe(&e);
+                if can_retry && attempt < retries && (e.is_connect() || e.is_timeout()) {
+                    let wait = backoff(attempt);
+                    tracing::info!(
+                        attempt,
+                        reason,
+                        wait_ms = wait.as_millis() as u64,
+                        "proxy: provider unreachable, retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                    continue;
+                }
+                tracing::warn!(reason, "proxy: provider unreachable");
+                return Err(ApiError::ProxyUnreachable(reason));
+            }
+        };
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED
+            && !refreshed
+            && can_retry
+            && connection.credentials.refreshable()
+        {
+            refreshed = true;
+            // Forced, but shared: if the stored credentials changed since the ones this call
+            // used (another call refreshed them), those are used instead of rotating again.
+            match state
+                .refresher
+                .fresh_connection(
+                    &state,
+                    &config_key,
+                    &connection_id,
+                    Freshness::Forced {
+                        requested_at: connection.updated_at,
+                    },
+                )
+                .await
+            {
+                Ok(renewed) => {
+                    tracing::info!(
+                        "proxy: provider answered 401, retrying with refreshed credentials"
+                    );
+                    connection = renewed;
+                    continue;
+                }
+                Err(e) => {
+                    // The provider's own 401 is the truest answer; why the refresh failed is in
+                    // the connection's health and the log.
+                    tracing::warn!(error = %ApiError::from(e), "proxy: refresh after a 401 failed");
+                    return Ok(stream_back(response));
+                }
+            }
+        }
+        if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error())
+            && can_retry
+            && attempt < retries
+        {
+            match retry_wait(
+                response.headers(),
+                &template.proxy.retry,
+                attempt,
+                state.settings.proxy_max_retry_wait,
+            ) {
+                Some(wait) => {
+                    tracing::info!(
+                        status = status.as_u16(),
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "proxy: retrying after the provider's answer"
+                    );
+                    drop(response);
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                    continue;
+                }
+                None => {
+                    tracing::info!(
+                        status = status.as_u16(),
+                        "proxy: the provider asks for a longer wait than allowed, passing its answer back"
+                    );
+                }
+            }
+        }
+        return Ok(stream_back(response));
+    }
+}
+
+fn required_header(
+    headers: &HeaderMap,
+    name: &str,
+    shown: &'static str,
+) -> Result<String, ApiError> {
+    let value = headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or_default();
+    if value.is_empty() {
+        return Err(ApiError::MissingHeader { name: shown });
+    }
+    if value.len() > crate::api::MAX_ID_LEN {
+        return Err(ApiError::InvalidRequest(format!(
+            "Header '{shown}' is longer than {} characters.",
+            crate::api::MAX_ID_LEN
+        )));
+    }
+    Ok(value.to_string())
+}
+
+/// How many times a 429 or 5xx may be retried: the `Retries` header, else the default for
+/// idempotent methods (RFC 9110 §9.2.2) and none for the others.
+fn retries(headers: &HeaderMap, method: &Method, default: u32) -> Result<u32, ApiError> {
+    match headers.get("retries") {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|n| *n <= MAX_RETRIES)
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(format!(
+                    "Header 'Retries' must be a whole number from 0 to {MAX_RETRIES}."
+                ))
+            }),
+        None if method.is_idempotent() => Ok(default),
+        None => Ok(0),
+    }
+}
+
+/// The endpoint: the request's path after `/proxy`, still percent-encoded as the caller sent it.
+/// Dot segments are refused (also encoded): they would climb out of the API's base path.
+fn endpoint(path: &str) -> Result<&str, ApiError> {
+    let endpoint = path.strip_prefix("/proxy").unwrap_or(path);
+    let climbs = endpoint.split('/').any(|segment| {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        decoded == "." || decoded == ".." || decoded.contains('/') || decoded.contains('\\')
+    });
+    if climbs {
+        return Err(ApiError::InvalidRequest(
+            "The proxied endpoint may not hold '.' or '..' segments or encoded slashes.".into(),
+        ));
+    }
+    Ok(endpoint)
+}
+
+/// `base` + endpoint + query, refused unless it stays under `base`.
+fn target_url(base: &Url, endpoint: &str, query: Option<&str>) -> Result<Url, ApiError> {
+    let mut text = base.as_str().trim_end_matches('/').to_string();
+    text.push_str(endpoint);
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        text.push('?');
+        text.push_str(query);
+    }
+    let refused =
+        || ApiError::InvalidRequest("The proxied endpoint does not make a valid URL.".into());
+    let url = Url::parse(&text).map_err(|_| refused())?;
+    if url.origin() != base.origin() || !url.path().starts_with(base.path().trim_end_matches('/')) {
+        return Err(refused());
+    }
+    Ok(url)
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// Puts the connection's credentials into the request: the template's extra headers and query
+/// parameters, then the auth mode's own header, query parameter or signature. Returns the URL to
+/// call (with any added query).
+fn authorize(
+    template: &ProviderTemplate,
+    config: &ProviderConfig,
+    connection: &Connection,
+    method: &Method,
+    url: &Url,
+    form_params: &[(String, String)],
+    headers: &mut HeaderMap,
+) -> Result<Url, ApiError> {
+    let credentials = &connection.credentials;
+    let access_token = match credentials {
+        Credentials::OAuth2(c) => Some(c.access_token.as_str()),
+        Credentials::OAuth2ClientCredentials(c) => Some(c.token.as_str()),
+        _ => None,
+    };
+    let api_key = match credentials {
+        Credentials::ApiKey(c) => Some(c.api_key.as_str()),
+        _ => None,
+    };
+    let lookup = |name: &str| -> Option<String> {
+        match name {
+            "accessToken" => access_token.map(str::to_string),
+            "apiKey" => api_key.map(str::to_string),
+            other => match connection.connection_config.get(other)? {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            },
+        }
+    };
+    let unfilled = |e: providers::ProxyValueError| ApiError::ProxyTarget(e.to_string());
+    let mut url = url.clone();
+    for (name, value) in &template.proxy.query {
+        let value = providers::fill_proxy_value(value, lookup).map_err(unfilled)?;
+        url.query_pairs_mut().append_pair(name, &value);
+    }
+    for (name, value) in &template.proxy.headers {
+        let value = providers::fill_proxy_value(value, lookup).map_err(unfilled)?;
+        headers.insert(header_name(name)?, sensitive(&value)?);
+    }
+    let authorization = axum::http::header::AUTHORIZATION;
+    match credentials {
+        Credentials::OAuth2(_) | Credentials::OAuth2ClientCredentials(_) => {
+            if !providers::mentions_access_token(&template.proxy) {
+                let token = access_token.unwrap_or_default();
+                headers.insert(authorization, sensitive(&format!("Bearer {token}"))?);
+            }
+        }
+        Credentials::ApiKey(c) => {
+            let scheme = template.api_key.clone().unwrap_or_default();
+            match (&scheme.query, &scheme.header) {
+                (Some(parameter), _) => {
+                    url.query_pairs_mut().append_pair(parameter, &c.api_key);
+                }
+                (None, Some(header)) => {
+                    let prefix = scheme.prefix.as_deref().unwrap_or_default();
+                    headers.insert(
+                        header_name(header)?,
+                        sensitive(&format!("{prefix}{}", c.api_key))?,
+                    );
+                }
+                (None, None) if !mentions_api_key(template) => {
+                    headers.insert(authorization, sensitive(&format!("Bearer {}", c.api_key))?);
+                }
+                (None, None) => {}
+            }
+        }
+        Credentials::Basic(c) => {
+            use base64::Engine;
+            let pair = format!("{}:{}", c.username, c.password);
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+            headers.insert(authorization, sensitive(&format!("Basic {encoded}"))?);
+        }
+        Credentials::OAuth1(c) => {
+            let method_name = template.signature_method.ok_or_else(|| {
+                ApiError::ProxyTarget("The provider's template has no signature_method.".into())
+            })?;
+            let signer = Signer::new(
+                method_name,
+                &config.oauth_client_id,
+                config.oauth_client_secret.expose(),
+            )
+            .map_err(|e| ApiError::ProxyTarget(e.to_string()))?;
+            let value = signer
+                .authorize_api_call(
+                    method.as_str(),
+                    &url,
+                    form_params.to_vec(),
+                    &c.oauth_token,
+                    &c.oauth_token_secret,
+                )
+                .map_err(|e| ApiError::ProxyTarget(e.to_string()))?;
+            headers.insert(authorization, sensitive(&value)?);
+        }
+    }
+    Ok(url)
+}
+
+fn mentions_api_key(template: &ProviderTemplate) -> bool {
+    let proxy = &template.proxy;
+    proxy
+        .headers
+        .values()
+        .chain(proxy.query.values())
+        .any(|v| v.contains("${apiKey}"))
+}
+
+fn header_name(name: &str) -> Result<axum::http::HeaderName, ApiError> {
+    axum::http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        ApiError::ProxyTarget(format!("The template's header name {name:?} is not valid."))
+    })
+}
+
+/// A header value that may hold a secret: refused if it cannot be sent (never quoted), and
+/// marked so that HTTP/2 does not index it.
+fn sensitive(value: &str) -> Result<HeaderValue, ApiError> {
+    let mut value = HeaderValue::from_str(value).map_err(|_| {
+        ApiError::ProxyTarget(
+            "A credential or template value cannot be sent in an HTTP header.".into(),
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// The request body: kept (and so replayable) when small, else streamed once.
+enum OutgoingBody {
+    Kept(Bytes),
+    Streamed(std::sync::Mutex<Option<reqwest::Body>>),
+}
+
+impl OutgoingBody {
+    async fn read(body: Body) -> Result<OutgoingBody, ApiError> {
+        let mut stream = body.into_data_stream();
+        let mut kept: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| {
+                ApiError::InvalidRequest("The request body could not be read.".into())
+            })?;
+            kept.extend_from_slice(&chunk);
+            if kept.len() > REPLAYABLE_BODY_BYTES {
+                let head =
+                    futures::stream::once(async move { Ok::<_, axum::Error>(Bytes::from(kept)) });
+                let body = reqwest::Body::wrap_stream(head.chain(stream));
+                return Ok(OutgoingBody::Streamed(std::sync::Mutex::new(Some(body))));
+            }
+        }
+        Ok(OutgoingBody::Kept(Bytes::from(kept)))
+    }
+
+    /// The body when it can be sent again.
+    fn replayable(&self) -> Option<&Bytes> {
+        match self {
+            OutgoingBody::Kept(bytes) => Some(bytes),
+            OutgoingBody::Streamed(_) => None,
+        }
+    }
+
+    /// What to send this time: the kept bytes (none when empty), or the stream the first time.
+    fn take(&self) -> Option<reqwest::Body> {
+        match self {
+            OutgoingBody::Kept(bytes) if bytes.is_empty() => None,
+            OutgoingBody::Kept(bytes) => Some(reqwest::Body::from(bytes.clone())),
+            OutgoingBody::Streamed(stream) => stream.lock().ok()?.take(),
+        }
+    }
+}
+
+/// The provider's answer as it is: status, end-to-end headers, body streamed.
+fn stream_back(response: reqwest::Response) -> Response {
+    let status = response.status();
+    let headers = returned_response_headers(response.headers());
+    let mut answer = Response::new(Body::from_stream(response.bytes_stream()));
+    *answer.status_mut() = status;
+    *answer.headers_mut() = headers;
+    answer
+}
+
+/// Why the provider could not be reached, without the URL (an API key may be in its query).
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        "the request failed".into()
+    }
+}
+
+/// How long to wait before retrying a 429 or 5xx: what the provider asks for (`Retry-After` in
+/// seconds or as a date, the template's seconds-to-wait or reset-time header), else an
+/// exponential backoff. `None` when the wait would be longer than `max`.
+fn retry_wait(
+    headers: &HeaderMap,
+    retry: &RetryHeaders,
+    attempt: u32,
+    max: Duration,
+) -> Option<Duration> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let now = chrono::Utc::now();
+    let seconds_after = |value: &str| -> Option<Duration> {
+        if let Ok(seconds) = value.parse::<f64>() {
+            return (seconds.is_finite() && seconds >= 0.0)
+                .then(|| Duration::from_secs_f64(seconds));
+        }
+        let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+        Some(
+            (at.with_timezone(&chrono::Utc) - now)
+                .to_std()
+                .unwrap_or_default(),
+        )
+    };
+    let asked = text("retry-after")
+        .and_then(seconds_after)
+        .or_else(|| {
+            retry
+                .after
+                .as_deref()
+                .and_then(text)
+                .and_then(seconds_after)
+        })
+        .or_else(|| {
+            let at: f64 = retry.at.as_deref().and_then(text)?.parse().ok()?;
+            let wait = at - now.timestamp() as f64;
+            Some(Duration::from_secs_f64(wait.clamp(0.0, 1e9)))
+        });
+    let wait = asked.unwrap_or_else(|| backoff(attempt));
+    (wait <= max).then_some(wait)
+}
+
+/// 200 ms, 400 ms, 800 ms ... (at most about 26 s), each shortened by up to half at random so
+/// that callers retrying together spread out.
+fn backoff(attempt: u32) -> Duration {
+    let full = BACKOFF_BASE * 2u32.pow(attempt.min(7));
+    let jitter = crate::oauth::pkce::random_bytes::<1>().map_or(0, |b| b[0]);
+    full - full.mul_f64(f64::from(jitter) / 255.0 / 2.0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failed test should panic
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_cannot_climb_out_of_the_base_path() {
+        assert_eq!(endpoint("/proxy/user/repos").unwrap(), "/user/repos");
+        for path in [
+            "/proxy/../admin",
+            "/proxy/a/%2e%2E/b",
+            "/proxy/a/./b",
+            "/proxy/a%2Fb",
+            "/proxy/a%5c..",
+        ] {
+            assert!(endpoint(path).is_err(), "{path}");
+        }
+        let base = Url::parse("https://slack.com/api").unwrap();
+        assert_eq!(
+            target_url(&base, "/chat.postMessage", Some("a=1&b=%20"))
+                .unwrap()
+                .as_str(),
+            "https://slack.com/api/chat.postMessage?a=1&b=%20"
+        );
+        let base = Url::parse("https://api.github.com/").unwrap();
+        assert_eq!(
+            target_url(&base, "//evil.example/x", None)
+                .unwrap()
+                .host_str(),
+            Some("api.github.com")
+        );
+    }
+
+    #[test]
+    fn retries_default_to_none_for_methods_that_are_not_idempotent() {
+        let none = HeaderMap::new();
+        assert_eq!(retries(&none, &Method::GET, 2).unwrap(), 2);
+        assert_eq!(retries(&none, &Method::DELETE, 2).unwrap(), 2);
+        assert_eq!(retries(&none, &Method::POST, 2).unwrap(), 0);
+        assert_eq!(retries(&none, &Method::PATCH, 2).unwrap(), 0);
+        let mut asked = HeaderMap::new();
+        asked.insert("retries", HeaderValue::from_static("5"));
+        assert_eq!(retries(&asked, &Method::POST, 2).unwrap(), 5);
+        asked.insert("retries", HeaderValue::from_static("11"));
+        assert!(retries(&asked, &Method::GET, 2).is_err());
+        asked.insert("retries", HeaderValue::from_static("-1"));
+        assert!(retries(&asked, &Method::GET, 2).is_err());
+    }
+
+    #[test]
+    fn waits_follow_the_provider_and_give_up_past_the_limit() {
+        let max = Duration::from_secs(30);
+        let none = RetryHeaders::default();
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(
+            retry_wait(&headers, &none, 0, max),
+            Some(Duration::from_secs(2))
+        );
+        headers.insert("retry-after", HeaderValue::from_static("3600"));
+        assert_eq!(retry_wait(&headers, &none, 0, max), None);
+        let date = (chrono::Utc::now() + chrono::Duration::seconds(5)).to_rfc2822();
+        headers.insert("retry-after", HeaderValue::from_str(&date).unwrap());
+        let wait = retry_wait(&headers, &none, 0, max).unwrap();
+        assert!(
+            wait <= Duration::from_secs(5) && wait >= Duration::from_secs(3),
+            "{wait:?}"
+        );
+
+        let github = RetryHeaders {
+            at: Some("x-ratelimit-reset".into()),
+            after: None,
+        };
+        let mut headers = HeaderMap::new();
+        let reset = (chrono::Utc::now().timestamp() + 4).to_string();
+        headers.insert("x-ratelimit-reset", HeaderValue::from_str(&reset).unwrap());
+        let wait = retry_wait(&headers, &github, 0, max).unwrap();
+        assert!(
+            wait <= Duration::from_secs(4) && wait >= Duration::from_secs(2),
+            "{wait:?}"
+        );
+
+        let wait = retry_wait(&HeaderMap::new(), &none, 3, max).unwrap();
+        assert!(wait <= Duration::from_millis(1600) && wait >= Duration::from_millis(800));
+    }
+}
