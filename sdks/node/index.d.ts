@@ -149,7 +149,8 @@ export type Token = string | OAuth1Token | BasicToken;
  * Every error of this client. Known `type`s: the server's (`unkown_connection` (sic),
  * `unknown_provider_config`, `invalid_secret_key`, `missing_auth_header`, `not_refreshable`, ...)
  * and the client's own (`network_error`, `timeout`, `invalid_response`, `http_error`,
- * `unknown_credentials_type`, `invalid_host`, `missing_provider_config`, `missing_connection`).
+ * `unknown_credentials_type`, `invalid_host`, `invalid_request`, `missing_provider_config`,
+ * `missing_connection`, `missing_endpoint`).
  */
 export class NangoError extends Error {
   constructor(message: string, details?: { status?: number; type?: string; body?: unknown; cause?: unknown });
@@ -192,6 +193,83 @@ export interface ProviderDetail {
   template: Record<string, unknown> & { auth_mode: ProviderSummary['auth_mode'] };
 }
 
+export type ProxyMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD' | 'OPTIONS';
+
+/**
+ * How `proxy` reads the response body into `data`. Default: parsed JSON when the response's
+ * `Content-Type` is JSON (`application/json`, `application/*+json`) and the body parses, else the
+ * text (`''` for an empty body).
+ */
+export type ProxyResponseType =
+  /** Parsed JSON (`undefined` for an empty body); a body that is not JSON throws `invalid_response`. */
+  | 'json'
+  /** The body as text. */
+  | 'text'
+  /** The body as an ArrayBuffer. */
+  | 'arraybuffer'
+  /**
+   * The body unread: fetch's `ReadableStream` (null when there is none), so a large download is
+   * not buffered. Read or cancel it. `Readable.fromWeb(data)` makes it a Node stream.
+   */
+  | 'stream';
+
+/** The arguments of `proxy` (and, without `method`, of `get`, `post`, `put`, `patch`, `delete`). */
+export interface ProxyConfig {
+  /** Default `GET`; case-insensitive. */
+  method?: ProxyMethod | Lowercase<ProxyMethod>;
+  /**
+   * The provider API's path, joined to the template's `base_api_url` by the server (`/user/repos`;
+   * a `/` is added in front when missing). It may carry a query string; `params` are appended to it.
+   * `.` and `..` segments are refused (`invalid_request`).
+   */
+  endpoint: string;
+  providerConfigKey: string;
+  /** Sent in a header: printable ASCII only (`invalid_request` otherwise). */
+  connectionId: string;
+  /** Query parameters (URLSearchParams encoding; an array value repeats the key; null/undefined skipped). */
+  params?:
+    | string
+    | URLSearchParams
+    | Record<string, string | number | boolean | null | undefined | ReadonlyArray<string | number | boolean>>;
+  /**
+   * The request body. Strings, ArrayBuffers and typed arrays (Buffers), Blobs, FormData and
+   * ReadableStreams are sent as they are (fetch gives strings `text/plain;charset=UTF-8`);
+   * URLSearchParams as `application/x-www-form-urlencoded`; anything else as JSON
+   * (`application/json`). A `Content-Type` in `headers` wins.
+   */
+  data?: unknown;
+  /**
+   * Headers for the provider, sent as `Nango-Proxy-<Name>` (the server forwards them as
+   * `<Name>`), except `Content-Type`, which is sent as it is.
+   */
+  headers?: Record<string, string | number | null | undefined> | Headers | Array<[string, string]>;
+  /**
+   * How many times the server may retry the provider call on a 429 or 5xx (the `Retries`
+   * header, 0 to 10). Absent: the server's default (0 for POST and PATCH, a few for idempotent
+   * methods). Not the client's own `retries` option, which is about reaching the Nango server.
+   */
+  retries?: number;
+  responseType?: ProxyResponseType;
+  /**
+   * Time limit of one attempt, in ms; default the client's `timeoutMs`. It covers reading the
+   * body, except with `responseType: 'stream'` (only until the response headers).
+   */
+  timeoutMs?: number;
+}
+
+/** `get`, `post`, `put`, `patch` and `delete` set the method themselves. */
+export type ProxyShorthandConfig = Omit<ProxyConfig, 'method'>;
+
+/** The provider's response, as the server passed it on (whatever its status). */
+export interface ProxyResponse<T = any> {
+  status: number;
+  statusText: string;
+  /** Lower-case names; `set-cookie`, when present, is an array. */
+  headers: Record<string, string> & { 'set-cookie'?: string[] };
+  /** The body, as `responseType` says. */
+  data: T;
+}
+
 export class Nango {
   constructor(config?: string | URL | NangoOptions);
   /** Base URL of the server, without a trailing slash. */
@@ -228,6 +306,32 @@ export class Nango {
   createConfig(config: ProviderConfigInput): Promise<ConfigCreated>;
   updateConfig(config: ProviderConfigInput): Promise<void>;
   deleteConfig(providerConfigKey: string): Promise<void>;
+
+  /**
+   * Calls the provider's API through the server (`<METHOD> /proxy/<endpoint>`), which adds the
+   * connection's credentials (e.g. `Authorization: Bearer <access token>`).
+   *
+   * Resolves to the response whatever its HTTP status: check `status`. A provider's 404 or 429
+   * is returned, not thrown, and so is an error of the proxy itself (a 4xx/5xx whose `data` is
+   * `{error, type}`, e.g. an unknown connection or a wrong secret key). Rejects with a
+   * `NangoError` only when the arguments are wrong (nothing sent), when no response came
+   * (`network_error`, `timeout`), or when `responseType: 'json'` meets a body that is not JSON
+   * (`invalid_response`). Bad option values reject with a `TypeError`.
+   */
+  proxy(config: ProxyConfig & { responseType: 'stream' }): Promise<ProxyResponse<ReadableStream<Uint8Array> | null>>;
+  proxy(config: ProxyConfig & { responseType: 'arraybuffer' }): Promise<ProxyResponse<ArrayBuffer>>;
+  proxy(config: ProxyConfig & { responseType: 'text' }): Promise<ProxyResponse<string>>;
+  proxy<T = any>(config: ProxyConfig): Promise<ProxyResponse<T>>;
+  /** `proxy` with method GET. */
+  get<T = any>(config: ProxyShorthandConfig): Promise<ProxyResponse<T>>;
+  /** `proxy` with method POST. */
+  post<T = any>(config: ProxyShorthandConfig): Promise<ProxyResponse<T>>;
+  /** `proxy` with method PUT. */
+  put<T = any>(config: ProxyShorthandConfig): Promise<ProxyResponse<T>>;
+  /** `proxy` with method PATCH. */
+  patch<T = any>(config: ProxyShorthandConfig): Promise<ProxyResponse<T>>;
+  /** `proxy` with method DELETE. */
+  delete<T = any>(config: ProxyShorthandConfig): Promise<ProxyResponse<T>>;
 }
 
 export default Nango;

@@ -109,6 +109,126 @@ function configBody(config) {
   };
 }
 
+// ----- proxy -----
+
+const PROXY_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'];
+/** Methods a request that got no response may be sent again with (as the other calls). */
+const IDEMPOTENT_METHODS = new Set(['GET', 'PUT', 'DELETE', 'HEAD', 'OPTIONS']);
+const RESPONSE_TYPES = ['json', 'text', 'arraybuffer', 'stream'];
+/** The most the server accepts in the `Retries` header. */
+const MAX_PROXY_RETRIES = 10;
+/** What URL parsing (fetch's included) resolves as `.` and `..` segments, encoded or not. */
+const DOT_SEGMENTS = new Set(['.', '..', '%2e', '.%2e', '%2e.', '%2e%2e']);
+
+/**
+ * The path and query of `<METHOD> /proxy/<endpoint>`: `/proxy` + the endpoint (a `/` added in
+ * front when it has none), its own query (if any) followed by `params`.
+ */
+function proxyTarget(endpoint, params) {
+  if (typeof endpoint !== 'string' || endpoint === '') {
+    throw new NangoError("Missing param 'endpoint'.", { type: 'missing_endpoint' });
+  }
+  // A `#` would end the URL (a fragment is never sent): it is data here.
+  const hash = endpoint.replaceAll('#', '%23');
+  const mark = hash.indexOf('?');
+  let path = mark === -1 ? hash : hash.slice(0, mark);
+  const ownQuery = mark === -1 ? '' : hash.slice(mark + 1);
+  if (!path.startsWith('/')) path = `/${path}`;
+  if (path.split('/').some((segment) => DOT_SEGMENTS.has(segment.toLowerCase()))) {
+    // `/proxy/../connection` would reach the server's own `/connection`, with the secret key.
+    throw new NangoError(`The endpoint '${endpoint}' cannot be sent: URL parsing resolves its '.' and '..' segments.`, {
+      type: 'invalid_request',
+    });
+  }
+  // URL parsing turns `\` into `/` in http(s) paths.
+  path = path.replaceAll('\\', '%5C');
+  const query = [ownQuery, queryString(params)].filter((q) => q !== '').join('&');
+  return `/proxy${path}${query ? `?${query}` : ''}`;
+}
+
+/** `params` as a query string: URLSearchParams encoding, arrays as repeated keys. */
+function queryString(params) {
+  if (params === undefined || params === null) return '';
+  if (typeof params === 'string') return params.startsWith('?') ? params.slice(1) : params;
+  if (params instanceof URLSearchParams) return params.toString();
+  if (typeof params !== 'object' || Array.isArray(params)) {
+    throw new TypeError("Nango: option 'params' must be an object, a URLSearchParams or a query string");
+  }
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    for (const item of Array.isArray(value) ? value : [value]) {
+      if (item !== undefined && item !== null) search.append(key, String(item));
+    }
+  }
+  return search.toString();
+}
+
+/** A key or id for a request header: printable ASCII only, no surrounding spaces. */
+function headerArg(value, param) {
+  if (!/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(value)) {
+    throw new NangoError(`Param '${param}' cannot be sent to the proxy: it goes in a header, which carries printable ASCII only.`, {
+      type: 'invalid_request',
+    });
+  }
+  return value;
+}
+
+const isInstance = (value, name) => typeof globalThis[name] === 'function' && value instanceof globalThis[name];
+
+/**
+ * The request body: `{body, contentType, replayable}`. Strings, bytes, URLSearchParams, Blob,
+ * FormData and ReadableStream go as they are; anything else is JSON.
+ */
+function proxyBody(data) {
+  if (data === undefined || data === null) return { replayable: true };
+  if (typeof data === 'string' || data instanceof ArrayBuffer || ArrayBuffer.isView(data) || isInstance(data, 'Blob') || isInstance(data, 'FormData')) {
+    // fetch adds the Content-Type of strings (text/plain), Blobs (their type) and FormData.
+    return { body: data, replayable: true };
+  }
+  if (data instanceof URLSearchParams) {
+    return { body: data.toString(), contentType: 'application/x-www-form-urlencoded;charset=UTF-8', replayable: true };
+  }
+  if (isInstance(data, 'ReadableStream')) return { body: data, replayable: false, stream: true };
+  const json = JSON.stringify(data);
+  if (json === undefined) throw new TypeError(`Nango: option 'data' cannot be sent as JSON (${typeof data})`);
+  return { body: json, contentType: 'application/json', replayable: true };
+}
+
+/** The request headers: the caller's prefixed with `Nango-Proxy-`, except `Content-Type`. */
+function proxyHeaders(headers, out) {
+  if (headers === undefined || headers === null) return undefined;
+  let entries;
+  if (isInstance(headers, 'Headers') || Array.isArray(headers)) entries = [...headers];
+  else if (typeof headers === 'object') entries = Object.entries(headers);
+  else throw new TypeError("Nango: option 'headers' must be an object, a Headers or an array of [name, value] pairs");
+  let contentType;
+  for (const [name, value] of entries) {
+    if (value === undefined || value === null) continue;
+    const plain = String(name).toLowerCase() === 'content-type';
+    try {
+      if (plain) out.set('Content-Type', String(value));
+      else out.append(`Nango-Proxy-${name}`, String(value));
+    } catch (err) {
+      throw new TypeError(`Nango: header '${name}' cannot be sent: ${err.message}`);
+    }
+    if (plain) contentType = String(value);
+  }
+  return contentType;
+}
+
+/** The response headers as a plain object (lower-case names); `set-cookie` is an array. */
+function headersObject(headers) {
+  const out = {};
+  headers.forEach((value, name) => {
+    out[name] = value;
+  });
+  const cookies = typeof headers.getSetCookie === 'function' ? headers.getSetCookie() : [];
+  if (cookies.length > 0) out['set-cookie'] = cookies;
+  return out;
+}
+
+const isJsonType = (contentType) => /^\s*application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType ?? '');
+
 export class Nango {
   #host;
   #secretKey;
@@ -287,37 +407,164 @@ export class Nango {
     return this.#request('DELETE', `/config/${pathSegment(key, 'provider_config_key')}`);
   }
 
+  // ----- proxy -----
+
+  /**
+   * Calls the provider's API through the server (`<method> /proxy/<endpoint>`), which adds the
+   * connection's credentials. Resolves to the provider's response, `{status, statusText,
+   * headers, data}`, whatever its status: a provider's 404 or 429 is returned, not thrown (and
+   * so are errors of the proxy itself, e.g. a 400 `{error, type}` for an unknown connection).
+   * Throws only when the arguments are wrong or no response came (network error, timeout).
+   */
+  async proxy(config) {
+    if (config === null || typeof config !== 'object') {
+      throw new TypeError('Nango: proxy takes a config object ({endpoint, providerConfigKey, connectionId, ...})');
+    }
+    const key = headerArg(configKeyArg(config.providerConfigKey), 'provider_config_key');
+    const id = headerArg(connectionIdArg(config.connectionId), 'connection_id');
+    const path = proxyTarget(config.endpoint, config.params);
+    const method = typeof config.method === 'string' ? config.method.toUpperCase() : config.method ?? 'GET';
+    if (!PROXY_METHODS.includes(method)) {
+      throw new TypeError(`Nango: option 'method' must be one of ${PROXY_METHODS.join(', ')}, got ${String(config.method)}`);
+    }
+    const retries = checkNumber('retries', config.retries, undefined, { integer: true, max: MAX_PROXY_RETRIES });
+    const timeoutMs = checkNumber('timeoutMs', config.timeoutMs, this.#timeoutMs, { min: 1 });
+    const responseType = config.responseType;
+    if (responseType !== undefined && !RESPONSE_TYPES.includes(responseType)) {
+      throw new TypeError(`Nango: option 'responseType' must be one of ${RESPONSE_TYPES.join(', ')}, got ${String(responseType)}`);
+    }
+
+    const headers = new Headers();
+    const callerContentType = proxyHeaders(config.headers, headers);
+    headers.set('Connection-Id', id);
+    headers.set('Provider-Config-Key', key);
+    if (retries !== undefined) headers.set('Retries', String(retries));
+    const auth = this.#authorization();
+    if (auth) headers.set('Authorization', auth);
+    const body = proxyBody(config.data);
+    if (body.contentType && callerContentType === undefined) headers.set('Content-Type', body.contentType);
+
+    const init = { method, headers, redirect: 'manual' };
+    if (body.body !== undefined) init.body = body.body;
+    // Node's fetch needs this for a stream body.
+    if (body.stream) init.duplex = 'half';
+    const attempts = IDEMPOTENT_METHODS.has(method) && body.replayable ? this.#retries + 1 : 1;
+    const what = `${method} ${path.split('?')[0]}`;
+    const read = (res) => {
+      if (responseType === 'stream') return res.body;
+      if (responseType === 'arraybuffer') return res.arrayBuffer();
+      return res.text();
+    };
+
+    let outcome;
+    for (let attempt = 1; ; attempt++) {
+      outcome = await this.#attempt(`${this.#host}${path}`, init, { timeoutMs, read });
+      if (!('failure' in outcome)) break;
+      if (attempt < attempts) {
+        await sleep(this.#retryDelayMs * 2 ** (attempt - 1));
+        continue;
+      }
+      throw this.#unreachable(outcome, what, attempt, timeoutMs);
+    }
+
+    const { res, body: raw } = outcome;
+    let data = raw;
+    if (responseType === 'json') {
+      try {
+        data = raw === '' ? undefined : JSON.parse(raw);
+      } catch {
+        throw new NangoError(`The response to ${what} (status ${res.status}) is not JSON, and responseType 'json' was asked for.`, {
+          status: res.status,
+          type: 'invalid_response',
+          body: raw,
+        });
+      }
+    } else if (responseType === undefined && raw !== '' && isJsonType(res.headers.get('content-type'))) {
+      try {
+        data = JSON.parse(raw);
+      } catch {
+        // Labelled JSON but not: the text as it came.
+      }
+    }
+    return { status: res.status, statusText: res.statusText, headers: headersObject(res.headers), data };
+  }
+
+  /** `proxy` with method GET. */
+  async get(config) {
+    return this.proxy(withMethod(config, 'GET'));
+  }
+
+  /** `proxy` with method POST. */
+  async post(config) {
+    return this.proxy(withMethod(config, 'POST'));
+  }
+
+  /** `proxy` with method PUT. */
+  async put(config) {
+    return this.proxy(withMethod(config, 'PUT'));
+  }
+
+  /** `proxy` with method PATCH. */
+  async patch(config) {
+    return this.proxy(withMethod(config, 'PATCH'));
+  }
+
+  /** `proxy` with method DELETE. */
+  async delete(config) {
+    return this.proxy(withMethod(config, 'DELETE'));
+  }
+
   // ----- transport -----
+
+  /** `Basic base64("<secretKey>:")`, or undefined without a secret key. */
+  #authorization() {
+    return this.#secretKey ? `Basic ${base64(`${this.#secretKey}:`)}` : undefined;
+  }
 
   #headers(hasBody) {
     const headers = { Accept: 'application/json' };
     if (hasBody) headers['Content-Type'] = 'application/json';
-    if (this.#secretKey) {
-      headers.Authorization = `Basic ${base64(`${this.#secretKey}:`)}`;
-    }
+    const auth = this.#authorization();
+    if (auth) headers.Authorization = auth;
     return headers;
   }
 
   /**
-   * One attempt, within the timeout: `{status, text, location}` of the response (its whole body
-   * read), or `{failure, timedOut}` when no complete response came.
+   * One attempt, within the timeout: `{res, body}` (`body` is what `read(res)` resolved to; the
+   * whole text by default), or `{failure, timedOut}` when no complete response came. The timeout
+   * covers `read` too, so a returned stream is no longer under it.
    */
-  async #attempt(url, init) {
+  async #attempt(url, init, { timeoutMs = this.#timeoutMs, read = (res) => res.text() } = {}) {
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       controller.abort();
-    }, this.#timeoutMs);
+    }, timeoutMs);
     try {
       const res = await this.#fetch(url, { ...init, signal: controller.signal });
-      const text = await res.text();
-      return { status: res.status, text, location: res.headers?.get?.('location') ?? undefined };
+      return { res, body: await read(res) };
     } catch (err) {
       return { failure: err, timedOut };
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** The NangoError of a request that got no (complete) response after `attempt` tries. */
+  #unreachable({ failure, timedOut }, what, attempt, timeoutMs = this.#timeoutMs) {
+    const tries = attempt === 1 ? '' : ` (${attempt} attempts)`;
+    if (timedOut) {
+      return new NangoError(`The Nango server at ${this.#host} did not answer ${what} within ${timeoutMs} ms${tries}.`, {
+        type: 'timeout',
+        cause: failure,
+      });
+    }
+    const reason = failure?.cause?.code ?? failure?.cause?.message ?? failure?.message ?? String(failure);
+    return new NangoError(`Could not reach the Nango server at ${this.#host} (${what}): ${reason}${tries}.`, {
+      type: 'network_error',
+      cause: failure,
+    });
   }
 
   async #request(method, path, { body, expect } = {}) {
@@ -337,22 +584,11 @@ export class Nango {
         await sleep(this.#retryDelayMs * 2 ** (attempt - 1));
         continue;
       }
-      const { failure, timedOut } = response;
-      const tries = attempt === 1 ? '' : ` (${attempt} attempts)`;
-      if (timedOut) {
-        throw new NangoError(`The Nango server at ${this.#host} did not answer ${what} within ${this.#timeoutMs} ms${tries}.`, {
-          type: 'timeout',
-          cause: failure,
-        });
-      }
-      const reason = failure?.cause?.code ?? failure?.cause?.message ?? failure?.message ?? String(failure);
-      throw new NangoError(`Could not reach the Nango server at ${this.#host} (${what}): ${reason}${tries}.`, {
-        type: 'network_error',
-        cause: failure,
-      });
+      throw this.#unreachable(response, what, attempt);
     }
 
-    const { status, text } = response;
+    const { status } = response.res;
+    const text = response.body;
     let data;
     let isJson = false;
     if (text !== '') {
@@ -368,7 +604,8 @@ export class Nango {
       const serverMessage = isJson && data && typeof data.error === 'string' ? data.error : undefined;
       let type = isJson && data && typeof data.type === 'string' ? data.type : undefined;
       type ??= (serverMessage && TYPES_BY_MESSAGE.get(serverMessage)) ?? 'http_error';
-      const redirect = status >= 300 && status < 400 ? `, a redirect to ${response.location} (redirects are not followed)` : '';
+      const location = response.res.headers?.get?.('location') ?? undefined;
+      const redirect = status >= 300 && status < 400 ? `, a redirect to ${location} (redirects are not followed)` : '';
       throw new NangoError(serverMessage ?? `Request failed with status code ${status} (${what}${redirect}).`, {
         status,
         type,
@@ -385,6 +622,14 @@ export class Nango {
     }
     return data;
   }
+}
+
+/** The config with `method` set (the shorthands). */
+function withMethod(config, method) {
+  if (config === null || typeof config !== 'object') {
+    throw new TypeError(`Nango: ${method.toLowerCase()} takes a config object ({endpoint, providerConfigKey, connectionId, ...})`);
+  }
+  return { ...config, method };
 }
 
 export default Nango;

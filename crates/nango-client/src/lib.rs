@@ -99,6 +99,27 @@
 //! # }
 //! ```
 //!
+//! # Calling the provider's API through the server
+//!
+//! [`Client::proxy`] sends a [`ProxyRequest`] to the provider's API with the connection's
+//! credentials put in by the server, and returns the provider's answer as a [`ProxyResponse`]
+//! **whatever its status** (a provider's 404 is an `Ok`: check the status); its body is streamed.
+//!
+//! ```no_run
+//! use nango_client::{Client, ProxyRequest};
+//!
+//! # async fn example() -> Result<(), nango_client::Error> {
+//! let nango = Client::new("http://localhost:3003")?;
+//! let issue = serde_json::json!({"title": "Found a bug"});
+//! let response = nango
+//!     .proxy(ProxyRequest::post("github", "user-42", "/repos/octo/hello/issues").json(&issue)?)
+//!     .await?;
+//! let status = response.status();
+//! println!("{status}: {}", response.text().await?);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Retries
 //!
 //! A request that got **no answer** (connection refused or reset, timeout) is retried
@@ -109,19 +130,25 @@
 //! Redirects are not followed, so the secret key only ever goes to the configured host.
 
 mod error;
+mod proxy;
 mod secret;
 mod types;
 
 use std::time::Duration;
 
 use base64::Engine;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
-use reqwest::Method;
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION,
+};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
 pub use error::{kinds, Error};
+pub use proxy::{ProxyRequest, ProxyResponse, MAX_PROXY_RETRIES};
+/// The `reqwest` types of the proxy's API: [`ProxyRequest::method`], [`ProxyResponse::status`],
+/// [`ProxyResponse::headers`].
+pub use reqwest::{header, Method, StatusCode};
 pub use secret::Secret;
 pub use types::{
     Connection, ConnectionSummary, Credentials, GetOptions, NewConfig, NewCredentials,
@@ -167,6 +194,7 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 /// | [`delete_config`](Client::delete_config) | `DELETE /config/:key` | `()` |
 /// | [`list_providers`](Client::list_providers) | `GET /providers` | [`ProviderSummary`]s |
 /// | [`get_provider`](Client::get_provider) | `GET /providers/:name` | [`ProviderDetail`] |
+/// | [`proxy`](Client::proxy) | `<METHOD> /proxy/<endpoint>` | the provider's [`ProxyResponse`], whatever its status |
 ///
 /// Keys and ids are percent-encoded, so any string round-trips (`a/b c?d`, `#`, `%`,
 /// non-ASCII), except that one that goes in the path cannot be empty, `.` or `..`.
@@ -569,6 +597,140 @@ impl Client {
             self.json(Method::GET, self.url(&["providers", name], &[])?, None)
                 .await?,
         )
+    }
+
+    // ----- proxy -----
+
+    /// Calls the provider's API through the server (`<METHOD> /proxy/<endpoint>`), which puts
+    /// in the connection's credentials (e.g. `Authorization: Bearer <access token>`), so the
+    /// token never reaches this process.
+    ///
+    /// **Returns the response whatever its HTTP status**: a provider's 404 or 429 is an `Ok`,
+    /// and so is an error of the proxy itself (a 4xx or 5xx whose body is the server's
+    /// `{"error": ..., "type": ...}`: unknown connection, wrong secret key, provider
+    /// unreachable). Check [`ProxyResponse::status`]. `Err` only for arguments that cannot be
+    /// sent ([`Error::InvalidArgument`], nothing sent) and for no answer from the server
+    /// ([`Error::Network`], [`Error::Timeout`]).
+    ///
+    /// A request that got no answer is retried like the other calls, for `GET`, `PUT`,
+    /// `DELETE`, `HEAD` and `OPTIONS` only; the server's own retries of a provider's 429 or 5xx
+    /// are [`ProxyRequest::retries`]. The body of the response is not read yet: see
+    /// [`ProxyResponse`].
+    ///
+    /// ```no_run
+    /// use nango_client::{Client, ProxyRequest};
+    ///
+    /// # async fn example() -> Result<(), nango_client::Error> {
+    /// let nango = Client::builder("http://localhost:3003").secret_key("my-secret-key").build()?;
+    ///
+    /// let response = nango
+    ///     .proxy(ProxyRequest::get("github", "user-42", "/user/repos").param("per_page", "5"))
+    ///     .await?;
+    /// if response.status().is_success() {
+    ///     let repos: serde_json::Value = response.json().await?;
+    ///     println!("{repos}");
+    /// } else {
+    ///     let status = response.status();
+    ///     eprintln!("GitHub answered {status}: {}", response.text().await?);
+    /// }
+    ///
+    /// // A large download, a piece at a time.
+    /// let mut download = nango
+    ///     .proxy(ProxyRequest::get("github", "user-42", "/repos/octo/hello/tarball/main"))
+    ///     .await?;
+    /// let mut size = 0;
+    /// while let Some(chunk) = download.chunk().await? {
+    ///     size += chunk.len(); // write it somewhere
+    /// }
+    /// # let _ = size;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn proxy(&self, request: ProxyRequest) -> Result<ProxyResponse, Error> {
+        let key = proxy::header_arg("provider_config_key", &request.provider_config_key)?;
+        let id = proxy::header_arg("connection_id", &request.connection_id)?;
+        let url = proxy::proxy_url(&self.base, &request.endpoint, &request.params)?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &request.headers {
+            let invalid = || {
+                Error::InvalidArgument(format!(
+                    "The header '{name}' cannot be sent: invalid name or value."
+                ))
+            };
+            let value = HeaderValue::from_str(value).map_err(|_| invalid())?;
+            if name.eq_ignore_ascii_case(CONTENT_TYPE.as_str()) {
+                headers.insert(CONTENT_TYPE, value);
+            } else {
+                let name = HeaderName::from_bytes(format!("Nango-Proxy-{name}").as_bytes())
+                    .map_err(|_| invalid())?;
+                headers.append(name, value);
+            }
+        }
+        let header_value = |value: &str| {
+            HeaderValue::from_str(value).map_err(|_| {
+                Error::InvalidArgument(format!("'{value}' cannot be sent in a header."))
+            })
+        };
+        headers.insert("connection-id", header_value(id)?);
+        headers.insert("provider-config-key", header_value(key)?);
+        if let Some(retries) = request.retries {
+            if retries > MAX_PROXY_RETRIES {
+                return Err(Error::InvalidArgument(format!(
+                    "The proxy retries must be from 0 to {MAX_PROXY_RETRIES}, got {retries}."
+                )));
+            }
+            headers.insert("retries", HeaderValue::from(retries));
+        }
+        // The server forwards plain end-to-end headers too: not the client's default
+        // `Accept: application/json`, which the provider would take as the caller's.
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+
+        let timeout = request.timeout.unwrap_or(self.timeout);
+        if timeout.is_zero() {
+            return Err(Error::InvalidArgument(
+                "The timeout must be longer than zero.".into(),
+            ));
+        }
+        let method = request.method;
+        let what = format!("{method} {}", url.path());
+        let attempts = self.attempts(&method);
+        let mut body = request.body;
+        let mut attempt = 1;
+        loop {
+            let mut builder = self
+                .http
+                .request(method.clone(), url.clone())
+                .headers(headers.clone())
+                .timeout(timeout);
+            // The last attempt takes the body; the others send a copy.
+            let this_body = if attempt == attempts {
+                body.take()
+            } else {
+                body.clone()
+            };
+            if let Some(bytes) = this_body {
+                builder = builder.body(bytes);
+            }
+            match builder.send().await {
+                Ok(response) => {
+                    return Ok(ProxyResponse {
+                        response,
+                        host: self.host.clone(),
+                        request: what,
+                        timeout,
+                    })
+                }
+                Err(_) if attempt < attempts => {
+                    tokio::time::sleep(self.delay_before_retry(attempt)).await;
+                    attempt += 1;
+                }
+                Err(source) => {
+                    return Err(Error::unreachable(
+                        &self.host, what, attempt, timeout, source,
+                    ))
+                }
+            }
+        }
     }
 
     // ----- transport -----

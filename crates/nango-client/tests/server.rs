@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nango_client::{
-    kinds, Client, Credentials, Error, GetOptions, NewConfig, NewCredentials, Token,
+    kinds, Client, Credentials, Error, GetOptions, NewConfig, NewCredentials, ProxyRequest, Token,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,6 +40,8 @@ const OAUTH2: &str = "mock-oauth2";
 const OAUTH2_CC: &str = "mock-oauth2-cc";
 const API_KEY: &str = "mock-api-key";
 const BASIC: &str = "mock-basic";
+/// OAUTH2 at the mock provider, with `base_api_url` at a [`FakeApi`]: the proxy's target.
+const OAUTH2_API: &str = "mock-oauth2-api";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -125,16 +127,23 @@ impl MockProvider {
         }
     }
 
-    /// The providers file that points the server at this provider, one template per auth mode.
-    fn providers_yaml(&self) -> String {
+    /// The providers file that points the server at this provider, one template per auth mode,
+    /// and, with `api_base_url`, an OAuth2 template whose API (`base_api_url`) is there.
+    fn providers_yaml(&self, api_base_url: Option<&str>) -> String {
         let url = &self.url;
-        format!(
+        let mut yaml = format!(
             "# oauth2-mock-server at {url}\n\
              {OAUTH2}:\n  auth_mode: OAUTH2\n  authorization_url: {url}/authorize\n  token_url: {url}/token\n\
              {OAUTH2_CC}:\n  auth_mode: OAUTH2_CC\n  token_url: {url}/token\n\
              {API_KEY}:\n  auth_mode: API_KEY\n\
              {BASIC}:\n  auth_mode: BASIC\n"
-        )
+        );
+        if let Some(api) = api_base_url {
+            yaml.push_str(&format!(
+                "{OAUTH2_API}:\n  auth_mode: OAUTH2\n  authorization_url: {url}/authorize\n  token_url: {url}/token\n  base_api_url: {api}\n"
+            ));
+        }
+        yaml
     }
 
     /// The token requests the provider answered for `client_id` (in order).
@@ -262,10 +271,20 @@ impl TestServer {
 
     /// A server requiring `secret_key` when given, its provider started with `provider_args`.
     async fn start_with(secret_key: Option<&str>, provider_args: &[&str]) -> TestServer {
+        TestServer::start_full(secret_key, provider_args, None).await
+    }
+
+    /// [`TestServer::start_with`], plus the template [`OAUTH2_API`] when `api_base_url` is given.
+    async fn start_full(
+        secret_key: Option<&str>,
+        provider_args: &[&str],
+        api_base_url: Option<&str>,
+    ) -> TestServer {
         let provider = MockProvider::start(provider_args).await;
         let dir = tempfile::tempdir().expect("temporary directory");
         let providers_file = dir.path().join("providers.yaml");
-        std::fs::write(&providers_file, provider.providers_yaml()).expect("providers file");
+        std::fs::write(&providers_file, provider.providers_yaml(api_base_url))
+            .expect("providers file");
         let (database_url, postgres) = match std::env::var("NANGO_TEST_DATABASE_URL") {
             Ok(admin) if !admin.trim().is_empty() => {
                 let (db, url) = PostgresDatabase::create(admin.trim()).await;
@@ -1072,6 +1091,322 @@ async fn the_secret_key_is_required_and_checked() -> Result<(), Error> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The API proxy, to a fake provider API.
+
+/// How many bytes `GET /big` of the fake API answers.
+const BIG: usize = 3 * 1024 * 1024;
+
+/// One request that reached the fake API (header names in lower case).
+#[derive(Debug, Clone)]
+struct ApiRequest {
+    method: String,
+    path: String,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl ApiRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A provider's REST API on `127.0.0.1:<free port>` (axum): it records every request and
+/// answers `/missing` 404 JSON, `/text` text, `/big` [`BIG`] bytes, anything else a JSON echo.
+struct FakeApi {
+    url: String,
+    requests: Arc<Mutex<Vec<ApiRequest>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeApi {
+    async fn start() -> FakeApi {
+        use axum::http::{header::CONTENT_TYPE, StatusCode};
+        use axum::response::IntoResponse;
+
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let sink = requests.clone();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let sink = sink.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .map(|b| b.to_vec())
+                    .unwrap_or_default();
+                let path = parts.uri.path().to_string();
+                let query: Vec<(String, String)> =
+                    url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                        .into_owned()
+                        .collect();
+                let headers = parts
+                    .headers
+                    .iter()
+                    .map(|(n, v)| {
+                        (
+                            n.as_str().to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).to_string(),
+                        )
+                    })
+                    .collect();
+                sink.lock().unwrap().push(ApiRequest {
+                    method: parts.method.to_string(),
+                    path: path.clone(),
+                    query: query.clone(),
+                    headers,
+                    body,
+                });
+                match path.as_str() {
+                    "/missing" => (
+                        StatusCode::NOT_FOUND,
+                        [(CONTENT_TYPE, "application/json")],
+                        r#"{"message":"Not Found"}"#,
+                    )
+                        .into_response(),
+                    "/text" => (
+                        [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+                        "hello from the API",
+                    )
+                        .into_response(),
+                    "/big" => ([(CONTENT_TYPE, "application/octet-stream")], vec![1u8; BIG])
+                        .into_response(),
+                    _ => axum::Json(json!({
+                        "method": parts.method.as_str(),
+                        "path": parts.uri.path(),
+                        "query": query,
+                    }))
+                    .into_response(),
+                }
+            }
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeApi {
+            url,
+            requests,
+            task,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+
+    fn last(&self) -> ApiRequest {
+        self.requests
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("a request reached the fake API")
+    }
+}
+
+impl Drop for FakeApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The fake API, a server (with the secret key) whose template [`OAUTH2_API`] points at it,
+/// and the connection `("api", "u1")` made through the OAuth flow; also returns its access token.
+async fn proxied() -> (FakeApi, TestServer, Client, String) {
+    let api = FakeApi::start().await;
+    let server = TestServer::start_full(Some(SECRET_KEY), &[], Some(&api.url)).await;
+    let nango = server.client(Some(SECRET_KEY));
+    server.create_config(&nango, "api", OAUTH2_API).await;
+    server.connect("api", "u1").await;
+    let issued = server
+        .provider
+        .wait_for_grants("client-api", "authorization_code", 1)
+        .await
+        .remove(0);
+    let token = issued["issued"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (api, server, nango, token)
+}
+
+#[tokio::test]
+async fn the_proxy_sends_method_path_query_body_and_headers_with_the_connection_token(
+) -> Result<(), Error> {
+    let (api, _server, nango, token) = proxied().await;
+    let bearer = format!("Bearer {token}");
+
+    let response = nango
+        .proxy(
+            ProxyRequest::get("api", "u1", "/repos/octo/hello")
+                .param("per_page", "5")
+                .param("label", "a")
+                .param("label", "b c")
+                .header("X-Custom", "value 1")
+                .header("Accept", "application/vnd.api+json"),
+        )
+        .await?;
+    assert_eq!(response.status(), 200);
+    let echo: Value = response.json().await?;
+    assert_eq!(echo["method"], "GET");
+    assert_eq!(echo["path"], "/repos/octo/hello");
+    let seen = api.last();
+    assert_eq!(seen.method, "GET");
+    assert_eq!(seen.path, "/repos/octo/hello");
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    assert_eq!(
+        seen.query,
+        [
+            pair("per_page", "5"),
+            pair("label", "a"),
+            pair("label", "b c")
+        ]
+    );
+    assert_eq!(seen.header("authorization"), Some(bearer.as_str()));
+    assert_eq!(seen.header("x-custom"), Some("value 1"));
+    assert_eq!(seen.header("accept"), Some("application/vnd.api+json"));
+    for (name, value) in &seen.headers {
+        assert!(
+            !name.starts_with("nango-proxy-"),
+            "{name}: the prefix is stripped"
+        );
+        assert!(!["connection-id", "provider-config-key", "retries"].contains(&name.as_str()));
+        assert!(
+            !value.contains(SECRET_KEY),
+            "{name}: the secret key reached the provider"
+        );
+    }
+    assert!(seen.body.is_empty());
+
+    // A JSON POST, with its Content-Type.
+    let response = nango
+        .proxy(ProxyRequest::post("api", "u1", "issues").json(&json!({"title": "Bug", "n": 1}))?)
+        .await?;
+    assert_eq!(response.status(), 200);
+    let seen = api.last();
+    assert_eq!(
+        (seen.method.as_str(), seen.path.as_str()),
+        ("POST", "/issues")
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&seen.body).unwrap(),
+        json!({"title": "Bug", "n": 1})
+    );
+    assert_eq!(seen.header("content-type"), Some("application/json"));
+    assert_eq!(seen.header("authorization"), Some(bearer.as_str()));
+
+    // PUT with a raw body and its type, PATCH with a form, DELETE.
+    nango
+        .proxy(
+            ProxyRequest::put("api", "u1", "/notes/1")
+                .header("Content-Type", "text/plain")
+                .body("raw text"),
+        )
+        .await?;
+    let seen = api.last();
+    assert_eq!(seen.method, "PUT");
+    assert_eq!(seen.body, b"raw text");
+    assert_eq!(seen.header("content-type"), Some("text/plain"));
+
+    nango
+        .proxy(ProxyRequest::patch("api", "u1", "/issues/1").form([("state", "closed")]))
+        .await?;
+    let seen = api.last();
+    assert_eq!(seen.method, "PATCH");
+    assert_eq!(seen.body, b"state=closed");
+    assert_eq!(
+        seen.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+
+    let response = nango
+        .proxy(ProxyRequest::delete("api", "u1", "/issues/1").retries(0))
+        .await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(api.last().method, "DELETE");
+    assert_eq!(api.last().path, "/issues/1");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_proxy_returns_every_status_and_streams_the_body() -> Result<(), Error> {
+    let (api, server, nango, _token) = proxied().await;
+
+    // A provider's 404 is a response, not an error.
+    let response = nango
+        .proxy(ProxyRequest::get("api", "u1", "/missing"))
+        .await?;
+    assert_eq!(response.status(), 404);
+    assert!(response
+        .content_type()
+        .is_some_and(|t| t.starts_with("application/json")));
+    assert_eq!(
+        response.json::<Value>().await?,
+        json!({"message": "Not Found"})
+    );
+
+    // Text.
+    let response = nango.proxy(ProxyRequest::get("api", "u1", "/text")).await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await?, "hello from the API");
+
+    // A large body, a piece at a time.
+    let mut response = nango.proxy(ProxyRequest::get("api", "u1", "/big")).await?;
+    assert_eq!(response.status(), 200);
+    let (mut total, mut chunks) = (0, 0);
+    while let Some(chunk) = response.chunk().await? {
+        assert!(chunk.iter().all(|b| *b == 1));
+        total += chunk.len();
+        chunks += 1;
+    }
+    assert_eq!(total, BIG);
+    assert!(chunks > 1, "{chunks} chunk(s)");
+
+    // The proxy's own errors are responses too, and reach no API.
+    let before = api.count();
+    let response = nango
+        .proxy(ProxyRequest::get("api", "nobody", "/x"))
+        .await?;
+    assert!(response.status().is_client_error(), "{}", response.status());
+    let body: Value = response.json().await?;
+    assert!(
+        body["error"].is_string() && body["type"].is_string(),
+        "{body}"
+    );
+
+    let wrong = server.client(Some("not-the-key"));
+    let response = wrong.proxy(ProxyRequest::get("api", "u1", "/x")).await?;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.json::<Value>().await?["type"],
+        kinds::INVALID_SECRET_KEY
+    );
+    assert_eq!(api.count(), before, "the API saw none of them");
+
+    // Arguments that cannot be sent are refused before sending.
+    for request in [
+        ProxyRequest::get("api", "u1", ""),
+        ProxyRequest::get("api", "u1", "/a/../config"),
+        ProxyRequest::get("api", "usér", "/x"),
+        ProxyRequest::get("", "u1", "/x"),
+        ProxyRequest::get("api", "u1", "/x").retries(11),
+        ProxyRequest::get("api", "u1", "/x").header("Bad Name", "v"),
+    ] {
+        match nango.proxy(request).await {
+            Err(Error::InvalidArgument(_)) => {}
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+    assert_eq!(api.count(), before);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
 // Transport: server down, hanging, answering errors.
 
 /// A port nothing listens on (free a moment ago).
@@ -1345,4 +1680,37 @@ async fn an_http_error_is_never_retried() {
             assert_eq!(answering.take_count(), 1, "HTTP {status} was retried");
         }
     }
+}
+
+#[tokio::test]
+async fn a_proxy_call_without_an_answer_is_a_network_error_after_the_retries() {
+    let host = format!("http://127.0.0.1:{}", refused_port());
+    let nango = quick_client(&host, 2);
+    assert_network_error(
+        nango.proxy(ProxyRequest::get("k", "c", "/x")).await,
+        &host,
+        3,
+    );
+    // A POST is tried once.
+    assert_network_error(
+        nango
+            .proxy(ProxyRequest::post("k", "c", "/x").body("b"))
+            .await,
+        &host,
+        1,
+    );
+}
+
+#[tokio::test]
+async fn a_proxy_call_returns_any_status_and_never_retries_an_answer() -> Result<(), Error> {
+    for status in [400, 401, 404, 429, 500, 502] {
+        let answering = CountingListener::start(Behaviour::Answer(status)).await;
+        let nango = quick_client(&answering.host, 3);
+        let response = nango.proxy(ProxyRequest::get("gh", "u1", "/x")).await?;
+        assert_eq!(response.status(), status);
+        let body: Value = response.json().await?;
+        assert_eq!(body["type"], "test_refusal");
+        assert_eq!(answering.take_count(), 1, "HTTP {status} was retried");
+    }
+    Ok(())
 }

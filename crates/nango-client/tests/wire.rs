@@ -4,7 +4,7 @@
 // A canned exchange that cannot even happen should stop the test right there, with the reason.
 #![allow(clippy::expect_used)]
 
-use nango_client::{Client, Error, GetOptions, NewConfig, NewCredentials, Token};
+use nango_client::{Client, Error, GetOptions, NewConfig, NewCredentials, ProxyRequest, Token};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -380,4 +380,76 @@ async fn a_redirect_is_not_followed() {
         1,
         "the redirect was followed"
     );
+}
+
+#[tokio::test]
+async fn proxy_sends_the_connection_the_prefixed_headers_and_the_body() {
+    let (host, server) = respond_once("404 Not Found", r#"{"message":"Not Found"}"#).await;
+    let client = Client::builder(&format!("{host}/"))
+        .secret_key("sk")
+        .build()
+        .expect("client");
+    let response = client
+        .proxy(
+            ProxyRequest::post("my-config", "user-42", "repos/octo/issues?state=open")
+                .param("a", "1 2")
+                .param("a", "&")
+                .header("X-Custom", "v")
+                .header("Accept", "application/vnd.github+json")
+                .json(&json!({"title": "Bug"}))
+                .expect("JSON")
+                .retries(4),
+        )
+        .await
+        .expect("a 404 is a response");
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.content_type(),
+        Some("application/json; charset=utf-8")
+    );
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body, json!({"message": "Not Found"}));
+
+    let req = server.await.expect("server");
+    assert_eq!(
+        req.request_line(),
+        "POST /proxy/repos/octo/issues?state=open&a=1+2&a=%26 HTTP/1.1"
+    );
+    assert_eq!(req.header("authorization").as_deref(), Some("Basic c2s6"));
+    assert_eq!(req.header("connection-id").as_deref(), Some("user-42"));
+    assert_eq!(
+        req.header("provider-config-key").as_deref(),
+        Some("my-config")
+    );
+    assert_eq!(req.header("retries").as_deref(), Some("4"));
+    assert_eq!(req.header("nango-proxy-x-custom").as_deref(), Some("v"));
+    assert_eq!(
+        req.header("nango-proxy-accept").as_deref(),
+        Some("application/vnd.github+json")
+    );
+    // Not the client's default `application/json`: the server forwards plain headers too.
+    assert_eq!(req.header("accept").as_deref(), Some("*/*"));
+    assert_eq!(
+        req.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(req.header("nango-proxy-content-type"), None);
+    assert_eq!(req.body, r#"{"title":"Bug"}"#);
+}
+
+#[tokio::test]
+async fn proxy_without_retries_or_body_sends_neither() {
+    let (host, server) = respond_once("200 OK", "{}").await;
+    let client = Client::new(&host).expect("client");
+    let response = client
+        .proxy(ProxyRequest::get("k", "c", "/"))
+        .await
+        .expect("response");
+    assert_eq!(response.status(), 200);
+    let req = server.await.expect("server");
+    assert_eq!(req.request_line(), "GET /proxy/ HTTP/1.1");
+    assert_eq!(req.header("retries"), None);
+    assert_eq!(req.header("authorization"), None);
+    assert_eq!(req.header("content-type"), None);
+    assert_eq!(req.body, "");
 }

@@ -97,6 +97,12 @@ describe('package', () => {
       'createConfig',
       'updateConfig',
       'deleteConfig',
+      'proxy',
+      'get',
+      'post',
+      'put',
+      'patch',
+      'delete',
     ];
     assert.deepEqual(implemented.sort(), [...expected].sort(), 'the methods the SDK has');
     assert.deepEqual([...declaredMethods(declaredClass('Nango'))].sort(), [...expected].sort(), 'the methods index.d.ts declares');

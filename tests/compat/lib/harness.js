@@ -30,6 +30,7 @@ export const PROVIDER_HEADER = 'mock-oauth2-header'; // `authorization_method: h
 export const PROVIDER_CC = 'mock-oauth2-cc'; // OAUTH2_CC: the server fetches tokens with the client credentials grant
 export const PROVIDER_API_KEY = 'mock-api-key'; // API_KEY: connections made with POST /connection {api_key}
 export const PROVIDER_BASIC = 'mock-basic'; // BASIC: connections made with POST /connection {username, password}
+export const PROVIDER_API = 'mock-oauth2-api'; // OAUTH2 at the mock, with `base_api_url: <apiBaseUrl>` (only with that option): the proxy's target
 
 /** base64url(SHA-256(verifier)), the S256 PKCE transform of RFC 7636. */
 export const s256 = (verifier) => createHash('sha256').update(verifier, 'ascii').digest('base64url');
@@ -134,9 +135,11 @@ export async function createPostgresDatabase(adminUrl, prefix = 'nango_compat') 
 
 /**
  * Starts the mock provider and a `nango serve` child process pointed at it.
- * @param {{secretKey?: string}} [opts]
+ * `apiBaseUrl` adds the template PROVIDER_API, whose `base_api_url` is that URL (a fake API the
+ * test runs, for `/proxy`).
+ * @param {{secretKey?: string, apiBaseUrl?: string}} [opts]
  */
-export async function startHarness({ secretKey } = {}) {
+export async function startHarness({ secretKey, apiBaseUrl } = {}) {
   if (!existsSync(NANGO_BIN)) {
     throw new Error(`nango binary not found at ${NANGO_BIN}: run \`cargo build -p nango-cli\` or set NANGO_BIN`);
   }
@@ -180,6 +183,15 @@ export async function startHarness({ secretKey } = {}) {
         '  auth_mode: API_KEY',
         `${PROVIDER_BASIC}:`,
         '  auth_mode: BASIC',
+        ...(apiBaseUrl
+          ? [
+              `${PROVIDER_API}:`,
+              '  auth_mode: OAUTH2',
+              `  authorization_url: ${provider.url}/authorize`,
+              `  token_url: ${provider.url}/token`,
+              `  base_api_url: ${apiBaseUrl}`,
+            ]
+          : []),
         '',
       ].join('\n'),
     );
