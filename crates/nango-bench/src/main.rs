@@ -437,14 +437,7 @@ async fn load_backend(
             };
             let load = measure(endpoint, matrix_size, c, plan.seconds);
             let run = wrk::run(target, &ctx.secret_key, dir, ctx.ticks_per_second, &load).await?;
-            eprintln!(
-                "  c={c:<3} {:<20} {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  {} errors",
-                endpoint.label(),
-                run.requests_per_second,
-                run.p50_ms,
-                run.p99_ms,
-                run.wrk.status_errors + run.wrk.socket_errors()
-            );
+            print_run(&run);
             report.load.push(run);
         }
     }
@@ -460,14 +453,7 @@ async fn load_backend(
                 };
                 let run =
                     wrk::run(server, &ctx.secret_key, dir, ctx.ticks_per_second, &load).await?;
-                eprintln!(
-                    "  c={c:<3} {:<36} {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  {} errors",
-                    endpoint.label(),
-                    run.requests_per_second,
-                    run.p50_ms,
-                    run.p99_ms,
-                    run.wrk.status_errors + run.wrk.socket_errors()
-                );
+                print_run(&run);
                 report.load.push(run);
             }
         }
@@ -596,53 +582,73 @@ fn seed_run(seeder: &Seeder, backend: &str, what: String, n: u64, took: Duration
     }
 }
 
+/// One line of progress per measured run.
+fn print_run(run: &wrk::LoadRun) {
+    eprintln!(
+        "  c={:<3} {:<36} {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  {} errors",
+        run.concurrency,
+        run.endpoint.label(),
+        run.requests_per_second,
+        run.p50_ms,
+        run.p99_ms,
+        run.wrk.status_errors + run.wrk.socket_errors()
+    );
+}
+
 /// `POST /config` for the fake provider's template, with the secret key.
 async fn create_config(ctx: &Shared, server: &Server) -> Result<()> {
-    let response = ctx
-        .http
-        .post(format!("{}/config", server.url))
-        .basic_auth(&ctx.secret_key, Some(""))
-        .json(&json!({
+    post_json(
+        ctx,
+        server,
+        "/config",
+        json!({
             "provider_config_key": CONFIG_KEY,
             "provider": PROVIDER,
             "oauth_client_id": "bench-client",
             "oauth_client_secret": "bench-secret",
             "oauth_scopes": "read",
-        }))
-        .send()
-        .await?;
-    let status = response.status();
-    if !status.is_success() {
-        bail!("POST /config answered {status}: {}", response.text().await?);
-    }
-    Ok(())
+        }),
+    )
+    .await
 }
 
 /// The API-key config and connection of the proxy runs.
 async fn create_proxy_connection(ctx: &Shared, server: &Server) -> Result<()> {
-    for (path, body) in [
-        (
-            "/config",
-            json!({"provider_config_key": PROXY_CONFIG, "provider": PROXY_CONFIG,
-                   "oauth_client_id": "", "oauth_client_secret": "", "oauth_scopes": ""}),
-        ),
-        (
-            "/connection",
-            json!({"provider_config_key": PROXY_CONFIG, "connection_id": PROXY_CONNECTION,
-                   "api_key": fake_provider::API_KEY}),
-        ),
-    ] {
-        let response = ctx
-            .http
-            .post(format!("{}{path}", server.url))
-            .basic_auth(&ctx.secret_key, Some(""))
-            .json(&body)
-            .send()
-            .await?;
-        let status = response.status();
-        if !status.is_success() {
-            bail!("POST {path} answered {status}: {}", response.text().await?);
-        }
+    post_json(
+        ctx,
+        server,
+        "/config",
+        json!({"provider_config_key": PROXY_CONFIG, "provider": PROXY_CONFIG,
+               "oauth_client_id": "", "oauth_client_secret": "", "oauth_scopes": ""}),
+    )
+    .await?;
+    post_json(
+        ctx,
+        server,
+        "/connection",
+        json!({"provider_config_key": PROXY_CONFIG, "connection_id": PROXY_CONNECTION,
+               "api_key": fake_provider::API_KEY}),
+    )
+    .await
+}
+
+/// A POST of `body` to the server with the secret key, which must succeed.
+async fn post_json(
+    ctx: &Shared,
+    server: &Server,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<()> {
+    let response = ctx
+        .http
+        .post(format!("{}{path}", server.url))
+        .basic_auth(&ctx.secret_key, Some(""))
+        .json(&body)
+        .send()
+        .await?;
+    let status = response.status();
+    if !status.is_success() {
+        bail!("POST {path} answered {status}: {}", response.text().await?);
     }
     Ok(())
 }

@@ -117,14 +117,15 @@ pub fn validated_credentials(
     }
 }
 
-/// The config and its template, or the documented errors.
+/// The config and its template, or the documented errors. The config may come from the read
+/// cache, which every write of it evicts (on every replica, on PostgreSQL).
 pub async fn config_and_template<'a>(
     state: &'a AppState,
     key: &str,
 ) -> Result<(ProviderConfig, &'a ProviderTemplate), ApiError> {
     let config = state
         .store
-        .get_config(key)
+        .get_config_cached(key)
         .await?
         .ok_or(ApiError::UnknownProviderConfig)?;
     let template = state

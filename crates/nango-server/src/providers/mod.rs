@@ -963,12 +963,12 @@ mod tests {
     }
 
     /// A catalog document from its lines, so that test YAML reads as YAML.
-    fn doc(lines: &[&str]) -> String {
+    pub(super) fn doc(lines: &[&str]) -> String {
         lines.iter().map(|line| format!("{line}\n")).collect()
     }
 
     /// Provider `x`: a valid OAUTH2 entry followed by `extra` lines.
-    fn x_with(extra: &[&str]) -> String {
+    pub(super) fn x_with(extra: &[&str]) -> String {
         let mut lines = vec![
             "x:",
             "  auth_mode: OAUTH2",

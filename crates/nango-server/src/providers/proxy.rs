@@ -330,24 +330,9 @@ fn check_proxy_value(value: &str) -> Result<(), &'static str> {
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failed test should panic
 mod tests {
     use super::*;
+    use crate::providers::tests::x_with;
     use crate::providers::Catalog;
     use serde_json::json;
-
-    fn doc(lines: &[&str]) -> String {
-        lines.iter().map(|line| format!("{line}\n")).collect()
-    }
-
-    /// Provider `x`: a valid OAUTH2 entry followed by `extra` lines.
-    fn x_with(extra: &[&str]) -> String {
-        let mut lines = vec![
-            "x:",
-            "  auth_mode: OAUTH2",
-            "  authorization_url: https://a.example/auth",
-            "  token_url: https://a.example/token",
-        ];
-        lines.extend_from_slice(extra);
-        doc(&lines)
-    }
 
     fn load(yaml: &str) -> ProviderTemplate {
         let catalog = Catalog::from_yaml(yaml, false).unwrap();

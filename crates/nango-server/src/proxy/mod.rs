@@ -32,6 +32,7 @@ use axum::Router;
 use futures::StreamExt;
 use url::Url;
 
+use crate::api::api_auth::config_and_template;
 use crate::credentials::{Credentials, Freshness};
 use crate::error::ApiError;
 use crate::oauth::oauth1::Signer;
@@ -111,15 +112,7 @@ async fn forward(State(state): State<AppState>, request: Request) -> Result<Resp
         .refresher
         .fresh_connection(&state, &config_key, &connection_id, Freshness::IfNeeded)
         .await?;
-    let config = state
-        .store
-        .get_config_cached(&config_key)
-        .await?
-        .ok_or(ApiError::UnknownProviderConfig)?;
-    let template = state
-        .catalog
-        .get(&config.provider)
-        .ok_or(ApiError::UnknownProviderTemplate)?;
+    let (config, template) = config_and_template(&state, &config_key).await?;
     let base = providers::api_base_url(
         template,
         &connection.connection_config,

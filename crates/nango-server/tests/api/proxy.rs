@@ -40,6 +40,19 @@ fn templates(provider: &FakeProvider, api: &FakeApi) -> String {
     )
 }
 
+/// A proxied call without a body for connection `u1` of `key`.
+async fn call(app: &TestApp, method: Method, key: &str, endpoint: &str) -> reqwest::Response {
+    proxy(app, method, key, "u1", endpoint)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The JSON error of a call the proxy refuses with 400.
+async fn refused(request: reqwest::RequestBuilder) -> Value {
+    assert_json_error(request.send().await.unwrap(), StatusCode::BAD_REQUEST).await
+}
+
 /// The status of a proxied GET written byte for byte (the path exactly as given).
 async fn raw_status(app: &TestApp, endpoint: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -185,10 +198,7 @@ async fn an_oauth2_call_gets_the_bearer_token_and_passes_everything_else_through
 async fn a_template_can_put_the_token_in_the_query_and_add_headers() {
     let (app, api) = setup().await;
     let token = oauth2_connection(&app, "q", "api-oauth2-query").await;
-    let response = proxy(&app, Method::GET, "q", "u1", "/me?fields=id")
-        .send()
-        .await
-        .unwrap();
+    let response = call(&app, Method::GET, "q", "/me?fields=id").await;
     assert_eq!(response.status(), StatusCode::OK);
     let seen = api.last_request();
     assert_eq!(
@@ -226,36 +236,24 @@ async fn api_keys_basic_and_client_credentials_go_where_the_template_says() {
     }
 
     let ok = |r: reqwest::Response| assert_eq!(r.status(), StatusCode::OK);
-    ok(proxy(&app, Method::GET, "kh", "u1", "/items")
-        .send()
-        .await
-        .unwrap());
+    ok(call(&app, Method::GET, "kh", "/items").await);
     let seen = api.last_request();
     assert_eq!(seen.path, "/k/items");
     assert_eq!(seen.header("x-api-key").as_deref(), Some("Key sk-header-1"));
     assert_eq!(seen.header("authorization"), None);
 
-    ok(proxy(&app, Method::GET, "kq", "u1", "/items?page=2")
-        .send()
-        .await
-        .unwrap());
+    ok(call(&app, Method::GET, "kq", "/items?page=2").await);
     let seen = api.last_request();
     assert_eq!(seen.query.as_deref(), Some("page=2&api_key=sk+query%262"));
 
-    ok(proxy(&app, Method::GET, "b", "u1", "/items")
-        .send()
-        .await
-        .unwrap());
+    ok(call(&app, Method::GET, "b", "/items").await);
     let basic = base64::engine::general_purpose::STANDARD.encode("ada:p:w");
     assert_eq!(
         api.last_request().header("authorization"),
         Some(format!("Basic {basic}"))
     );
 
-    ok(proxy(&app, Method::GET, "cc", "u1", "/items")
-        .send()
-        .await
-        .unwrap());
+    ok(call(&app, Method::GET, "cc", "/items").await);
     let token = app.get_connection("cc", "u1").await["credentials"]["token"]
         .as_str()
         .unwrap()
@@ -269,10 +267,7 @@ async fn a_401_forces_one_shared_refresh_and_one_retry() {
     let first = oauth2_connection(&app, "gh", "api-oauth2").await;
     api.refuse_token(&first);
 
-    let response = proxy(&app, Method::GET, "gh", "u1", "/user")
-        .send()
-        .await
-        .unwrap();
+    let response = call(&app, Method::GET, "gh", "/user").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(app.provider.refresh_count(), 1);
     let second = access_token(&app, "gh", "u1").await;
@@ -291,10 +286,7 @@ async fn a_401_forces_one_shared_refresh_and_one_retry() {
     // A token the provider keeps refusing: one refresh, one retry, then its 401 comes back.
     api.refuse_every_bearer(true);
     let before = api.request_count();
-    let response = proxy(&app, Method::GET, "gh", "u1", "/user")
-        .send()
-        .await
-        .unwrap();
+    let response = call(&app, Method::GET, "gh", "/user").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         response.json::<Value>().await.unwrap()["error"],
@@ -312,10 +304,7 @@ async fn a_401_forces_one_shared_refresh_and_one_retry() {
     .await;
     api.script(&[(401, &[])]);
     let before = api.request_count();
-    let response = proxy(&app, Method::GET, "kh", "u1", "/x")
-        .send()
-        .await
-        .unwrap();
+    let response = call(&app, Method::GET, "kh", "/x").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(api.request_count(), before + 1);
 }
@@ -327,10 +316,7 @@ async fn a_429_waits_as_long_as_the_provider_asks() {
 
     api.script(&[(429, &[("retry-after", "1")])]);
     let started = Instant::now();
-    let response = proxy(&app, Method::GET, "gh", "u1", "/user")
-        .send()
-        .await
-        .unwrap();
+    let response = call(&app, Method::GET, "gh", "/user").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
         started.elapsed() >= Duration::from_millis(950),
@@ -362,10 +348,7 @@ async fn a_429_waits_as_long_as_the_provider_asks() {
 
     // A wait longer than the server allows is not waited: the 429 comes back at once.
     api.script(&[(429, &[("retry-after", "3600")])]);
-    let response = proxy(&app, Method::GET, "gh", "u1", "/user")
-        .send()
-        .await
-        .unwrap();
+    let response = call(&app, Method::GET, "gh", "/user").await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(api.request_count(), 6);
 
@@ -375,10 +358,7 @@ async fn a_429_waits_as_long_as_the_provider_asks() {
     let before = api.request_count();
     api.script(&[(429, &[("x-wait-seconds", "1")])]);
     let started = Instant::now();
-    let response = proxy(&app, Method::GET, "rh", "u1", "/user")
-        .send()
-        .await
-        .unwrap();
+    let response = call(&app, Method::GET, "rh", "/user").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
         started.elapsed() >= Duration::from_millis(950),
@@ -404,19 +384,13 @@ async fn server_errors_are_retried_with_backoff_up_to_the_limit() {
 
     // GET retries twice by default.
     api.script(&[(500, &[]), (502, &[])]);
-    let response = proxy(&app, Method::GET, "gh", "u1", "/user")
-        .send()
-        .await
-        .unwrap();
+    let response = call(&app, Method::GET, "gh", "/user").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(api.request_count(), 3);
 
     // Out of retries: the last answer comes back as the provider gave it.
     api.script(&[(503, &[]), (503, &[]), (503, &[("x-last", "yes")])]);
-    let response = proxy(&app, Method::GET, "gh", "u1", "/user")
-        .send()
-        .await
-        .unwrap();
+    let response = call(&app, Method::GET, "gh", "/user").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["x-last"], "yes");
     assert_eq!(api.request_count(), 6);
@@ -463,10 +437,7 @@ async fn fifty_megabytes_stream_through_both_ways_in_flat_memory() {
     let start = rss_bytes();
 
     // Download: counted as it arrives, never held.
-    let response = proxy(&app, Method::GET, "gh", "u1", &format!("/big/{SIZE}"))
-        .send()
-        .await
-        .unwrap();
+    let response = call(&app, Method::GET, "gh", &format!("/big/{SIZE}")).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-length"], SIZE.to_string());
     let mut stream = response.bytes_stream();
@@ -508,43 +479,21 @@ async fn bad_calls_get_clear_errors_and_never_show_a_credential() {
     let (app, api) = setup().await;
     oauth2_connection(&app, "gh", "api-oauth2").await;
 
-    let error = assert_json_error(
+    let error = refused(
         app.api(Method::GET, "/proxy/user")
-            .header("Provider-Config-Key", "gh")
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
+            .header("Provider-Config-Key", "gh"),
     )
     .await;
     assert_eq!(error["error"], "Missing header 'Connection-Id'.");
-    let error = assert_json_error(
+    let error = refused(
         app.api(Method::GET, "/proxy/user")
-            .header("Connection-Id", "u1")
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
+            .header("Connection-Id", "u1"),
     )
     .await;
     assert_eq!(error["error"], "Missing header 'Provider-Config-Key'.");
-    let error = assert_json_error(
-        proxy(&app, Method::GET, "gh", "nobody", "/user")
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    let error = refused(proxy(&app, Method::GET, "gh", "nobody", "/user")).await;
     assert_eq!(error["type"], "unkown_connection");
-    let error = assert_json_error(
-        proxy(&app, Method::GET, "nokey", "u1", "/user")
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    let error = refused(proxy(&app, Method::GET, "nokey", "u1", "/user")).await;
     assert!(
         error["type"] == "unkown_connection" || error["type"] == "unknown_provider_config",
         "{error}"
@@ -561,10 +510,7 @@ async fn bad_calls_get_clear_errors_and_never_show_a_credential() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
     // Methods APIs do not use.
-    let response = proxy(&app, Method::TRACE, "gh", "u1", "/user")
-        .send()
-        .await
-        .unwrap();
+    let response = call(&app, Method::TRACE, "gh", "/user").await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
 
     // Endpoints that would climb out of the API's base path (sent raw: HTTP clients would
@@ -582,14 +528,7 @@ async fn bad_calls_get_clear_errors_and_never_show_a_credential() {
     // A template without base_api_url.
     app.create_config("nb", "api-no-base", "").await;
     app.authorize("nb", "u1").await;
-    let error = assert_json_error(
-        proxy(&app, Method::GET, "nb", "u1", "/user")
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    let error = refused(proxy(&app, Method::GET, "nb", "u1", "/user")).await;
     assert!(
         error["error"].as_str().unwrap().contains("base_api_url"),
         "{error}"
@@ -602,10 +541,7 @@ async fn bad_calls_get_clear_errors_and_never_show_a_credential() {
         &json!({"provider_config_key": "closed", "connection_id": "u1", "api_key": "sk-very-secret"}),
     )
     .await;
-    let response = proxy(&app, Method::GET, "closed", "u1", "/x")
-        .send()
-        .await
-        .unwrap();
+    let response = call(&app, Method::GET, "closed", "/x").await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     let text = response.text().await.unwrap();
     assert!(
