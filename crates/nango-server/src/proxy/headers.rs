@@ -31,6 +31,8 @@ const NOT_FORWARDED: &[&str] = &[
     "authorization",
     "cookie",
     "content-length",
+    // Our server already answered it; the HTTP client sends the body without waiting.
+    "expect",
     "forwarded",
     "x-forwarded-for",
     "x-forwarded-host",

@@ -29,6 +29,9 @@ fn templates(provider: &FakeProvider, api: &FakeApi) -> String {
          api-retry-headers:\n{oauth2}  base_api_url: \"{api}/v1\"\n  proxy:\n    retry:\n      \
            after: x-wait-seconds\n\
          api-no-base:\n{oauth2}\
+         api-meta:\n{oauth2}  token_response_metadata:\n    - instance_url\n  \
+           base_api_url: \"${{metadata.instance_url}}\"\n\
+         api-sub:\n{oauth2}  base_api_url: \"{api}/${{connectionConfig.params.subdomain}}/v2\"\n\
          api-cc:\n  auth_mode: OAUTH2_CC\n  token_url: \"{provider}/token\"\n  base_api_url: \"{api}/cc\"\n\
          api-key-header:\n  auth_mode: API_KEY\n  base_api_url: \"{api}/k\"\n  api_key:\n    \
            header: X-Api-Key\n    prefix: \"Key \"\n\
@@ -211,6 +214,32 @@ async fn a_template_can_put_the_token_in_the_query_and_add_headers() {
         "no bearer when the template places the token"
     );
     assert_eq!(seen.header("x-api-version").as_deref(), Some("2024-06"));
+}
+
+#[tokio::test]
+async fn the_base_url_can_come_from_the_token_response_or_the_connection_config() {
+    let (app, api) = setup().await;
+    // Salesforce's way: each org's API is at the instance_url its token response names.
+    let instance = format!("{}/org-7", api.base_url);
+    app.provider.set(|b| {
+        b.extra_token_fields
+            .insert("instance_url".into(), json!(instance));
+    });
+    app.create_config("sf", "api-meta", "").await;
+    app.authorize("sf", "u1").await;
+    let response = call(&app, Method::GET, "sf", "/services/data/v59.0/sobjects").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(api.last_request().path, "/org-7/services/data/v59.0/sobjects");
+
+    // A per-tenant API named by the connection's config.
+    app.create_config("sub", "api-sub", "").await;
+    let page = app
+        .run_flow("sub", "connection_id=u1&params[subdomain]=acme")
+        .await;
+    page.assert_success("sub", "u1");
+    let response = call(&app, Method::GET, "sub", "/tickets").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(api.last_request().path, "/acme/v2/tickets");
 }
 
 #[tokio::test]
