@@ -41,12 +41,16 @@ test('1,000 concurrent reads over 3 replicas refresh each of 100 rotating connec
   const ids = await makeConnections(provider, replicas, KEY, CONNECTIONS);
   const setupMs = Date.now() - setupStart;
   assert.equal(provider.figures().codeExchanges, CONNECTIONS, 'one code exchange per connection');
+  // The proactive refresher of a replica may already have refreshed some (it is not configurable
+  // and scans at a random moment in the first minute, which a slow setup on a loaded machine can
+  // reach); those refreshes count too: still exactly one per connection in all.
   for (const id of ids) {
     const family = provider.familyOf(KEY, id);
-    assert.ok(family && family.tokens.length === 1, `${id} has its first token`);
+    assert.ok(
+      family && (family.tokens.length === 1 || family.tokens.length === 2),
+      `${id} has its first token, or the one refresh of a proactive scan`,
+    );
   }
-  // The proactive refresher of a replica may already have refreshed some (it is not configurable
-  // and scans at a random moment in the first minute); those refreshes count too.
   const refreshedBeforeStorm = provider.refreshCalls().length;
 
   // The storm: request j of connection i goes to replica (i*10 + j) % 3, all at once.
