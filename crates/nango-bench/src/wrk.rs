@@ -100,8 +100,9 @@ pub struct LoadRun {
     pub server_cpu_us_per_request: f64,
     /// Server thread context switches per request (all threads).
     pub server_context_switches_per_request: f64,
-    /// CPU of the machine used by wrk, and by every process but wrk and the server (other
-    /// work skews the figures), and stolen by the hypervisor, in % of all CPUs over the run.
+    /// CPU of the machine used by wrk, and by every process but wrk, the server, its database
+    /// and the bench itself (other work skews the figures), and stolen by the hypervisor, in %
+    /// of all CPUs over the run.
     pub wrk_cpu_pct: f64,
     /// PostgreSQL's processes for the database (none for SQLite: it runs inside the server).
     pub database_cpu_pct: f64,
@@ -153,6 +154,9 @@ pub async fn run(
     let cpu_before = server.cpu_ticks()?;
     let switches_before = server.context_switches()?;
     let database_cpu = DatabaseCpu::start(load.database);
+    // The bench's own process (its fake provider API serves the direct proxy runs) is not
+    // "other work".
+    let bench_before = process_cpu_ticks(std::process::id())?;
     let (busy_before, steal_before) = machine_cpu_ticks()?;
     let started = std::time::Instant::now();
     let mut wrk = Command::new("wrk")
@@ -192,8 +196,9 @@ pub async fn run(
         * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
         / 100.0;
     let database_ticks = database_cpu.ticks_since_start();
-    let other_ticks =
-        (busy_after - busy_before).saturating_sub(cpu_ticks + wrk_ticks + database_ticks);
+    let bench_ticks = process_cpu_ticks(std::process::id())?.saturating_sub(bench_before);
+    let other_ticks = (busy_after - busy_before)
+        .saturating_sub(cpu_ticks + wrk_ticks + database_ticks + bench_ticks);
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!(

@@ -229,7 +229,10 @@ async fn the_base_url_can_come_from_the_token_response_or_the_connection_config(
     app.authorize("sf", "u1").await;
     let response = call(&app, Method::GET, "sf", "/services/data/v59.0/sobjects").await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(api.last_request().path, "/org-7/services/data/v59.0/sobjects");
+    assert_eq!(
+        api.last_request().path,
+        "/org-7/services/data/v59.0/sobjects"
+    );
 
     // A per-tenant API named by the connection's config.
     app.create_config("sub", "api-sub", "").await;
