@@ -5,6 +5,24 @@ import { createServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 
 /**
+ * A `stub(handler)` that starts stubs and closes all of them after each test of the file or
+ * `describe` block it is called in (pass that scope's `afterEach`).
+ * @param {(fn: () => Promise<void>) => void} afterEach
+ */
+export function stubsClosedAfterEach(afterEach) {
+  let stubs = [];
+  afterEach(async () => {
+    await Promise.all(stubs.map((s) => s.close()));
+    stubs = [];
+  });
+  return async (handler) => {
+    const s = await startStub(handler);
+    stubs.push(s);
+    return s;
+  };
+}
+
+/**
  * @param {(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, body: string) => void} handler
  * @returns {Promise<{url: string, requests: {method: string, url: string, headers: object, body: string}[], close: () => Promise<void>}>}
  */

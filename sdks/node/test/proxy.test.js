@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { Nango, NangoError } from '../index.js';
-import { closedPort, cut, json, startStub } from '../test-support/stub-server.js';
+import { closedPort, cut, json, startStub, stubsClosedAfterEach } from '../test-support/stub-server.js';
 import { PROVIDER_API, startHarness, uniqueId } from '../../../tests/compat/lib/harness.js';
 
 const basic = (key) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
@@ -22,16 +22,7 @@ async function drain(stream) {
 }
 
 describe('proxy: the request', () => {
-  let stubs = [];
-  const stub = async (handler) => {
-    const s = await startStub(handler);
-    stubs.push(s);
-    return s;
-  };
-  afterEach(async () => {
-    await Promise.all(stubs.map((s) => s.close()));
-    stubs = [];
-  });
+  const stub = stubsClosedAfterEach(afterEach);
   const base = { providerConfigKey: 'github', connectionId: 'user-42' };
 
   test('method, /proxy path, query, auth, Connection-Id and Provider-Config-Key, prefixed headers, Retries', async () => {

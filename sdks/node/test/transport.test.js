@@ -3,18 +3,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { Nango, NangoError } from '../index.js';
-import { closedPort, cut, hang, json, startStub } from '../test-support/stub-server.js';
+import { closedPort, cut, hang, json, stubsClosedAfterEach } from '../test-support/stub-server.js';
 
-let stubs = [];
-async function stub(handler) {
-  const s = await startStub(handler);
-  stubs.push(s);
-  return s;
-}
-afterEach(async () => {
-  await Promise.all(stubs.map((s) => s.close()));
-  stubs = [];
-});
+const stub = stubsClosedAfterEach(afterEach);
 
 const CONNECTION = {
   id: 1,

@@ -10,8 +10,8 @@ mod proxy;
 
 pub use interpolate::{interpolate_url, InterpolationError};
 pub use proxy::{
-    api_base_url, fill_proxy_value, mentions_access_token, ProxyScheme, ProxyUrlError,
-    ProxyValueError, RetryHeaders,
+    api_base_url, fill_proxy_value, mentions_access_token, mentions_api_key, ProxyScheme,
+    ProxyUrlError, ProxyValueError, RetryHeaders,
 };
 
 use std::collections::BTreeMap;

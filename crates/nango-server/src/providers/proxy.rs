@@ -195,12 +195,22 @@ pub fn fill_proxy_value(
 /// `X-Shopify-Access-Token: ${accessToken}`), in which case the proxy adds no default
 /// `Authorization: Bearer` header.
 pub fn mentions_access_token(proxy: &ProxyScheme) -> bool {
+    mentions(proxy, ACCESS_TOKEN)
+}
+
+/// Whether a header or query value of the template sends the API key itself, in which case the
+/// proxy puts it nowhere else.
+pub fn mentions_api_key(proxy: &ProxyScheme) -> bool {
+    mentions(proxy, API_KEY)
+}
+
+fn mentions(proxy: &ProxyScheme, placeholder: &str) -> bool {
     proxy
         .headers
         .values()
         .chain(proxy.query.values())
         .any(|value| {
-            pieces(value).is_some_and(|pieces| pieces.contains(&Piece::Placeholder(ACCESS_TOKEN)))
+            pieces(value).is_some_and(|pieces| pieces.contains(&Piece::Placeholder(placeholder)))
         })
 }
 

@@ -121,7 +121,7 @@ async fn forward(State(state): State<AppState>, request: Request) -> Result<Resp
     .map_err(|e| ApiError::ProxyTarget(e.to_string()))?;
     let url = target_url(&base, endpoint, parts.uri.query())?;
     let forwarded = forwarded_request_headers(&parts.headers)?;
-    let body = OutgoingBody::read(body).await?;
+    let mut body = OutgoingBody::read(body).await?;
     let form_params = match (&connection.credentials, is_form(&forwarded)) {
         (Credentials::OAuth1(_), true) => {
             let Some(bytes) = body.replayable() else {
@@ -394,7 +394,7 @@ fn authorize(
                         sensitive(&format!("{prefix}{}", c.api_key))?,
                     );
                 }
-                (None, None) if !mentions_api_key(template) => {
+                (None, None) if !providers::mentions_api_key(&template.proxy) => {
                     headers.insert(authorization, sensitive(&format!("Bearer {}", c.api_key))?);
                 }
                 (None, None) => {}
@@ -431,15 +431,6 @@ fn authorize(
     Ok(url)
 }
 
-fn mentions_api_key(template: &ProviderTemplate) -> bool {
-    let proxy = &template.proxy;
-    proxy
-        .headers
-        .values()
-        .chain(proxy.query.values())
-        .any(|v| v.contains("${apiKey}"))
-}
-
 fn header_name(name: &str) -> Result<axum::http::HeaderName, ApiError> {
     axum::http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
         ApiError::ProxyTarget(format!("The template's header name {name:?} is not valid."))
@@ -461,7 +452,8 @@ fn sensitive(value: &str) -> Result<HeaderValue, ApiError> {
 /// The request body: kept (and so replayable) when small, else streamed once.
 enum OutgoingBody {
     Kept(Bytes),
-    Streamed(std::sync::Mutex<Option<reqwest::Body>>),
+    /// Until it is sent (once).
+    Streamed(Option<reqwest::Body>),
 }
 
 impl OutgoingBody {
@@ -477,7 +469,7 @@ impl OutgoingBody {
                 let head =
                     futures::stream::once(async move { Ok::<_, axum::Error>(Bytes::from(kept)) });
                 let body = reqwest::Body::wrap_stream(head.chain(stream));
-                return Ok(OutgoingBody::Streamed(std::sync::Mutex::new(Some(body))));
+                return Ok(OutgoingBody::Streamed(Some(body)));
             }
         }
         Ok(OutgoingBody::Kept(Bytes::from(kept)))
@@ -492,11 +484,11 @@ impl OutgoingBody {
     }
 
     /// What to send this time: the kept bytes (none when empty), or the stream the first time.
-    fn take(&self) -> Option<reqwest::Body> {
+    fn take(&mut self) -> Option<reqwest::Body> {
         match self {
             OutgoingBody::Kept(bytes) if bytes.is_empty() => None,
             OutgoingBody::Kept(bytes) => Some(reqwest::Body::from(bytes.clone())),
-            OutgoingBody::Streamed(stream) => stream.lock().ok()?.take(),
+            OutgoingBody::Streamed(stream) => stream.take(),
         }
     }
 }
