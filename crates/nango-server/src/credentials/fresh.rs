@@ -11,7 +11,7 @@ use super::{parse_oauth2_response, ClientCredentials, Credentials, OAuth2Credent
 use crate::metrics::RefreshOutcome;
 use crate::oauth::oauth2::{TokenCall, TokenEndpointError};
 use crate::providers::interpolate_url;
-use crate::store::{Connection, ProviderConfig};
+use crate::store::{Connection, LeaseTake, ProviderConfig};
 use crate::webhooks::{self, EventKind};
 use crate::AppState;
 
@@ -274,15 +274,15 @@ async fn refresh_exclusively(
         + state.settings.provider_timeout
         + LEASE
         + Duration::from_secs(5);
-    loop {
+    let read = loop {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-        if store
-            .try_lock_refresh(provider_config_key, connection_id, &holder, now, until)
+        if let LeaseTake::Taken(read) = store
+            .lock_refresh_and_read(provider_config_key, connection_id, &holder, now, until)
             .await
             .map_err(internal)?
         {
-            break;
+            break read;
         }
         if tokio::time::Instant::now() >= give_up {
             return Err(FreshError::Unavailable(
@@ -297,22 +297,26 @@ async fn refresh_exclusively(
         {
             return answer;
         }
-    }
+    };
 
-    let lease = Lease {
+    let mut lease = Lease {
         provider_config_key,
         connection_id,
         holder: &holder,
+        heartbeat: None,
+        released: false,
     };
-    let heartbeat = lease.keep_alive(state);
-    let result = refresh_leased(state, config, &lease, freshness).await;
-    drop(heartbeat);
-    if let Err(e) = store
-        .unlock_refresh(provider_config_key, connection_id, &holder)
-        .await
-    {
-        // The lease expires on its own; others wait at most that long.
-        tracing::warn!(error = %e, "could not release a refresh lease");
+    lease.keep_alive(state);
+    let result = refresh_leased(state, config, &mut lease, read, freshness).await;
+    lease.stop_renewing();
+    if !lease.released {
+        if let Err(e) = store
+            .unlock_refresh(provider_config_key, connection_id, &holder)
+            .await
+        {
+            // The lease expires on its own; others wait at most that long.
+            tracing::warn!(error = %e, "could not release a refresh lease");
+        }
     }
     result
 }
@@ -334,8 +338,17 @@ async fn reread(
         .store
         .get_connection(provider_config_key, connection_id)
         .await
-        .map_err(|e| FreshError::Internal(e.to_string()))?
-        .ok_or(FreshError::UnknownConnection)?;
+        .map_err(|e| FreshError::Internal(e.to_string()))?;
+    decide(state, current, freshness)
+}
+
+/// Whether the connection as just read still needs the refresh (`reread` without the read).
+fn decide(
+    state: &AppState,
+    current: Option<Connection>,
+    freshness: Freshness,
+) -> Result<Reread, FreshError> {
+    let current = current.ok_or(FreshError::UnknownConnection)?;
     if !freshness.requires_refresh(&current, state.settings.refresh_margin) {
         return Ok(Reread::Settled(Ok(current)));
     }
@@ -359,12 +372,26 @@ struct Lease<'a> {
     provider_config_key: &'a str,
     connection_id: &'a str,
     holder: &'a str,
+    /// Renews the lease while the refresh runs (`keep_alive`).
+    heartbeat: Option<AbortOnDrop>,
+    /// Given back already, with the write of the refreshed credentials.
+    released: bool,
 }
 
 impl Lease<'_> {
-    /// Renews the lease every `LEASE_RENEWAL` until the returned guard is dropped, so that the
-    /// lease can be short (a dead holder blocks others briefly) however long the provider takes.
-    fn keep_alive(&self, state: &AppState) -> AbortOnDrop {
+    /// Renews the lease every `LEASE_RENEWAL` until `stop_renewing`, so that the lease can be
+    /// short (a dead holder blocks others briefly) however long the provider takes.
+    fn keep_alive(&mut self, state: &AppState) {
+        self.heartbeat = Some(self.heartbeat(state));
+    }
+
+    /// Before the lease is given back: a renewal after the release would find the lease gone
+    /// and report it as taken over.
+    fn stop_renewing(&mut self) {
+        self.heartbeat = None;
+    }
+
+    fn heartbeat(&self, state: &AppState) -> AbortOnDrop {
         let store = state.store.clone();
         let (key, id, holder) = (
             self.provider_config_key.to_string(),
@@ -415,19 +442,21 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// The refresh itself, under the lease: re-read, call the provider, store the outcome.
+/// The refresh itself, under the lease: decide on the connection as read when the lease was
+/// taken, call the provider, store the outcome.
 async fn refresh_leased(
     state: &AppState,
     config: &ProviderConfig,
-    lease: &Lease<'_>,
+    lease: &mut Lease<'_>,
+    read: Option<Connection>,
     freshness: Freshness,
 ) -> Result<Connection, FreshError> {
     let store = &state.store;
     let internal = |e: crate::store::StoreError| FreshError::Internal(e.to_string());
     let (provider_config_key, connection_id) = (lease.provider_config_key, lease.connection_id);
-    // Re-read under the lease: a refused refresh is tried once per connection, not once per
-    // waiting read.
-    let mut current = match reread(state, provider_config_key, connection_id, freshness).await? {
+    // Decided again on what the lease holders before us left: a refused refresh is tried once
+    // per connection, not once per waiting read.
+    let mut current = match decide(state, read, freshness)? {
         Reread::Settled(answer) => return answer,
         Reread::NeedsRefresh(current) => current,
     };
@@ -497,23 +526,28 @@ async fn refresh_leased(
 /// then the new holder's refresh of the same token succeeded, which the provider only accepts
 /// when it tolerates reuse, and then the later pair is the one it keeps (a reuse interval
 /// revokes the pair of the first use). Either way the stored ones are newer than ours.
+///
+/// The lease is given back with the write (one statement on PostgreSQL).
 async fn store_refreshed(
     state: &AppState,
-    lease: &Lease<'_>,
+    lease: &mut Lease<'_>,
     read: &Connection,
     refreshed: &Credentials,
 ) -> Result<bool, FreshError> {
     let (provider_config_key, connection_id) = (lease.provider_config_key, lease.connection_id);
+    lease.stop_renewing();
     let written = state
         .store
-        .update_credentials_if_unchanged(
+        .update_credentials_and_unlock(
             provider_config_key,
             connection_id,
             refreshed,
             read.health.refreshed_at,
+            lease.holder,
         )
         .await
         .map_err(|e| FreshError::Internal(e.to_string()))?;
+    lease.released = true;
     if !written {
         tracing::warn!(
             provider_config_key,

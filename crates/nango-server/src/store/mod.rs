@@ -328,6 +328,57 @@ pub trait Store: Send + Sync + 'static {
         holder: &str,
     ) -> Result<(), StoreError>;
 
+    /// Takes the refresh lease as `try_lock_refresh` does and, when taken, reads the connection
+    /// as every earlier holder left it (a read that started before the previous holder's last
+    /// write would hand out the refresh token it already used).
+    async fn lock_refresh_and_read(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<LeaseTake, StoreError> {
+        if !self
+            .try_lock_refresh(provider_config_key, connection_id, holder, now, until)
+            .await?
+        {
+            return Ok(LeaseTake::Busy);
+        }
+        Ok(LeaseTake::Taken(
+            self.get_connection(provider_config_key, connection_id)
+                .await?,
+        ))
+    }
+
+    /// `update_credentials_if_unchanged`, then gives `holder`'s lease back (whether or not the
+    /// credentials were written). An error means the credentials were not written; a failed
+    /// release alone is no error, the lease then runs out on its own.
+    async fn update_credentials_and_unlock(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        credentials: &Credentials,
+        refreshed_at: Option<DateTime<Utc>>,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
+        let written = self
+            .update_credentials_if_unchanged(
+                provider_config_key,
+                connection_id,
+                credentials,
+                refreshed_at,
+            )
+            .await?;
+        if let Err(e) = self
+            .unlock_refresh(provider_config_key, connection_id, holder)
+            .await
+        {
+            tracing::warn!(error = %e, "could not release a refresh lease");
+        }
+        Ok(written)
+    }
+
     /// Hands a WebSocket frame to whichever replica holds the socket `client_id`. False when the
     /// backend cannot reach other processes (SQLite is single-process).
     /// Checks at start that every key that sealed data here is configured (and that there is no
@@ -353,6 +404,16 @@ pub trait Store: Send + Sync + 'static {
     async fn subscribe_ws_frames(&self) -> Result<Option<WsFrames>, StoreError> {
         Ok(None)
     }
+}
+
+/// What `Store::lock_refresh_and_read` found.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a return value, moved once; boxing it would only add an allocation
+pub enum LeaseTake {
+    /// Another holder has an unexpired lease.
+    Busy,
+    /// Taken; the connection as the previous holders left it (`None`: it was deleted).
+    Taken(Option<Connection>),
 }
 
 /// What `Store::rotate_encryption` did.

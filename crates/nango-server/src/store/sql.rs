@@ -273,6 +273,19 @@ const SESSION_COLUMNS: &str = "state, created_at, expires_at, provider_config_ke
      connection_id, callback_url, code_verifier, connection_config, ws_client_id, \
      request_token_secret, return_to";
 
+/// The conditional write of refreshed credentials: $1 sealed credentials, $2 now, $3/$4 the
+/// connection, $5 expires_at, $6 the `refreshed_at` they were refreshed from. `refreshed_at`
+/// changes with every credentials write (flow or refresh) and with nothing else, so it versions
+/// the credentials; -1 stands for "never recorded".
+fn update_credentials_sql() -> String {
+    format!(
+        "UPDATE connections SET credentials = $1, updated_at = $2, refreshed_at = $2, \
+         expires_at = $5, {HEALTHY} \
+         WHERE provider_config_key = $3 AND connection_id = $4 \
+         AND COALESCE(refreshed_at, -1) = $6"
+    )
+}
+
 /// Implements `Store` for a pool type; the body is the same SQL for every backend.
 macro_rules! sql_store {
     ($store:ident, $db:ty, { $($backend_specific:tt)* }) => {
@@ -474,15 +487,7 @@ macro_rules! sql_store {
                 credentials: &Credentials,
                 refreshed_at: Option<DateTime<Utc>>,
             ) -> Result<bool, StoreError> {
-                // `refreshed_at` changes with every credentials write (flow or refresh) and with
-                // nothing else, so it versions the credentials; -1 stands for "never recorded".
-                let sql = format!(
-                    "UPDATE connections SET credentials = $1, updated_at = $2, refreshed_at = $2, \
-                     expires_at = $5, {HEALTHY} \
-                     WHERE provider_config_key = $3 AND connection_id = $4 \
-                     AND COALESCE(refreshed_at, -1) = $6"
-                );
-                let done = sqlx::query(&sql)
+                let done = sqlx::query(&update_credentials_sql())
                     .bind(seal_credentials(
                         &self.cipher,
                         credentials,
@@ -851,8 +856,10 @@ macro_rules! sql_store {
                 connection_id: &str,
                 holder: &str,
             ) -> Result<(), StoreError> {
+                // The row stays: on PostgreSQL, a lease row that does not exist was never held
+                // (see `lock_refresh_and_read` there). `settled` is unknown after this release.
                 sqlx::query(
-                    "DELETE FROM refresh_locks \
+                    "UPDATE refresh_locks SET holder = '', expires_at = 0, settled = NULL \
                      WHERE provider_config_key = $1 AND connection_id = $2 AND holder = $3",
                 )
                 .bind(provider_config_key)
@@ -1032,6 +1039,106 @@ sql_store!(SqliteStore, sqlx::Sqlite, {
     }
 });
 sql_store!(PostgresStore, sqlx::Postgres, {
+    /// One statement instead of two. Its read is the statement's snapshot, taken when it started,
+    /// which can predate the last write of a holder that released the lease while this statement
+    /// waited for it (READ COMMITTED). So each holder leaves in the lease row, as it releases, the
+    /// `xmin` of the connection version it wrote (`settled`, see `update_credentials_and_unlock`);
+    /// the read is used only when it is that version. A lease row that did not exist has never
+    /// been held (rows are kept on release; a crash empties the UNLOGGED table, which is an expiry),
+    /// so the version this statement sees is settled then. Otherwise the connection is read again,
+    /// now that the lease is ours.
+    async fn lock_refresh_and_read(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<super::LeaseTake, StoreError> {
+        use sqlx::{FromRow, Row};
+        let sql = format!(
+            "WITH lease AS ( \
+               INSERT INTO refresh_locks (provider_config_key, connection_id, holder, expires_at, \
+                 settled) \
+               VALUES ($1, $2, $3, $4, (SELECT xmin FROM connections \
+                 WHERE provider_config_key = $1 AND connection_id = $2)) \
+               ON CONFLICT (provider_config_key, connection_id) DO UPDATE SET \
+               holder = excluded.holder, expires_at = excluded.expires_at \
+               WHERE refresh_locks.expires_at <= $5 \
+               RETURNING settled) \
+             SELECT COALESCE(lease.settled = c.xmin, FALSE) AS settled_read, c.id AS present, \
+               {columns} \
+             FROM lease LEFT JOIN connections c \
+               ON c.provider_config_key = $1 AND c.connection_id = $2",
+            columns = CONNECTION_COLUMNS
+                .split(", ")
+                .map(|column| format!("c.{}", column.trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(provider_config_key)
+            .bind(connection_id)
+            .bind(holder)
+            .bind(millis(until))
+            .bind(millis(now))
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(super::LeaseTake::Busy);
+        };
+        let settled_read: bool = row.try_get("settled_read")?;
+        let present: Option<i64> = row.try_get("present")?;
+        let connection = if !settled_read {
+            self.get_connection(provider_config_key, connection_id)
+                .await?
+        } else if present.is_some() {
+            Some(ConnectionRow::from_row(&row)?.open(&self.cipher)?)
+        } else {
+            None
+        };
+        Ok(super::LeaseTake::Taken(connection))
+    }
+
+    /// The write and the release in one statement (one transaction); the release leaves the
+    /// written version's `xmin` for the next holder (see `lock_refresh_and_read`), or NULL
+    /// (unknown) when nothing was written.
+    async fn update_credentials_and_unlock(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        credentials: &Credentials,
+        refreshed_at: Option<DateTime<Utc>>,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "WITH written AS ({update} RETURNING xmin), \
+             released AS (UPDATE refresh_locks SET holder = '', expires_at = 0, \
+               settled = (SELECT xmin FROM written) \
+               WHERE provider_config_key = $3 AND connection_id = $4 AND holder = $7) \
+             SELECT COUNT(*) FROM written",
+            update = update_credentials_sql()
+        );
+        let written: i64 = sqlx::query_scalar(&sql)
+            .bind(seal_credentials(
+                &self.cipher,
+                credentials,
+                provider_config_key,
+                connection_id,
+            )?)
+            .bind(millis(Utc::now()))
+            .bind(provider_config_key)
+            .bind(connection_id)
+            .bind(credentials.expires_at().map(millis))
+            .bind(refreshed_at.map_or(-1, millis))
+            .bind(holder)
+            .fetch_one(&self.pool)
+            .await?;
+        self.cache
+            .evict_connection(provider_config_key, connection_id);
+        Ok(written > 0)
+    }
+
     async fn publish_ws_frame(&self, client_id: &str, frame: &str) -> Result<bool, StoreError> {
         let payload = serde_json::json!({ "id": client_id, "frame": frame }).to_string();
         sqlx::query("SELECT pg_notify($1, $2)")
@@ -1129,6 +1236,25 @@ async fn feed_cache_evictions(
     }
 }
 
+/// How long a pooled connection counts as alive after it was last returned to the pool: sqlx
+/// checks every connection (a round trip) when it is returned, so one handed out again within
+/// this window needs no second check before use. Checking on every checkout as well (sqlx's
+/// default) cost a third round trip per statement, on the hot path's misses and on every
+/// refresh. A database restart inside the window fails the first statement on each broken
+/// connection once, which is then closed (the check when it is returned fails).
+const RECENTLY_CHECKED: Duration = Duration::from_secs(1);
+
+/// The checkout check: a round trip only for connections idle longer than `RECENTLY_CHECKED`.
+async fn ping_if_idle<C: sqlx::Connection>(
+    conn: &mut C,
+    idle: sqlx::pool::PoolConnectionMetadata,
+) -> Result<bool, sqlx::Error> {
+    if idle.idle_for > RECENTLY_CHECKED {
+        conn.ping().await?;
+    }
+    Ok(true)
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) a SQLite file in WAL mode and migrates it.
     /// `cache_capacity`: connections kept decrypted in memory for the hot path (0: none).
@@ -1145,6 +1271,8 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
+            .before_acquire(|conn, idle| Box::pin(ping_if_idle(conn, idle)))
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
@@ -1170,6 +1298,8 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
+            .before_acquire(|conn, idle| Box::pin(ping_if_idle(conn, idle)))
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;

@@ -380,3 +380,149 @@ async fn a_refusal_of_replaced_credentials_is_not_recorded() {
     let marked = store.get_connection("fake-1", "c1").await.unwrap().unwrap();
     assert!(marked.health.needs_reauth);
 }
+
+fn access_token(connection: &nango_server::store::Connection) -> Value {
+    serde_json::to_value(&connection.credentials).unwrap()["access_token"].clone()
+}
+
+/// Taking the lease reads the connection as the previous holders left it, on both backends:
+/// after a holder's write and release, after a release without a write, after a write that took
+/// no lease (a new authorization), and not at all while the lease is held.
+#[tokio::test]
+async fn taking_a_refresh_lease_reads_what_the_previous_holder_left() {
+    use nango_server::store::LeaseTake;
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    store_new_authorization(&app.state.store).await;
+    let store = &app.state.store;
+    let now = Utc::now();
+    let until = now + chrono::Duration::seconds(10);
+    let take =
+        |holder: &'static str| store.lock_refresh_and_read("fake-1", "c1", holder, now, until);
+
+    let LeaseTake::Taken(Some(first)) = take("a").await.unwrap() else {
+        panic!("a free lease is taken, with the connection")
+    };
+    assert_eq!(access_token(&first), json!("newer"));
+    assert!(matches!(take("b").await.unwrap(), LeaseTake::Busy));
+    assert!(store
+        .update_credentials_and_unlock(
+            "fake-1",
+            "c1",
+            &credentials("refreshed", "refreshed-r"),
+            first.health.refreshed_at,
+            "a",
+        )
+        .await
+        .unwrap());
+    let LeaseTake::Taken(Some(second)) = take("b").await.unwrap() else {
+        panic!("released with the write")
+    };
+    assert_eq!(access_token(&second), json!("refreshed"));
+    // A write from before the release no longer applies.
+    store.unlock_refresh("fake-1", "c1", "b").await.unwrap();
+    assert!(!store
+        .update_credentials_and_unlock(
+            "fake-1",
+            "c1",
+            &credentials("stale", "stale-r"),
+            first.health.refreshed_at,
+            "c",
+        )
+        .await
+        .unwrap());
+    // A new authorization takes no lease; the next holder still reads it.
+    app.state
+        .store
+        .upsert_connection(&nango_server::store::ConnectionFields {
+            provider_config_key: "fake-1".into(),
+            connection_id: "c1".into(),
+            credentials: credentials("reauthorized", "reauthorized-r"),
+            connection_config: Default::default(),
+            metadata: Default::default(),
+        })
+        .await
+        .unwrap();
+    let LeaseTake::Taken(Some(third)) = take("c").await.unwrap() else {
+        panic!("released without a write")
+    };
+    assert_eq!(access_token(&third), json!("reauthorized"));
+    store.unlock_refresh("fake-1", "c1", "c").await.unwrap();
+    assert!(store.delete_connection("fake-1", "c1").await.unwrap());
+    assert!(matches!(take("d").await.unwrap(), LeaseTake::Taken(None)));
+}
+
+/// PostgreSQL takes the lease and reads in one statement, whose snapshot is from when it started.
+/// Here the previous holder's write and release commit while that statement waits for the lease
+/// row: the statement's own read is then older than the write, and must not be what it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL (NANGO_TEST_DATABASE_URL); run with --include-ignored"]
+async fn a_lease_taken_while_its_holder_commits_reads_the_holders_write() {
+    use nango_server::store::LeaseTake;
+    use sqlx::Connection as _;
+    let app = TestApp::spawn().await;
+    assert!(
+        app.on_postgres(),
+        "statement snapshots are PostgreSQL's: set NANGO_TEST_DATABASE_URL"
+    );
+    app.create_config("fake-1", "fake", "").await;
+    store_new_authorization(&app.state.store).await;
+    let store = app.state.store.clone();
+    let now = Utc::now();
+    let until = now + chrono::Duration::seconds(10);
+    assert!(matches!(
+        store
+            .lock_refresh_and_read("fake-1", "c1", "a", now, until)
+            .await
+            .unwrap(),
+        LeaseTake::Taken(Some(_))
+    ));
+
+    // Holder "a" writes and releases in a transaction left open for now (a change of metadata
+    // stands for its write: the credentials are sealed by the store).
+    let mut holder = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query(
+        "WITH written AS (UPDATE connections SET metadata = '{\"written_by\": \"a\"}' \
+           WHERE provider_config_key = 'fake-1' AND connection_id = 'c1' RETURNING xmin) \
+         UPDATE refresh_locks SET holder = '', expires_at = 0, \
+           settled = (SELECT xmin FROM written) \
+         WHERE provider_config_key = 'fake-1' AND connection_id = 'c1' AND holder = 'a'",
+    )
+    .execute(&mut holder)
+    .await
+    .unwrap();
+
+    let taker = tokio::spawn(async move {
+        store
+            .lock_refresh_and_read("fake-1", "c1", "b", now, until)
+            .await
+    });
+    // Commit only once the taker's statement is waiting for the lease row.
+    let mut observer = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let mut waiting = 0i64;
+    for _ in 0..200 {
+        waiting = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND query LIKE '%refresh_locks%'",
+        )
+        .fetch_one(&mut observer)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(waiting, 1, "the taker never waited for the lease row");
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+
+    let LeaseTake::Taken(Some(read)) = taker.await.unwrap().unwrap() else {
+        panic!("the released lease is taken")
+    };
+    assert_eq!(read.metadata.get("written_by"), Some(&json!("a")));
+}
