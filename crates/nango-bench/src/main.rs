@@ -59,11 +59,14 @@ struct Args {
     /// How long the fake provider takes to answer a refresh
     #[arg(long, env = "NANGO_BENCH_PROVIDER_DELAY_MS", default_value_t = 20)]
     provider_delay_ms: u64,
-    /// PostgreSQL server on which a fresh database is created (and dropped after)
+    /// PostgreSQL server on which a fresh database is created (and dropped after). The default
+    /// is on this machine without TLS, as a co-located database is reached (its socket or
+    /// loopback); without `sslmode`, sqlx negotiates TLS when the server offers it (Debian's
+    /// does), which costs CPU on both sides of every statement.
     #[arg(
         long,
         env = "NANGO_BENCH_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
     )]
     postgres_url: String,
     /// Upserts in flight while seeding [default: 1 on SQLite (one writer), 32 on PostgreSQL]
@@ -734,6 +737,7 @@ fn settings(plan: &Plan) -> serde_json::Value {
         "storm_concurrency": plan.storm_concurrency,
         "provider_delay_ms": plan.provider_delay.as_millis() as u64,
         "backends": plan.backends,
+        "postgres_url": redact(&plan.postgres_url),
         "server_log_level": plan.log_level,
         "server": {
             "refresh_margin_s": defaults.refresh_margin.as_secs(),
@@ -766,12 +770,14 @@ fn print_header(plan: &Plan, report: &Report) {
         "{} s per measurement; wrk and the server share the machine. Refreshes: at most {} in \
          flight per provider (NANGO_REFRESH_CONCURRENCY), one per connection; refresh margin {} s, \
          provider timeout {} s; the storm sends {} requests at a time. Read cache: {} connections \
-         (a second server with NANGO_CONNECTION_CACHE_SIZE=0 gives the cache-off figures).",
+         (a second server with NANGO_CONNECTION_CACHE_SIZE=0 gives the cache-off figures). \
+         PostgreSQL: {}.",
         plan.seconds,
         plan.refresh_concurrency,
         s["refresh_margin_s"],
         s["provider_timeout_s"],
         plan.storm_concurrency,
-        s["connection_cache_size"]
+        s["connection_cache_size"],
+        redact(&plan.postgres_url)
     );
 }
