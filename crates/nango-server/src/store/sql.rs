@@ -286,6 +286,19 @@ fn update_credentials_sql() -> String {
     )
 }
 
+/// Binds $1 to $6 of `update_credentials_sql` (on a query or a scalar query, of either backend).
+macro_rules! bind_credentials_update {
+    ($query:expr, $cipher:expr, $key:expr, $id:expr, $credentials:expr, $refreshed_at:expr) => {
+        $query
+            .bind(seal_credentials($cipher, $credentials, $key, $id)?)
+            .bind(millis(Utc::now()))
+            .bind($key)
+            .bind($id)
+            .bind($credentials.expires_at().map(millis))
+            .bind($refreshed_at.map_or(-1, millis))
+    };
+}
+
 /// Implements `Store` for a pool type; the body is the same SQL for every backend.
 macro_rules! sql_store {
     ($store:ident, $db:ty, { $($backend_specific:tt)* }) => {
@@ -487,19 +500,16 @@ macro_rules! sql_store {
                 credentials: &Credentials,
                 refreshed_at: Option<DateTime<Utc>>,
             ) -> Result<bool, StoreError> {
-                let done = sqlx::query(&update_credentials_sql())
-                    .bind(seal_credentials(
-                        &self.cipher,
-                        credentials,
-                        provider_config_key,
-                        connection_id,
-                    )?)
-                    .bind(millis(Utc::now()))
-                    .bind(provider_config_key)
-                    .bind(connection_id)
-                    .bind(credentials.expires_at().map(millis))
-                    .bind(refreshed_at.map_or(-1, millis))
-                    .execute(&self.pool)
+                let sql = update_credentials_sql();
+                let done = bind_credentials_update!(
+                    sqlx::query(&sql),
+                    &self.cipher,
+                    provider_config_key,
+                    connection_id,
+                    credentials,
+                    refreshed_at
+                )
+                .execute(&self.pool)
                     .await?;
                 self.cache.evict_connection(provider_config_key, connection_id);
                 Ok(done.rows_affected() > 0)
@@ -1119,21 +1129,17 @@ sql_store!(PostgresStore, sqlx::Postgres, {
              SELECT COUNT(*) FROM written",
             update = update_credentials_sql()
         );
-        let written: i64 = sqlx::query_scalar(&sql)
-            .bind(seal_credentials(
-                &self.cipher,
-                credentials,
-                provider_config_key,
-                connection_id,
-            )?)
-            .bind(millis(Utc::now()))
-            .bind(provider_config_key)
-            .bind(connection_id)
-            .bind(credentials.expires_at().map(millis))
-            .bind(refreshed_at.map_or(-1, millis))
-            .bind(holder)
-            .fetch_one(&self.pool)
-            .await?;
+        let written: i64 = bind_credentials_update!(
+            sqlx::query_scalar(&sql),
+            &self.cipher,
+            provider_config_key,
+            connection_id,
+            credentials,
+            refreshed_at
+        )
+        .bind(holder)
+        .fetch_one(&self.pool)
+        .await?;
         self.cache
             .evict_connection(provider_config_key, connection_id);
         Ok(written > 0)
