@@ -1245,10 +1245,11 @@ async fn feed_cache_evictions(
 /// How long a pooled connection counts as alive after it was last returned to the pool: sqlx
 /// checks every connection (a round trip) when it is returned, so one handed out again within
 /// this window needs no second check before use. Checking on every checkout as well (sqlx's
-/// default) cost a third round trip per statement, on the hot path's misses and on every
-/// refresh. A database restart inside the window fails the first statement on each broken
-/// connection once, which is then closed (the check when it is returned fails).
-const RECENTLY_CHECKED: Duration = Duration::from_secs(1);
+/// default) cost a third round trip per statement under load, on the hot path's misses and on
+/// every refresh; under load a connection comes back within milliseconds, so the window is kept
+/// short: a connection cut inside it fails its next statement once and is then closed (the
+/// check when it is returned fails).
+const RECENTLY_CHECKED: Duration = Duration::from_millis(100);
 
 /// The checkout check: a round trip only for connections idle longer than `RECENTLY_CHECKED`.
 async fn ping_if_idle<C: sqlx::Connection>(

@@ -526,3 +526,38 @@ async fn a_lease_taken_while_its_holder_commits_reads_the_holders_write() {
     };
     assert_eq!(read.metadata.get("written_by"), Some(&json!("a")));
 }
+
+/// The database cuts every connection of the server (a restart, a failover) while a refresh
+/// waits for the provider, which has already rotated the refresh token: the new tokens are still
+/// stored, on a new connection, and nothing is refreshed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL (NANGO_TEST_DATABASE_URL); run with --include-ignored"]
+async fn a_refresh_outlives_the_database_cutting_its_connections() {
+    use sqlx::Connection as _;
+    let app = TestApp::spawn().await;
+    assert!(
+        app.on_postgres(),
+        "cuts connections with pg_terminate_backend: set NANGO_TEST_DATABASE_URL"
+    );
+    app.create_config("fake-1", "fake", "").await;
+    let refresh = start_slow_refresh(&app).await;
+    let mut admin = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!cut.is_empty(), "the server had no connection to cut");
+
+    let answered = refresh.await.unwrap().expect("the refresh is stored");
+    let issued = serde_json::to_value(&answered.credentials).unwrap()["access_token"].clone();
+    assert_eq!(
+        app.get_connection("fake-1", "c1").await["credentials"]["access_token"],
+        issued
+    );
+    assert_eq!(app.provider.refresh_count(), 1);
+}
