@@ -273,6 +273,14 @@ const SESSION_COLUMNS: &str = "state, created_at, expires_at, provider_config_ke
      connection_id, callback_url, code_verifier, connection_config, ws_client_id, \
      request_token_secret, return_to";
 
+/// Taking a refresh lease whose row exists: only when it has run out or was released ($3 the
+/// holder, $4 until, $5 now).
+const TAKE_FREE_LEASE: &str = "ON CONFLICT (provider_config_key, connection_id) DO UPDATE SET \
+     holder = excluded.holder, expires_at = excluded.expires_at \
+     WHERE refresh_locks.expires_at <= $5";
+/// A released lease row: nobody holds it and it has run out.
+const RELEASED_LEASE: &str = "holder = '', expires_at = 0";
+
 /// The conditional write of refreshed credentials: $1 sealed credentials, $2 now, $3/$4 the
 /// connection, $5 expires_at, $6 the `refreshed_at` they were refreshed from. `refreshed_at`
 /// changes with every credentials write (flow or refresh) and with nothing else, so it versions
@@ -820,14 +828,11 @@ macro_rules! sql_store {
                 until: DateTime<Utc>,
             ) -> Result<bool, StoreError> {
                 // The conditional upsert returns a row only when the lease was free or expired.
-                let taken: Option<String> = sqlx::query_scalar(
+                let sql = format!(
                     "INSERT INTO refresh_locks (provider_config_key, connection_id, holder, expires_at) \
-                     VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (provider_config_key, connection_id) DO UPDATE SET \
-                     holder = excluded.holder, expires_at = excluded.expires_at \
-                     WHERE refresh_locks.expires_at <= $5 \
-                     RETURNING holder",
-                )
+                     VALUES ($1, $2, $3, $4) {TAKE_FREE_LEASE} RETURNING holder"
+                );
+                let taken: Option<String> = sqlx::query_scalar(&sql)
                 .bind(provider_config_key)
                 .bind(connection_id)
                 .bind(holder)
@@ -868,10 +873,11 @@ macro_rules! sql_store {
             ) -> Result<(), StoreError> {
                 // The row stays: on PostgreSQL, a lease row that does not exist was never held
                 // (see `lock_refresh_and_read` there). `settled` is unknown after this release.
-                sqlx::query(
-                    "UPDATE refresh_locks SET holder = '', expires_at = 0, settled = NULL \
-                     WHERE provider_config_key = $1 AND connection_id = $2 AND holder = $3",
-                )
+                let sql = format!(
+                    "UPDATE refresh_locks SET {RELEASED_LEASE}, settled = NULL \
+                     WHERE provider_config_key = $1 AND connection_id = $2 AND holder = $3"
+                );
+                sqlx::query(&sql)
                 .bind(provider_config_key)
                 .bind(connection_id)
                 .bind(holder)
@@ -1066,27 +1072,27 @@ sql_store!(PostgresStore, sqlx::Postgres, {
         until: DateTime<Utc>,
     ) -> Result<super::LeaseTake, StoreError> {
         use sqlx::{FromRow, Row};
-        let sql = format!(
-            "WITH lease AS ( \
-               INSERT INTO refresh_locks (provider_config_key, connection_id, holder, expires_at, \
-                 settled) \
-               VALUES ($1, $2, $3, $4, (SELECT xmin FROM connections \
-                 WHERE provider_config_key = $1 AND connection_id = $2)) \
-               ON CONFLICT (provider_config_key, connection_id) DO UPDATE SET \
-               holder = excluded.holder, expires_at = excluded.expires_at \
-               WHERE refresh_locks.expires_at <= $5 \
-               RETURNING settled) \
-             SELECT COALESCE(lease.settled = c.xmin, FALSE) AS settled_read, c.id AS present, \
-               {columns} \
-             FROM lease LEFT JOIN connections c \
-               ON c.provider_config_key = $1 AND c.connection_id = $2",
-            columns = CONNECTION_COLUMNS
-                .split(", ")
-                .map(|column| format!("c.{}", column.trim()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let Some(row) = sqlx::query(&sql)
+        // Built once: the connection's columns, qualified for the join.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "WITH lease AS ( \
+                   INSERT INTO refresh_locks (provider_config_key, connection_id, holder, \
+                     expires_at, settled) \
+                   VALUES ($1, $2, $3, $4, (SELECT xmin FROM connections \
+                     WHERE provider_config_key = $1 AND connection_id = $2)) \
+                   {TAKE_FREE_LEASE} RETURNING settled) \
+                 SELECT COALESCE(lease.settled = c.xmin, FALSE) AS settled_read, c.id AS present, \
+                   {columns} \
+                 FROM lease LEFT JOIN connections c \
+                   ON c.provider_config_key = $1 AND c.connection_id = $2",
+                columns = CONNECTION_COLUMNS
+                    .split(", ")
+                    .map(|column| format!("c.{}", column.trim()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+        let Some(row) = sqlx::query(SQL.as_str())
             .bind(provider_config_key)
             .bind(connection_id)
             .bind(holder)
@@ -1123,7 +1129,7 @@ sql_store!(PostgresStore, sqlx::Postgres, {
     ) -> Result<bool, StoreError> {
         let sql = format!(
             "WITH written AS ({update} RETURNING xmin), \
-             released AS (UPDATE refresh_locks SET holder = '', expires_at = 0, \
+             released AS (UPDATE refresh_locks SET {RELEASED_LEASE}, \
                settled = (SELECT xmin FROM written) \
                WHERE provider_config_key = $3 AND connection_id = $4 AND holder = $7) \
              SELECT COUNT(*) FROM written",
