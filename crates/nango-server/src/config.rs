@@ -75,6 +75,12 @@ pub struct ServeArgs {
     )]
     pub encryption_key: Vec<String>,
 
+    /// Seconds before expiry that tokens are refreshed (a provider's template may set its own;
+    /// a token is also refreshed once less than half its lifetime remains, if that comes later)
+    /// [default: 900]
+    #[arg(long, env = "NANGO_REFRESH_MARGIN", value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub refresh_margin: Option<u64>,
+
     /// Refreshes in flight at once per provider (token endpoint): a storm of expiring tokens
     /// queues here instead of hammering the provider
     #[arg(long, env = "NANGO_REFRESH_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
@@ -131,7 +137,8 @@ pub struct Settings {
     pub providers_file: Option<PathBuf>,
     /// How long an OAuth flow may take between `/oauth/connect` and `/oauth/callback`.
     pub oauth_state_ttl: Duration,
-    /// Tokens expiring sooner than this are refreshed before being handed out.
+    /// Tokens expiring sooner than this are refreshed before being handed out (or sooner than
+    /// half their lifetime, if that is shorter; see `credentials::policy`).
     pub refresh_margin: Duration,
     /// Timeout of every call to a provider's token endpoint.
     pub provider_timeout: Duration,
@@ -340,6 +347,7 @@ impl Settings {
             require_connect_session: args.require_connect_session,
             public_rate_limit_per_minute: args.public_rate_limit,
             refresh_concurrency: args.refresh_concurrency as usize,
+            refresh_margin: Duration::from_secs(args.refresh_margin.unwrap_or(15 * 60)),
             connection_cache_size: args.connection_cache_size,
             proxy_retries: args.proxy_retries,
             proxy_max_retry_wait: Duration::from_secs(args.proxy_max_retry_wait),

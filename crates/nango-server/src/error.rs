@@ -46,7 +46,7 @@ pub enum ApiError {
     #[error("Cannot {method} {path}")]
     RouteNotFound { method: String, path: String },
     /// The provider refused to refresh the token (e.g. `invalid_grant`): the user must re-authorize.
-    #[error("The provider refused to refresh the OAuth 2 credentials ({error}). The stored credentials were kept; the connection needs to be re-authorized if this persists.")]
+    #[error("The provider refused to refresh the OAuth 2 credentials ({error}). The stored credentials were kept; the connection needs to be re-authorized (or refreshed with force_refresh=true once the cause is fixed).")]
     RefreshRejected { error: String },
     /// The provider could not be reached or failed (timeout, 5xx) while refreshing.
     #[error("The provider failed to refresh the OAuth 2 credentials ({reason}). The stored credentials were kept; try again later.")]

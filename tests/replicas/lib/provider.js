@@ -4,9 +4,12 @@
 // `/token/<tag>`), so a test can say exactly which connection lost what.
 //
 // A connection's tokens form a *family*: the code exchange opens one, each successful refresh
-// extends it. The first access token of a family expires in `firstExpiresIn` seconds (inside the
-// server's 15-minute refresh margin, so the next read refreshes it), tokens from a refresh in
-// `refreshExpiresIn` seconds (outside it, so a family needs exactly one refresh per storm).
+// extends it. The first access token of a family expires in `firstExpiresIn` seconds (0 by
+// default: expired on arrival, so the next read refreshes it), tokens from a refresh in
+// `refreshExpiresIn` seconds (an hour by default, so a family needs exactly one refresh per
+// storm; short lifetimes test the refresh rule for short-lived tokens, docs/refresh.md).
+// With `revokeFamilyOnReuse`, a reused refresh token revokes its whole family (reuse detection
+// as RFC 9700 §4.14 describes it): the connection is lost, which the tests must never cause.
 
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -28,15 +31,20 @@ function pick(range) {
  * default) is strict rotation: any reuse is refused.
  *
  * @param {{refreshDelayMs?: number|[number, number], codeDelayMs?: number|[number, number],
- *          firstExpiresIn?: number, refreshExpiresIn?: number, reuseGraceMs?: number}} [opts]
+ *          firstExpiresIn?: number, refreshExpiresIn?: number, reuseGraceMs?: number,
+ *          revokeFamilyOnReuse?: boolean}} [opts]
  */
 export async function startFakeProvider({
   refreshDelayMs = [50, 200],
   codeDelayMs = [0, 10],
-  firstExpiresIn = 60,
-  refreshExpiresIn = 3600,
+  firstExpiresIn: firstLifetime = 0,
+  refreshExpiresIn: refreshLifetime = 3600,
   reuseGraceMs = 0,
+  revokeFamilyOnReuse = false,
 } = {}) {
+  // Lifetimes (seconds) of the tokens issued from now on; `setLifetimes` changes them.
+  let firstExpiresIn = firstLifetime;
+  let refreshExpiresIn = refreshLifetime;
   /** code -> {family, clientId, redirectUri, used} */
   const codes = new Map();
   /** family id -> {id, label, clientId, tokens: [{access, refresh, by: seq|'code'}], latest} */
@@ -159,6 +167,10 @@ export async function startFakeProvider({
           call.outcome = 'grace_reuse';
           return answer(200, body, delay);
         }
+        if (revokeFamilyOnReuse) {
+          family.revoked = true;
+          for (const entry of refreshTokens.values()) if (entry.family === family.id) entry.revoked = true;
+        }
         return refuse('reused', 'invalid_grant', delay);
       }
       // The rotation is committed when the request arrives, as a provider's database would do it;
@@ -231,6 +243,11 @@ export async function startFakeProvider({
       return undefined;
     },
     familyOfAccessToken: (access) => accessTokens.get(access),
+    /** The `expires_in` of tokens issued from now on, by code exchange and by refresh. */
+    setLifetimes({ first = firstExpiresIn, refresh = refreshExpiresIn }) {
+      firstExpiresIn = first;
+      refreshExpiresIn = refresh;
+    },
     /** Refuses every refresh of this client from now on (the user revoked the app). */
     revokeClient(clientId) {
       revokedClients.add(clientId);

@@ -44,7 +44,7 @@ let cluster;
 before(async () => {
   provider = await startFakeProvider({
     refreshDelayMs: 300,
-    firstExpiresIn: 60,
+    firstExpiresIn: 0,
     refreshExpiresIn: 3600,
     reuseGraceMs: REUSE_GRACE_S * 1000,
   });

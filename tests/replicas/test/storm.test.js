@@ -25,7 +25,7 @@ let provider;
 let cluster;
 
 before(async () => {
-  provider = await startFakeProvider({ refreshDelayMs: [50, 200], firstExpiresIn: 60, refreshExpiresIn: 3600 });
+  provider = await startFakeProvider({ refreshDelayMs: [50, 200], firstExpiresIn: 0, refreshExpiresIn: 3600 });
   cluster = await startCluster({ providerUrl: provider.url, count: 3 });
 });
 

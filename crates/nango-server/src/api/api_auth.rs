@@ -175,6 +175,7 @@ async fn store_connection(
             credentials,
             connection_config: Map::new(),
             metadata: Map::new(),
+            obtained_at: chrono::Utc::now(),
         })
         .await?;
     tracing::info!(

@@ -51,8 +51,10 @@ pub struct ConnectionBody<'a> {
 /// What went wrong with a connection's refreshes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RefreshProblem {
-    /// `needs_reauthorization` (the provider refused the refresh token: the user must connect
-    /// again) or `retrying` (the provider failed; automatic refreshes back off until `retry_after`).
+    /// `needs_reauthorization` (the provider refused the refresh token: requests answer
+    /// `refresh_rejected` until the user connects again or a `force_refresh` succeeds) or
+    /// `retrying` (the provider failed: the stored token is handed out while it has not expired,
+    /// and requests try the provider again from `retry_after`).
     #[schema(example = "needs_reauthorization")]
     pub status: &'static str,
     /// The provider's error.
@@ -75,7 +77,9 @@ impl RefreshProblem {
             },
             error: health.refresh_error.clone(),
             failures: health.refresh_failures,
-            retry_after: health.retry_after.map(iso_millis),
+            retry_after: crate::credentials::policy::request_retry_at(health)
+                .filter(|_| !health.needs_reauth)
+                .map(iso_millis),
         })
     }
 }
@@ -150,7 +154,8 @@ pub struct ConnectionKeyQuery {
 #[allow(dead_code)] // a schema: parsed by `get_connection`
 pub struct ForceRefreshQuery {
     /// `true`: refresh now, whatever the expiry (400 `not_refreshable` without a refresh token).
-    /// Otherwise the token is refreshed only when it expires within the refresh margin.
+    /// Otherwise the token is refreshed only when it is due (less than `min(refresh margin, half
+    /// its lifetime)` left; docs/refresh.md).
     force_refresh: Option<bool>,
 }
 
@@ -170,17 +175,18 @@ fn connection_params(
     Ok((key, connection_id))
 }
 
-/// The connection with fresh credentials: an OAuth 2 token that expires within the refresh margin
-/// (15 minutes by default) is refreshed first, once, however many requests ask at the same time.
+/// The connection with fresh credentials: an OAuth 2 token whose remaining life is below
+/// `min(refresh margin, half its lifetime)` (the margin is 15 minutes by default) is refreshed
+/// first, once, however many requests ask at the same time.
 #[utoipa::path(
     get, path = "/connection/{connection_id}", tag = "connections",
     params(ConnectionPath, ConnectionKeyQuery, ForceRefreshQuery),
     security(("secretKeyBasic" = []), ("secretKeyBearer" = [])),
     responses(
         (status = 200, body = ConnectionBody),
-        (status = 400, description = "No such connection or config, a bad parameter, a refresh the provider refused (`refresh_rejected`, the stored credentials are kept) or `force_refresh` on credentials without a refresh token.", body = ErrorBody),
+        (status = 400, description = "No such connection or config, a bad parameter, a refresh the provider refused (`refresh_rejected`: answered until the user authorizes again or a `force_refresh` succeeds; the stored credentials are kept) or `force_refresh` on credentials without a refresh token.", body = ErrorBody),
         (status = 401, description = "Missing or wrong secret key.", body = ErrorBody),
-        (status = 502, description = "The provider failed or timed out while refreshing (`refresh_unavailable`); the stored credentials are kept.", body = ErrorBody),
+        (status = 502, description = "The provider failed or timed out while refreshing and the stored token has expired, or the refresh was forced (`refresh_unavailable`); the stored credentials are kept. While the stored token has not expired, such a failure answers 200 with it and the connection's `refresh` status.", body = ErrorBody),
     )
 )]
 async fn get_connection(

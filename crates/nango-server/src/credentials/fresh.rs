@@ -1,17 +1,17 @@
 //! Fresh credentials for `GET /connection/:id`: the hot path is one read; a token about to expire
 //! is refreshed by exactly one task per connection while the others wait and re-read the result.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{parse_oauth2_response, ClientCredentials, Credentials, OAuth2Credentials};
+use super::{parse_oauth2_response, policy, ClientCredentials, Credentials, OAuth2Credentials};
 use crate::metrics::RefreshOutcome;
 use crate::oauth::oauth2::{TokenCall, TokenEndpointError};
 use crate::providers::interpolate_url;
-use crate::store::{Connection, LeaseTake, ProviderConfig};
+use crate::store::{Connection, ConnectionHealth, Generation, LeaseTake, ProviderConfig};
 use crate::webhooks::{self, EventKind};
 use crate::AppState;
 
@@ -34,46 +34,45 @@ pub enum FreshError {
     Internal(String),
 }
 
-/// The error to answer without calling the provider, while a connection backs off after a
-/// failure (until `retry_after`).
-fn backing_off(connection: &Connection, now: DateTime<Utc>) -> Option<FreshError> {
-    let health = &connection.health;
-    let until = health.retry_after.filter(|until| *until > now)?;
+/// The error that the connection's last failed refresh stands for, answered without calling the
+/// provider again: a refusal until the user authorizes again, an outage until `until`.
+fn recorded_failure(health: &ConnectionHealth, until: Option<DateTime<Utc>>) -> FreshError {
     let error = health.refresh_error.clone().unwrap_or_default();
-    let until = crate::credentials::iso_millis(until);
-    Some(if health.needs_reauth {
-        FreshError::Rejected(format!("{error}; not retried before {until}"))
-    } else {
-        FreshError::Unavailable(format!("{error}; not retried before {until}"))
-    })
+    match until {
+        _ if health.needs_reauth => FreshError::Rejected(error),
+        Some(until) => FreshError::Unavailable(format!(
+            "{error}; not retried before {}",
+            crate::credentials::iso_millis(until)
+        )),
+        None => FreshError::Unavailable(error),
+    }
 }
 
-/// What to record of a failed refresh: refusals mark the connection as needing
-/// re-authorization, outages back off exponentially (the cap bounds how stale a connection can
-/// get once the provider is back).
+/// What to record of a failed refresh: a refusal marks the connection as needing
+/// re-authorization (no automatic retry), an outage backs the background pass off exponentially
+/// (requests retry sooner, see `policy::request_retry_at`).
 fn failure_record(
     error: &FreshError,
     connection: &Connection,
     settings: &crate::config::Settings,
 ) -> Option<crate::store::RefreshFailure> {
+    let at = whole_millis(Utc::now());
     let (message, permanent) = match error {
         FreshError::Rejected(m) => (m.clone(), true),
         FreshError::Unavailable(m) => (m.clone(), false),
         _ => return None,
     };
     let failures = u32::try_from(connection.health.refresh_failures.max(0)).unwrap_or(u32::MAX);
-    let base = if permanent {
-        settings.refresh_retry_base * 12
-    } else {
-        settings.refresh_retry_base
-    };
-    let delay = base
+    let delay = settings
+        .refresh_retry_base
         .saturating_mul(2u32.saturating_pow(failures.min(16)))
         .min(settings.refresh_retry_max);
     Some(crate::store::RefreshFailure {
         error: message,
         permanent,
-        retry_after: Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default()),
+        retry_after: (!permanent)
+            .then(|| at + chrono::Duration::from_std(delay).unwrap_or_default()),
+        at,
     })
 }
 
@@ -89,16 +88,26 @@ impl From<TokenEndpointError> for FreshError {
 
 type ConnectionKey = (String, String);
 
+/// `at` to the millisecond, as the store keeps it: the copy handed out must carry the same
+/// `Generation` as the stored one.
+fn whole_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}
+
 /// When `GET /connection` refreshes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freshness {
-    /// Only when the token expires within the refresh margin (the hot path: one read otherwise).
+    /// When the token is due (`policy::due`): the hot path is one read otherwise.
     IfNeeded,
-    /// `force_refresh=true`: refresh unless the credentials were renewed after `requested_at`
-    /// (concurrent forced requests then share one refresh instead of rotating the token N times).
-    Forced { requested_at: DateTime<Utc> },
-    /// The proactive refresher: tokens expiring within the margin plus `lookahead`, and
-    /// refreshable credentials obtained before `idle_before`.
+    /// `force_refresh=true`: refresh unless credentials were obtained after `requested_at` or,
+    /// when `held` names the credentials the caller used (the proxy after a 401), unless those
+    /// were replaced since. Concurrent forced requests share one refresh, and its failure.
+    Forced {
+        requested_at: DateTime<Utc>,
+        held: Option<Generation>,
+    },
+    /// The background pass: tokens due within `lookahead`, and refreshable credentials obtained
+    /// before `idle_before`.
     Proactive {
         lookahead: Duration,
         idle_before: DateTime<Utc>,
@@ -109,26 +118,117 @@ impl Freshness {
     pub fn forced_now() -> Freshness {
         Freshness::Forced {
             requested_at: Utc::now(),
+            held: None,
         }
     }
+}
 
-    /// Whether `connection` must be refreshed before it is handed out.
-    fn requires_refresh(self, connection: &Connection, margin: Duration) -> bool {
-        match self {
-            Freshness::IfNeeded => connection.credentials.needs_refresh(Utc::now(), margin),
-            Freshness::Forced { requested_at } => connection.updated_at <= requested_at,
+/// A caller's question, fixed when it first read the connection: whatever it waits for after
+/// that (another request's refresh, another replica's lease), it is answered against the same
+/// question, so credentials replaced meanwhile are used rather than refreshed again.
+#[derive(Debug, Clone, Copy)]
+struct Ask {
+    freshness: Freshness,
+    /// The credentials the caller first read.
+    seen: Generation,
+    /// The provider's refresh margin, or the server's.
+    margin: Duration,
+}
+
+/// What to do with a connection as read.
+enum Verdict {
+    /// Hand it out as it is (no provider call).
+    Serve,
+    Refresh,
+    /// Answer this without calling the provider.
+    Fail(FreshError),
+}
+
+impl Ask {
+    fn judge(&self, connection: &Connection, now: DateTime<Utc>) -> Verdict {
+        let health = &connection.health;
+        let credentials = &connection.credentials;
+        let replaced = health.generation() != self.seen;
+        match self.freshness {
+            Freshness::Forced { requested_at, held } => {
+                let renewed = health.refreshed_at.is_some_and(|at| at > requested_at)
+                    || held.is_some_and(|held| held != health.generation());
+                if renewed {
+                    Verdict::Serve
+                } else if health.failed_at.is_some_and(|at| at > requested_at) {
+                    // Another forced request tried after this one asked, and failed.
+                    Verdict::Fail(recorded_failure(health, None))
+                } else {
+                    Verdict::Refresh
+                }
+            }
+            Freshness::IfNeeded => {
+                if health.needs_reauth {
+                    return Verdict::Fail(recorded_failure(health, None));
+                }
+                // Replaced while this request waited: those are the credentials to hand out (an
+                // expired replacement from a flow or an import is still refreshed once).
+                if replaced && !policy::expired(credentials, now) {
+                    return Verdict::Serve;
+                }
+                if !policy::due(credentials, health, self.margin, now) {
+                    return Verdict::Serve;
+                }
+                match policy::request_retry_at(health).filter(|at| *at > now) {
+                    // Backing off after an outage: the stored token while it is good.
+                    Some(_) if !policy::expired(credentials, now) => Verdict::Serve,
+                    Some(until) => Verdict::Fail(recorded_failure(health, Some(until))),
+                    None => Verdict::Refresh,
+                }
+            }
             Freshness::Proactive {
                 lookahead,
                 idle_before,
             } => {
-                let credentials = &connection.credentials;
-                credentials.needs_refresh(Utc::now(), margin + lookahead)
-                    || (credentials.refreshable()
-                        && connection
-                            .health
-                            .refreshed_at
-                            .is_none_or(|at| at < idle_before))
+                // No `replaced` rule here: the pass is no request waiting for an answer, and a
+                // replacement it did not see is judged like any connection (one a refresh stored
+                // moments ago is never due).
+                let backing_off = health.retry_after.is_some_and(|at| at > now);
+                if health.needs_reauth || backing_off {
+                    return Verdict::Serve;
+                }
+                let idle = credentials.refreshable()
+                    && !policy::recently_refreshed(health, now)
+                    && health.refreshed_at.is_none_or(|at| at < idle_before);
+                if idle || policy::due(credentials, health, self.margin + lookahead, now) {
+                    Verdict::Refresh
+                } else {
+                    Verdict::Serve
+                }
             }
+        }
+    }
+
+    /// `judge` as an answer, for the places that wait and read again: `None` to go on refreshing.
+    fn settled(&self, connection: Connection) -> Option<Result<Connection, FreshError>> {
+        match self.judge(&connection, Utc::now()) {
+            Verdict::Serve => Some(Ok(connection)),
+            Verdict::Fail(e) => Some(Err(e)),
+            Verdict::Refresh => None,
+        }
+    }
+
+    /// The answer to this request when its refresh failed with `error` (the connection as it
+    /// stands after the failure was recorded): a refusal is an error for everyone; after an
+    /// outage, a request gets the stored token while it is good, and the error once it has
+    /// expired (a forced refresh, asked for explicitly, gets the error).
+    fn after_failure(
+        &self,
+        connection: Connection,
+        error: FreshError,
+    ) -> Result<Connection, FreshError> {
+        let serve_stored = matches!(error, FreshError::Unavailable(_))
+            && !matches!(self.freshness, Freshness::Forced { .. })
+            && !policy::expired(&connection.credentials, Utc::now());
+        if serve_stored {
+            Ok(connection)
+        } else {
+            Err(error)
         }
     }
 }
@@ -140,6 +240,9 @@ pub struct Refresher {
     /// expiring tokens queues here rather than opening thousands of calls to one token endpoint.
     provider_slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     per_provider: usize,
+    /// Connections whose provider issued a token too short-lived to refresh ahead of expiry,
+    /// already logged (once per connection and process is enough to tell the operator).
+    short_lived_logged: Mutex<HashSet<ConnectionKey>>,
 }
 
 impl Refresher {
@@ -149,6 +252,7 @@ impl Refresher {
             locks: Mutex::default(),
             provider_slots: Mutex::default(),
             per_provider: per_provider.max(1),
+            short_lived_logged: Mutex::default(),
         }
     }
 
@@ -163,8 +267,38 @@ impl Refresher {
             .clone())
     }
 
-    /// The connection with credentials that are good for at least the refresh margin (or as good
-    /// as they get: a token without a refresh token is returned as stored).
+    /// Logs, once per connection, that a refresh brought a token that lives less than
+    /// `policy::RECENTLY_REFRESHED`: it is handed out as it is, and refreshed again at most once
+    /// per that interval.
+    fn note_short_lived(&self, key: &ConnectionKey, credentials: &Credentials) {
+        let Some(expires_at) = credentials.expires_at() else {
+            return;
+        };
+        let lifetime = expires_at - Utc::now();
+        let short = chrono::Duration::from_std(policy::RECENTLY_REFRESHED).unwrap_or_default();
+        if lifetime >= short {
+            return;
+        }
+        let first = self
+            .short_lived_logged
+            .lock()
+            .is_ok_and(|mut logged| logged.insert(key.clone()));
+        if first {
+            tracing::warn!(
+                provider_config_key = %key.0,
+                connection_id = %key.1,
+                lifetime_ms = lifetime.num_milliseconds(),
+                "the provider issued a token that expires within seconds (expires_in of 0, a \
+                 few seconds, negative, or an expiry already past); it is handed out as it is \
+                 and refreshed at most once per {} s",
+                policy::RECENTLY_REFRESHED.as_secs()
+            );
+        }
+    }
+
+    /// The connection with credentials that are good for at least the refresh window (or as
+    /// good as they get: a token without a refresh token is returned as stored), or the error
+    /// the connection's state stands for (`policy` and `Ask::judge` say which).
     pub async fn fresh_connection(
         &self,
         state: &AppState,
@@ -174,7 +308,7 @@ impl Refresher {
     ) -> Result<Connection, FreshError> {
         let store = &state.store;
         let internal = |e: crate::store::StoreError| FreshError::Internal(e.to_string());
-        // The hot path: a cached copy is good enough to hand out a token that is not expiring;
+        // The hot path: a cached copy is good enough to hand out a token that is not due;
         // anything that leads to a refresh is decided again on the database's copy below.
         let connection = store
             .get_connection_cached(provider_config_key, connection_id)
@@ -188,18 +322,18 @@ impl Refresher {
             .await
             .map_err(internal)?
             .ok_or(FreshError::UnknownConfig)?;
-        let margin = state.settings.refresh_margin;
-        let forced = matches!(freshness, Freshness::Forced { .. });
-        if forced && !connection.credentials.refreshable() {
+        if matches!(freshness, Freshness::Forced { .. }) && !connection.credentials.refreshable() {
             return Err(FreshError::NotRefreshable);
         }
-        if !freshness.requires_refresh(&connection, margin) {
-            return Ok(connection);
-        }
-        // After a failure, automatic refreshes wait out the backoff instead of hammering the
-        // provider (and a refused refresh token stays refused); an explicit force_refresh tries.
-        if let Some(failure) = backing_off_unless_forced(&connection, freshness) {
-            return Err(failure);
+        let ask = Ask {
+            freshness,
+            seen: connection.health.generation(),
+            margin: refresh_margin(state, &config.provider),
+        };
+        match ask.judge(&connection, Utc::now()) {
+            Verdict::Serve => return Ok(connection),
+            Verdict::Fail(e) => return Err(e),
+            Verdict::Refresh => {}
         }
 
         let slots = self.provider_slots(&config.provider)?;
@@ -222,9 +356,7 @@ impl Refresher {
                     Ok(guard) => guard,
                     Err(_) => {
                         let guard = lock.lock().await;
-                        if let Reread::Settled(answer) =
-                            reread(&state, &key, &id, freshness).await?
-                        {
+                        if let Some(answer) = reread(&state, &key, &id, &ask).await? {
                             return answer;
                         }
                         guard
@@ -233,7 +365,7 @@ impl Refresher {
                 // Then it waits for one of the provider's slots (a closed semaphore never
                 // happens: it is never closed).
                 let _slot = slots.acquire_owned().await.ok();
-                refresh_exclusively(&state, &config, &key, &id, freshness).await
+                refresh_exclusively(&state, &config, &key, &id, &ask).await
             })
         };
         let result = task
@@ -245,6 +377,15 @@ impl Refresher {
         }
         result
     }
+}
+
+/// The margin of `provider`'s template, or the server's.
+fn refresh_margin(state: &AppState, provider: &str) -> Duration {
+    state
+        .catalog
+        .get(provider)
+        .and_then(|t| t.refresh_margin)
+        .map_or(state.settings.refresh_margin, Duration::from_secs)
 }
 
 /// How long a refresh lease lasts unless its holder renews it: what reads of a connection wait
@@ -263,7 +404,7 @@ async fn refresh_exclusively(
     config: &ProviderConfig,
     provider_config_key: &str,
     connection_id: &str,
-    freshness: Freshness,
+    ask: &Ask,
 ) -> Result<Connection, FreshError> {
     let store = &state.store;
     let internal = |e: crate::store::StoreError| FreshError::Internal(e.to_string());
@@ -292,9 +433,7 @@ async fn refresh_exclusively(
         tokio::time::sleep(Duration::from_millis(25)).await;
         // The holder we waited for may have refreshed, or been refused: answer its result rather
         // than presenting the same refresh token again.
-        if let Reread::Settled(answer) =
-            reread(state, provider_config_key, connection_id, freshness).await?
-        {
+        if let Some(answer) = reread(state, provider_config_key, connection_id, ask).await? {
             return answer;
         }
     };
@@ -307,7 +446,7 @@ async fn refresh_exclusively(
         released: false,
     };
     lease.keep_alive(state);
-    let result = refresh_leased(state, config, &mut lease, read, freshness).await;
+    let result = refresh_leased(state, config, &mut lease, read, ask).await;
     lease.stop_renewing();
     if !lease.released {
         if let Err(e) = store
@@ -321,50 +460,21 @@ async fn refresh_exclusively(
     result
 }
 
-/// What a fresh read of the connection says about a refresh that is about to happen.
-enum Reread {
-    /// No provider call: the connection is fresh now, or backing off after a failure.
-    Settled(Result<Connection, FreshError>),
-    NeedsRefresh(Connection),
-}
-
+/// The connection as the database has it now, judged against the caller's question: the answer
+/// when no provider call is needed (`None`: refresh).
 async fn reread(
     state: &AppState,
     provider_config_key: &str,
     connection_id: &str,
-    freshness: Freshness,
-) -> Result<Reread, FreshError> {
+    ask: &Ask,
+) -> Result<Option<Result<Connection, FreshError>>, FreshError> {
     let current = state
         .store
         .get_connection(provider_config_key, connection_id)
         .await
-        .map_err(|e| FreshError::Internal(e.to_string()))?;
-    decide(state, current, freshness)
-}
-
-/// Whether the connection as just read still needs the refresh (`reread` without the read).
-fn decide(
-    state: &AppState,
-    current: Option<Connection>,
-    freshness: Freshness,
-) -> Result<Reread, FreshError> {
-    let current = current.ok_or(FreshError::UnknownConnection)?;
-    if !freshness.requires_refresh(&current, state.settings.refresh_margin) {
-        return Ok(Reread::Settled(Ok(current)));
-    }
-    if let Some(failure) = backing_off_unless_forced(&current, freshness) {
-        return Ok(Reread::Settled(Err(failure)));
-    }
-    Ok(Reread::NeedsRefresh(current))
-}
-
-/// The failure to answer without calling the provider while the connection backs off, unless the
-/// caller forces a refresh (an explicit `force_refresh` tries anyway).
-fn backing_off_unless_forced(connection: &Connection, freshness: Freshness) -> Option<FreshError> {
-    if matches!(freshness, Freshness::Forced { .. }) {
-        return None;
-    }
-    backing_off(connection, Utc::now())
+        .map_err(|e| FreshError::Internal(e.to_string()))?
+        .ok_or(FreshError::UnknownConnection)?;
+    Ok(ask.settled(current))
 }
 
 /// A refresh lease this task holds.
@@ -449,17 +559,17 @@ async fn refresh_leased(
     config: &ProviderConfig,
     lease: &mut Lease<'_>,
     read: Option<Connection>,
-    freshness: Freshness,
+    ask: &Ask,
 ) -> Result<Connection, FreshError> {
     let store = &state.store;
     let internal = |e: crate::store::StoreError| FreshError::Internal(e.to_string());
     let (provider_config_key, connection_id) = (lease.provider_config_key, lease.connection_id);
-    // Decided again on what the lease holders before us left: a refused refresh is tried once
-    // per connection, not once per waiting read.
-    let mut current = match decide(state, read, freshness)? {
-        Reread::Settled(answer) => return answer,
-        Reread::NeedsRefresh(current) => current,
-    };
+    // Decided again on what the lease holders before us left: credentials they replaced are
+    // used, and a refused refresh is tried once per connection, not once per waiting read.
+    let mut current = read.ok_or(FreshError::UnknownConnection)?;
+    if let Some(answer) = ask.settled(current.clone()) {
+        return answer;
+    }
     let asked_at = std::time::Instant::now();
     let outcome = match &current.credentials {
         Credentials::OAuth2(stale) => refresh_oauth2(state, config, &current, stale)
@@ -483,9 +593,10 @@ async fn refresh_leased(
     );
     let refreshed = match outcome {
         Ok(refreshed) => refreshed,
-        Err(e) => return record_failure(state, lease, &current, freshness, e).await,
+        Err(e) => return record_failure(state, lease, current, ask, e).await,
     };
-    if !store_refreshed(state, lease, &current, &refreshed).await? {
+    let obtained_at = whole_millis(Utc::now());
+    if !store_refreshed(state, lease, &current, &refreshed, obtained_at).await? {
         // Someone stored newer credentials while we asked the provider: those are the ones.
         return store
             .get_connection(provider_config_key, connection_id)
@@ -493,6 +604,10 @@ async fn refresh_leased(
             .map_err(internal)?
             .ok_or(FreshError::UnknownConnection);
     }
+    state.refresher.note_short_lived(
+        &(provider_config_key.to_string(), connection_id.to_string()),
+        &refreshed,
+    );
     if current.health.refresh_failures > 0 {
         webhooks::emit(
             state,
@@ -504,9 +619,10 @@ async fn refresh_leased(
         .await;
     }
     current.credentials = refreshed;
-    current.updated_at = Utc::now();
-    current.health = crate::store::ConnectionHealth {
-        refreshed_at: Some(current.updated_at),
+    current.updated_at = obtained_at;
+    current.health = ConnectionHealth {
+        refreshed_at: Some(obtained_at),
+        obtained_by_refresh: true,
         ..Default::default()
     };
     Ok(current)
@@ -533,6 +649,7 @@ async fn store_refreshed(
     lease: &mut Lease<'_>,
     read: &Connection,
     refreshed: &Credentials,
+    obtained_at: DateTime<Utc>,
 ) -> Result<bool, FreshError> {
     let (provider_config_key, connection_id) = (lease.provider_config_key, lease.connection_id);
     lease.stop_renewing();
@@ -543,6 +660,7 @@ async fn store_refreshed(
             connection_id,
             refreshed,
             read.health.refreshed_at,
+            obtained_at,
             lease.holder,
         )
         .await
@@ -561,17 +679,18 @@ async fn store_refreshed(
 /// Records a failed refresh for backoff and for operators (GET /connection shows it); the
 /// stored credentials stay. A failure is only recorded against the credentials it concerns: if
 /// they were replaced meanwhile (a holder that had lost its lease stored the rotated ones), the
-/// refusal was of a stale refresh token and the connection is fine.
+/// refusal was of a stale refresh token and the connection is fine. Then answers as
+/// `Ask::after_failure` says.
 async fn record_failure(
     state: &AppState,
     lease: &Lease<'_>,
-    read: &Connection,
-    freshness: Freshness,
+    mut read: Connection,
+    ask: &Ask,
     error: FreshError,
 ) -> Result<Connection, FreshError> {
     let store = &state.store;
     let (provider_config_key, connection_id) = (lease.provider_config_key, lease.connection_id);
-    let Some(failure) = failure_record(&error, read, &state.settings) else {
+    let Some(failure) = failure_record(&error, &read, &state.settings) else {
         return Err(error);
     };
     match store
@@ -596,6 +715,12 @@ async fn record_failure(
                 }),
             )
             .await;
+            let health = &mut read.health;
+            health.refresh_failures += 1;
+            health.refresh_error = Some(failure.error);
+            health.needs_reauth = failure.permanent;
+            health.retry_after = failure.retry_after;
+            health.failed_at = Some(failure.at);
         }
         Ok(false) => {
             tracing::warn!(
@@ -609,17 +734,19 @@ async fn record_failure(
                 .await
                 .ok()
                 .flatten();
-            if let Some(replaced) = replaced {
-                if !freshness.requires_refresh(&replaced, state.settings.refresh_margin) {
-                    return Ok(replaced);
-                }
-            }
+            let Some(replaced) = replaced else {
+                return Err(error);
+            };
+            return match ask.settled(replaced.clone()) {
+                Some(answer) => answer,
+                None => ask.after_failure(replaced, error),
+            };
         }
         Err(store_error) => {
             tracing::warn!(error = %store_error, "could not record a refresh failure");
         }
     }
-    Err(error)
+    ask.after_failure(read, error)
 }
 
 trait RemoveIfUnused {

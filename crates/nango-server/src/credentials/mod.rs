@@ -2,6 +2,7 @@
 //! and handing out fresh ones (refresh policy and single-flight refresh in `fresh`).
 
 mod fresh;
+pub mod policy;
 pub mod proactive;
 
 pub use fresh::{fetch_client_credentials, FreshError, Freshness, Refresher};
@@ -128,25 +129,6 @@ impl Credentials {
             Credentials::OAuth2(c) => c.refresh_token.is_some(),
             Credentials::OAuth2ClientCredentials(_) => true,
             _ => false,
-        }
-    }
-
-    /// True when the token must be refreshed before being handed out: it expires within `margin`
-    /// (or has expired) and there is a refresh token to do it with.
-    pub fn needs_refresh(&self, now: DateTime<Utc>, margin: std::time::Duration) -> bool {
-        match self {
-            Credentials::OAuth2(c) => match (&c.refresh_token, c.expires_at) {
-                (Some(_), Some(expires_at)) => {
-                    let margin = chrono::Duration::from_std(margin).unwrap_or_default();
-                    expires_at - now < margin
-                }
-                _ => false,
-            },
-            Credentials::OAuth2ClientCredentials(c) => c.expires_at.is_some_and(|expires_at| {
-                let margin = chrono::Duration::from_std(margin).unwrap_or_default();
-                expires_at - now < margin
-            }),
-            Credentials::OAuth1(_) | Credentials::ApiKey(_) | Credentials::Basic(_) => false,
         }
     }
 }
@@ -503,23 +485,6 @@ mod tests {
             matches!(read, Ok(Credentials::OAuth2(r)) if r == c),
             "{text}"
         );
-    }
-
-    #[test]
-    fn refresh_window_is_margin_before_expiry_and_needs_a_refresh_token() {
-        let margin = std::time::Duration::from_secs(15 * 60);
-        let creds = |refresh: Option<&str>, in_secs: i64| {
-            Credentials::OAuth2(OAuth2Credentials {
-                access_token: "a".into(),
-                refresh_token: refresh.map(String::from),
-                expires_at: Some(now() + chrono::Duration::seconds(in_secs)),
-                raw: json!({}),
-            })
-        };
-        assert!(creds(Some("r"), 14 * 60).needs_refresh(now(), margin));
-        assert!(creds(Some("r"), -10).needs_refresh(now(), margin));
-        assert!(!creds(Some("r"), 16 * 60).needs_refresh(now(), margin));
-        assert!(!creds(None, -10).needs_refresh(now(), margin));
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! before they expire (so requests rarely wait for a provider) and refreshes idle connections at
 //! least once per `idle_refresh_age` (some providers let unused refresh tokens die).
 //!
-//! Replicas need no coordination: each refresh goes through the same single-flight path and
-//! database lease as a request's, and re-reads the connection after taking the lease, so a
-//! connection picked by two replicas is refreshed once, and one whose refresh another replica
-//! just had refused is left to its backoff rather than refused again. Each pass takes a bounded
+//! It follows the rule requests follow (`policy`): a token is due once its remaining life is
+//! below `min(margin + lookahead, lifetime / 2)`, and credentials a request refreshed seconds ago
+//! are left alone. Replicas need no coordination: each refresh goes through the same
+//! single-flight path and database lease as a request's, and re-reads the connection after
+//! taking the lease, so a connection picked by two replicas is refreshed once, and one whose
+//! refresh another replica just had refused is left alone rather than refused again. Each pass takes a bounded
 //! batch, most urgent first, so a large backlog is spread over several intervals.
 
 use std::time::Duration;
@@ -47,10 +49,15 @@ pub async fn run(state: AppState) {
 pub async fn refresh_due(state: &AppState) -> Result<usize, crate::store::StoreError> {
     let settings = &state.settings;
     let now = Utc::now();
-    // Twice the interval ahead, so a token is refreshed on the pass before it enters the margin.
+    // Twice the interval ahead, so a token is refreshed on the pass before it enters its
+    // window. The query finds every token that may be due (the widest margin of any provider);
+    // which are due is decided per connection, by the rule requests follow (`policy`).
     let lookahead = settings.proactive_refresh_interval * 2;
     let to_chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or_default();
-    let expiring_before = now + to_chrono(settings.refresh_margin + lookahead);
+    let widest_margin = settings
+        .refresh_margin
+        .max(state.catalog.longest_refresh_margin());
+    let expiring_before = now + to_chrono(widest_margin + lookahead);
     let idle_before = now - to_chrono(settings.idle_refresh_age);
     let due = state
         .store

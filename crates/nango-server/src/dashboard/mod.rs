@@ -755,9 +755,10 @@ fn status_of(
         Status::NeedsReauth
     } else if health.retry_after.is_some_and(|at| at > now) || health.refresh_failures > 0 {
         Status::Retrying
-    } else if expires_at
-        .is_some_and(|at| at - now < chrono::Duration::from_std(margin).unwrap_or_default())
-    {
+    } else if expires_at.is_some_and(|at| {
+        let lifetime = crate::credentials::policy::lifetime(at, health);
+        at - now < crate::credentials::policy::window(margin, lifetime)
+    }) {
         Status::Expiring
     } else {
         Status::Healthy

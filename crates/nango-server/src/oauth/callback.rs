@@ -175,6 +175,7 @@ async fn complete_oauth2(
             credentials: Credentials::OAuth2(credentials),
             connection_config: session.connection_config.clone(),
             metadata,
+            obtained_at: Utc::now(),
         })
         .await
         .map_err(|e| unknown("could not store the connection", &e))?;
@@ -296,6 +297,7 @@ async fn complete_oauth1(
             }),
             connection_config: session.connection_config.clone(),
             metadata,
+            obtained_at: Utc::now(),
         })
         .await
         .map_err(|e| unknown("could not store the connection", &e))?;

@@ -128,7 +128,12 @@ impl TokenCall<'_> {
         })?;
         let parsed = parse_token_body(&content_type, &body);
 
-        if status.is_server_error() {
+        // A rate limit or a request timeout is the provider's momentary state, not a verdict on
+        // the grant: retried later like a 5xx, never taken as a refusal.
+        let momentary = status.is_server_error()
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+        if momentary {
             return Err(TokenEndpointError::Unavailable(format!(
                 "HTTP {}{}",
                 status.as_u16(),

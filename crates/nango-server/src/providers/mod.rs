@@ -298,6 +298,10 @@ pub struct ProviderTemplate {
     /// Where the token response keeps the tokens and their lifetime.
     #[serde(default)]
     pub token_response: TokenResponseShape,
+    /// Seconds before expiry that this provider's tokens are refreshed, instead of the server's
+    /// margin (`NANGO_REFRESH_MARGIN`); the lifetime rule still applies (`docs/refresh.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_margin: Option<u64>,
     /// Extra parameters of a refresh request, replacing `token_params` there. Default: the
     /// `token_params` (without their `grant_type`).
     #[serde(default, deserialize_with = "scalar_map")]
@@ -355,6 +359,17 @@ impl ProviderTemplate {
     }
 
     fn validate(&self, provider: &str, allow_http: bool) -> Result<(), CatalogError> {
+        if self
+            .refresh_margin
+            .is_some_and(|secs| secs > MAX_REFRESH_MARGIN_SECS)
+        {
+            return Err(CatalogError::Template {
+                provider: provider.to_string(),
+                message: format!(
+                    "refresh_margin must be at most {MAX_REFRESH_MARGIN_SECS} seconds (a day)"
+                ),
+            });
+        }
         let needs_authorization_url = self.auth_mode.uses_browser_flow();
         let needs_token_url =
             needs_authorization_url || self.auth_mode == AuthMode::OAuth2ClientCredentials;
@@ -552,6 +567,9 @@ pub enum CatalogError {
     },
 }
 
+/// The longest `refresh_margin` a template may set: a day (a longer one is a mistake in units).
+const MAX_REFRESH_MARGIN_SECS: u64 = 86_400;
+
 /// Provider templates by name.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
@@ -644,6 +662,17 @@ impl Catalog {
     /// Provider names, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.providers.keys().map(String::as_str)
+    }
+
+    /// The longest `refresh_margin` of any template (zero when none sets one).
+    pub fn longest_refresh_margin(&self) -> std::time::Duration {
+        let secs = self
+            .providers
+            .values()
+            .filter_map(|t| t.refresh_margin)
+            .max()
+            .unwrap_or(0);
+        std::time::Duration::from_secs(secs)
     }
 
     /// Providers and their templates, sorted by name.

@@ -191,7 +191,8 @@ async fn forward(State(state): State<AppState>, request: Request) -> Result<Resp
                     &config_key,
                     &connection_id,
                     Freshness::Forced {
-                        requested_at: connection.updated_at,
+                        requested_at: chrono::Utc::now(),
+                        held: Some(connection.health.generation()),
                     },
                 )
                 .await

@@ -75,17 +75,34 @@ pub struct Connection {
 /// How a connection's refreshes go.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectionHealth {
-    /// When credentials were last obtained (flow or refresh).
+    /// When credentials were last obtained (flow, refresh or import).
     pub refreshed_at: Option<DateTime<Utc>>,
+    /// The stored credentials came from a refresh (not from a flow or an import).
+    pub obtained_by_refresh: bool,
     /// Refresh failures since the last success.
     pub refresh_failures: i64,
     /// The provider's error of the last failure.
     pub refresh_error: Option<String>,
     /// The provider refused the refresh for good: the user must authorize again.
     pub needs_reauth: bool,
-    /// No automatic refresh before this (backoff after a temporary failure).
+    /// No refresh by the background pass before this (backoff after a temporary failure).
     pub retry_after: Option<DateTime<Utc>>,
+    /// When the last failed refresh attempt ended.
+    pub failed_at: Option<DateTime<Utc>>,
 }
+
+impl ConnectionHealth {
+    /// Which credentials the connection holds.
+    pub fn generation(&self) -> Generation {
+        Generation(self.refreshed_at)
+    }
+}
+
+/// Which credentials a connection holds: the time they were obtained, which every write of
+/// credentials (flow, refresh, import) changes and nothing else does. A request that waited for
+/// another one's refresh tells by it that the credentials were replaced meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generation(pub Option<DateTime<Utc>>);
 
 /// A connect session: permission for one flow of one end user, minted by the app's backend.
 #[derive(Debug, Clone)]
@@ -145,11 +162,13 @@ pub struct RefreshFailure {
     pub error: String,
     /// Permanent (`invalid_grant`, ...): the connection needs re-authorization.
     pub permanent: bool,
-    /// Temporary: when to try again at the earliest.
+    /// Temporary: when the background pass tries again at the earliest.
     pub retry_after: Option<DateTime<Utc>>,
+    /// When the attempt ended.
+    pub at: DateTime<Utc>,
 }
 
-/// Fields written when a flow completes.
+/// Fields written when a flow completes (or credentials are imported).
 #[derive(Debug, Clone)]
 pub struct ConnectionFields {
     pub provider_config_key: String,
@@ -157,6 +176,9 @@ pub struct ConnectionFields {
     pub credentials: Credentials,
     pub connection_config: Map<String, Value>,
     pub metadata: Map<String, Value>,
+    /// When the credentials were obtained: now for a flow; for imported credentials, when their
+    /// source last wrote them (the refresh rule reads their lifetime from it).
+    pub obtained_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -213,16 +235,17 @@ pub trait Store: Send + Sync + 'static {
     async fn list_connections(&self) -> Result<Vec<ConnectionSummary>, StoreError>;
     /// Inserts or replaces the connection (keeping its id and creation time); returns it.
     async fn upsert_connection(&self, fields: &ConnectionFields) -> Result<Connection, StoreError>;
-    /// Stores refreshed credentials (and marks the connection healthy), only if the stored ones
-    /// are still those obtained at `refreshed_at` (the `health.refreshed_at` read before the
-    /// refresh): nobody has replaced them since. False when they were replaced (or the
-    /// connection is gone); nothing is written.
+    /// Stores refreshed credentials obtained at `obtained_at` (and marks the connection
+    /// healthy), only if the stored ones are still those obtained at `refreshed_at` (the
+    /// `health.refreshed_at` read before the refresh): nobody has replaced them since. False when
+    /// they were replaced (or the connection is gone); nothing is written.
     async fn update_credentials_if_unchanged(
         &self,
         provider_config_key: &str,
         connection_id: &str,
         credentials: &Credentials,
         refreshed_at: Option<DateTime<Utc>>,
+        obtained_at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Records a failed refresh of the credentials obtained at `refreshed_at` (as read before the
     /// refresh); the stored credentials stay as they are. False, and nothing recorded, when the
@@ -360,6 +383,7 @@ pub trait Store: Send + Sync + 'static {
         connection_id: &str,
         credentials: &Credentials,
         refreshed_at: Option<DateTime<Utc>>,
+        obtained_at: DateTime<Utc>,
         holder: &str,
     ) -> Result<bool, StoreError> {
         let written = self
@@ -368,6 +392,7 @@ pub trait Store: Send + Sync + 'static {
                 connection_id,
                 credentials,
                 refreshed_at,
+                obtained_at,
             )
             .await?;
         if let Err(e) = self

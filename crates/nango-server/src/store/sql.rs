@@ -165,16 +165,20 @@ struct ConnectionRow {
     refresh_error: Option<String>,
     needs_reauth: i64,
     retry_after: Option<i64>,
+    obtained_by_refresh: i64,
+    refresh_failed_at: Option<i64>,
 }
 
 impl ConnectionRow {
     fn health(&self) -> ConnectionHealth {
         ConnectionHealth {
             refreshed_at: self.refreshed_at.map(from_millis),
+            obtained_by_refresh: self.obtained_by_refresh != 0,
             refresh_failures: self.refresh_failures,
             refresh_error: self.refresh_error.clone(),
             needs_reauth: self.needs_reauth != 0,
             retry_after: self.retry_after.map(from_millis),
+            failed_at: self.refresh_failed_at.map(from_millis),
         }
     }
 }
@@ -215,6 +219,8 @@ struct SummaryRow {
     refresh_error: Option<String>,
     needs_reauth: i64,
     retry_after: Option<i64>,
+    obtained_by_refresh: i64,
+    refresh_failed_at: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -265,10 +271,10 @@ const CONFIG_COLUMNS: &str = "id, created_at, updated_at, unique_key, provider, 
      oauth_client_secret, oauth_scopes, account_id";
 const CONNECTION_COLUMNS: &str = "id, created_at, updated_at, provider_config_key, connection_id, \
      credentials, connection_config, metadata, account_id, refreshed_at, refresh_failures, \
-     refresh_error, needs_reauth, retry_after";
+     refresh_error, needs_reauth, retry_after, obtained_by_refresh, refresh_failed_at";
 /// What a successful flow or refresh writes besides the credentials: the health starts over.
-const HEALTHY: &str =
-    "refresh_failures = 0, refresh_error = NULL, needs_reauth = 0, retry_after = NULL";
+const HEALTHY: &str = "refresh_failures = 0, refresh_error = NULL, needs_reauth = 0, \
+     retry_after = NULL, refresh_failed_at = NULL";
 const SESSION_COLUMNS: &str = "state, created_at, expires_at, provider_config_key, provider, \
      connection_id, callback_url, code_verifier, connection_config, ws_client_id, \
      request_token_secret, return_to";
@@ -281,14 +287,15 @@ const TAKE_FREE_LEASE: &str = "ON CONFLICT (provider_config_key, connection_id) 
 /// A released lease row: nobody holds it and it has run out.
 const RELEASED_LEASE: &str = "holder = '', expires_at = 0";
 
-/// The conditional write of refreshed credentials: $1 sealed credentials, $2 now, $3/$4 the
+/// The conditional write of refreshed credentials: $1 sealed credentials, $2 when they were
+/// obtained, $3/$4 the
 /// connection, $5 expires_at, $6 the `refreshed_at` they were refreshed from. `refreshed_at`
 /// changes with every credentials write (flow or refresh) and with nothing else, so it versions
 /// the credentials; -1 stands for "never recorded".
 fn update_credentials_sql() -> String {
     format!(
         "UPDATE connections SET credentials = $1, updated_at = $2, refreshed_at = $2, \
-         expires_at = $5, {HEALTHY} \
+         obtained_by_refresh = 1, expires_at = $5, {HEALTHY} \
          WHERE provider_config_key = $3 AND connection_id = $4 \
          AND COALESCE(refreshed_at, -1) = $6"
     )
@@ -296,10 +303,10 @@ fn update_credentials_sql() -> String {
 
 /// Binds $1 to $6 of `update_credentials_sql` (on a query or a scalar query, of either backend).
 macro_rules! bind_credentials_update {
-    ($query:expr, $cipher:expr, $key:expr, $id:expr, $credentials:expr, $refreshed_at:expr) => {
+    ($query:expr, $cipher:expr, $key:expr, $id:expr, $credentials:expr, $refreshed_at:expr, $obtained_at:expr) => {
         $query
             .bind(seal_credentials($cipher, $credentials, $key, $id)?)
-            .bind(millis(Utc::now()))
+            .bind(millis($obtained_at))
             .bind($key)
             .bind($id)
             .bind($credentials.expires_at().map(millis))
@@ -443,7 +450,8 @@ macro_rules! sql_store {
             async fn list_connections(&self) -> Result<Vec<ConnectionSummary>, StoreError> {
                 let rows: Vec<SummaryRow> = sqlx::query_as(
                     "SELECT connection_id, provider_config_key, created_at, expires_at, \
-                     refreshed_at, refresh_failures, refresh_error, needs_reauth, retry_after \
+                     refreshed_at, refresh_failures, refresh_error, needs_reauth, retry_after, \
+                     obtained_by_refresh, refresh_failed_at \
                      FROM connections ORDER BY id",
                 )
                 .fetch_all(&self.pool)
@@ -453,10 +461,12 @@ macro_rules! sql_store {
                     .map(|r| ConnectionSummary {
                         health: ConnectionHealth {
                             refreshed_at: r.refreshed_at.map(from_millis),
+                            obtained_by_refresh: r.obtained_by_refresh != 0,
                             refresh_failures: r.refresh_failures,
                             refresh_error: r.refresh_error,
                             needs_reauth: r.needs_reauth != 0,
                             retry_after: r.retry_after.map(from_millis),
+                            failed_at: r.refresh_failed_at.map(from_millis),
                         },
                         expires_at: r.expires_at.map(from_millis),
                         connection_id: r.connection_id,
@@ -474,12 +484,12 @@ macro_rules! sql_store {
                     "INSERT INTO connections (created_at, updated_at, provider_config_key, \
                      connection_id, credentials, connection_config, metadata, expires_at, \
                      refreshed_at) \
-                     VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $1) \
+                     VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8) \
                      ON CONFLICT (provider_config_key, connection_id) DO UPDATE SET \
                      updated_at = excluded.updated_at, credentials = excluded.credentials, \
                      connection_config = excluded.connection_config, metadata = excluded.metadata, \
                      expires_at = excluded.expires_at, refreshed_at = excluded.refreshed_at, \
-                     {HEALTHY} \
+                     obtained_by_refresh = 0, {HEALTHY} \
                      RETURNING {CONNECTION_COLUMNS}"
                 );
                 let row: ConnectionRow = sqlx::query_as(&sql)
@@ -495,6 +505,7 @@ macro_rules! sql_store {
                     .bind(to_json(&f.connection_config)?)
                     .bind(to_json(&f.metadata)?)
                     .bind(f.credentials.expires_at().map(millis))
+                    .bind(millis(f.obtained_at))
                     .fetch_one(&self.pool)
                     .await?;
                 self.cache.evict_connection(&f.provider_config_key, &f.connection_id);
@@ -507,6 +518,7 @@ macro_rules! sql_store {
                 connection_id: &str,
                 credentials: &Credentials,
                 refreshed_at: Option<DateTime<Utc>>,
+                obtained_at: DateTime<Utc>,
             ) -> Result<bool, StoreError> {
                 let sql = update_credentials_sql();
                 let done = bind_credentials_update!(
@@ -515,7 +527,8 @@ macro_rules! sql_store {
                     provider_config_key,
                     connection_id,
                     credentials,
-                    refreshed_at
+                    refreshed_at,
+                    obtained_at
                 )
                 .execute(&self.pool)
                     .await?;
@@ -532,7 +545,8 @@ macro_rules! sql_store {
             ) -> Result<bool, StoreError> {
                 let done = sqlx::query(
                     "UPDATE connections SET refresh_failures = refresh_failures + 1, \
-                     refresh_error = $1, needs_reauth = $2, retry_after = $3 \
+                     refresh_error = $1, needs_reauth = $2, retry_after = $3, \
+                     refresh_failed_at = $7 \
                      WHERE provider_config_key = $4 AND connection_id = $5 \
                      AND COALESCE(refreshed_at, -1) = $6",
                 )
@@ -542,6 +556,7 @@ macro_rules! sql_store {
                 .bind(provider_config_key)
                 .bind(connection_id)
                 .bind(refreshed_at.map_or(-1, millis))
+                .bind(millis(failure.at))
                 .execute(&self.pool)
                 .await?;
                 self.cache.evict_connection(provider_config_key, connection_id);
@@ -1125,6 +1140,7 @@ sql_store!(PostgresStore, sqlx::Postgres, {
         connection_id: &str,
         credentials: &Credentials,
         refreshed_at: Option<DateTime<Utc>>,
+        obtained_at: DateTime<Utc>,
         holder: &str,
     ) -> Result<bool, StoreError> {
         let sql = format!(
@@ -1141,7 +1157,8 @@ sql_store!(PostgresStore, sqlx::Postgres, {
             provider_config_key,
             connection_id,
             credentials,
-            refreshed_at
+            refreshed_at,
+            obtained_at
         )
         .bind(holder)
         .fetch_one(&self.pool)

@@ -896,7 +896,7 @@ async fn statuses_follow_the_connection_health() {
     .await;
     app.create_config("fake-1", "fake", "read").await;
     app.authorize("fake-1", "healthy").await;
-    app.provider.set(|b| b.expires_in = Some(60));
+    app.provider.set(|b| b.expires_in = Some(0));
     app.authorize("fake-1", "expiring").await;
     app.provider.set(|b| b.expires_in = Some(3600));
     app.authorize("fake-1", "retrying").await;

@@ -199,7 +199,7 @@ async fn oauth_providers_are_not_connected_without_their_flow_and_direct_ones_no
 #[tokio::test]
 async fn a_client_credentials_connection_is_fetched_renewed_and_forced() {
     let app = TestApp::spawn().await;
-    app.provider.set(|b| b.expires_in = Some(60));
+    app.provider.set(|b| b.expires_in = Some(0));
     app.create_config("cc", "fake-cc-mode", "read,write").await;
 
     let response = post_connection(
@@ -221,7 +221,7 @@ async fn a_client_credentials_connection_is_fetched_renewed_and_forced() {
     assert!(credentials["expires_at"].is_string());
     assert!(credentials.get("refresh_token").is_none());
 
-    // 60 s is inside the refresh margin: reading it runs the grant again.
+    // Expired on arrival: reading it runs the grant again.
     let grants = |app: &TestApp| {
         app.provider
             .token_requests()
@@ -296,7 +296,7 @@ async fn a_refused_or_failing_client_credentials_grant_stores_nothing() {
     // A failed renewal keeps the stored token.
     app.provider.set(|b| {
         b.client_credentials_failure = None;
-        b.expires_in = Some(60);
+        b.expires_in = Some(0);
     });
     let created: Value = post_connection(
         &app,

@@ -99,7 +99,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 async fn fill(app: &TestApp) -> Vec<String> {
     app.create_config("fake-1", "fake", "read").await;
     app.provider.set(|b| {
-        b.expires_in = Some(60);
+        b.expires_in = Some(0);
         b.issue_refresh_token = true;
     });
     app.authorize("fake-1", "c1").await;

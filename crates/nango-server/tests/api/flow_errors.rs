@@ -225,7 +225,7 @@ async fn overlong_connection_ids_never_start_a_flow() {
 async fn a_config_whose_template_disappeared() {
     let mut app = TestApp::spawn().await;
     app.create_config("fake-1", "fake", "").await;
-    app.provider.set(|b| b.expires_in = Some(60));
+    app.provider.set(|b| b.expires_in = Some(0));
     app.authorize("fake-1", "c1").await;
     // The operator removes every test template from the providers file; `fake` is not built in.
     app.restart_with_providers("{}\n").await;

@@ -28,6 +28,7 @@ mod quirks;
 mod redirect_mode;
 mod refresh;
 mod refresh_failures;
+mod refresh_lifetimes;
 mod replicas;
 mod sdk;
 mod state;

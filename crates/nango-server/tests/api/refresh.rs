@@ -9,11 +9,12 @@ use serde_json::{json, Value};
 
 use crate::helpers::{assert_json_error, TestApp, TokenRequest, CLIENT_ID, CLIENT_SECRET};
 
-/// A connection whose token expires in 60 s (inside the 15-minute margin) with a refresh token.
+/// A connection whose token came expired from the flow (`expires_in: 0`: due at once) with a
+/// refresh token.
 async fn expiring_connection(app: &TestApp, key: &str, provider: &str) -> Value {
     app.create_config(key, provider, "read").await;
     app.provider.set(|b| {
-        b.expires_in = Some(60);
+        b.expires_in = Some(0);
         b.issue_refresh_token = true;
     });
     app.authorize(key, "c1").await;
@@ -114,12 +115,14 @@ async fn an_expiring_token_is_refreshed_stored_and_keeps_its_refresh_token() {
 async fn a_rotated_refresh_token_replaces_the_old_one() {
     let app = TestApp::spawn().await;
     let old = expiring_connection(&app, "fake-1", "fake").await;
-    app.provider.set(|b| b.expires_in = Some(60));
+    app.provider.set(|b| b.rotate_refresh_tokens = true);
     let first = app.get_connection("fake-1", "c1").await["credentials"].clone();
     assert_ne!(first["refresh_token"], old["refresh_token"]);
-    // Still expiring: the next call refreshes again, with the rotated token.
-    app.provider.set(|b| b.expires_in = Some(3600));
-    app.get_connection("fake-1", "c1").await;
+    // The next refresh (forced: the new token is good for an hour) presents the rotated token.
+    let response = app
+        .get("/connection/c1?provider_config_key=fake-1&force_refresh=true")
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
     let requests = app.provider.refresh_requests();
     assert_eq!(requests.len(), 2);
     assert_refresh_body(&requests[1], first["refresh_token"].as_str().unwrap());
@@ -144,7 +147,7 @@ async fn an_expiring_token_without_refresh_token_is_returned_as_is() {
     let app = TestApp::spawn().await;
     app.create_config("fake-1", "fake", "").await;
     app.provider.set(|b| {
-        b.expires_in = Some(60);
+        b.expires_in = Some(0);
         b.issue_refresh_token = false;
     });
     app.authorize("fake-1", "c1").await;
@@ -287,7 +290,7 @@ async fn refresh_uses_the_templates_client_auth_and_body_format() {
 async fn refresh_goes_to_the_interpolated_token_url() {
     let app = TestApp::spawn().await;
     app.create_config("sub", "fake-sub", "").await;
-    app.provider.set(|b| b.expires_in = Some(60));
+    app.provider.set(|b| b.expires_in = Some(0));
     let page = app
         .run_flow("sub", "connection_id=c1&params[subdomain]=acme")
         .await;

@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 
 use crate::helpers::{assert_json_error, TestApp};
 
-/// `(fake-1, c1)` whose token expires in 60 s (inside the refresh margin), with a refresh token.
+/// `(fake-1, c1)` whose token came expired from the flow (due at once), with a refresh token.
 async fn expiring(app: &TestApp) -> Value {
     app.create_config("fake-1", "fake", "").await;
     app.provider.set(|b| {
-        b.expires_in = Some(60);
+        b.expires_in = Some(0);
         b.issue_refresh_token = true;
     });
     app.authorize("fake-1", "c1").await;
@@ -148,21 +148,30 @@ async fn an_outage_backs_off_then_recovers_with_the_same_refresh_token() {
 async fn the_proactive_refresher_refreshes_expiring_and_idle_connections_once_across_replicas() {
     use nango_server::credentials::proactive::refresh_due;
     let app = TestApp::spawn_with(|s| {
-        // Passes are run by the test; "idle" means older than 2 s here.
+        // Passes are run by the test; "idle" means older than 6 s here (credentials a refresh
+        // stored less than 5 s ago are never refreshed again).
         s.proactive_refresh_interval = Duration::from_secs(60);
-        s.idle_refresh_age = Duration::from_secs(2);
+        s.idle_refresh_age = Duration::from_secs(6);
     })
     .await;
     app.create_config("fake-1", "fake", "").await;
-    // c1 expires in 16 min: outside the 15-minute margin, inside margin + lookahead (2 min).
-    app.provider.set(|b| b.expires_in = Some(16 * 60));
-    app.authorize("fake-1", "c1").await;
+    // c1 lives 2 hours, so the 15-minute margin applies: store it as obtained 1 h 44 min ago,
+    // expiring in 16 min (outside the margin, inside margin + lookahead of 2 min).
+    let c1_refresh_token = app.provider.register_refresh_token();
+    app.store_oauth2_connection(
+        "fake-1",
+        "c1",
+        &c1_refresh_token,
+        Duration::from_secs(2 * 3600),
+        Duration::from_secs(104 * 60),
+    )
+    .await;
     // c2 lives for a day: not due until it is idle.
     app.provider.set(|b| b.expires_in = Some(86400));
     app.authorize("fake-1", "c2").await;
     // c3 has no refresh token: never refreshed.
     app.provider.set(|b| {
-        b.expires_in = Some(60);
+        b.expires_in = Some(0);
         b.issue_refresh_token = false;
     });
     app.authorize("fake-1", "c3").await;
@@ -174,7 +183,7 @@ async fn the_proactive_refresher_refreshes_expiring_and_idle_connections_once_ac
 
     // Two replicas run a pass at the same time: c1 is refreshed, once.
     let replica = app
-        .try_start(|s| s.idle_refresh_age = Duration::from_secs(2))
+        .try_start(|s| s.idle_refresh_age = Duration::from_secs(6))
         .await
         .unwrap();
     let (a, b) = tokio::join!(refresh_due(&app.state), refresh_due(&replica));
@@ -194,7 +203,7 @@ async fn the_proactive_refresher_refreshes_expiring_and_idle_connections_once_ac
     );
 
     // Once idle, c1 and c2 are refreshed again; c3 never.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(6100)).await;
     refresh_due(&app.state).await.unwrap();
     assert_eq!(app.provider.refresh_count(), 3);
     refresh_due(&app.state).await.unwrap();

@@ -46,7 +46,7 @@ async fn replicas_refresh_a_connection_exactly_once() {
     let app = TestApp::spawn().await;
     let replica = app.spawn_replica().await;
     app.create_config("fake-1", "fake", "").await;
-    app.provider.set(|b| b.expires_in = Some(60));
+    app.provider.set(|b| b.expires_in = Some(0));
     app.authorize("fake-1", "c1").await;
     app.provider.set(|b| {
         b.expires_in = Some(3600);
@@ -126,7 +126,7 @@ async fn a_refused_refresh_is_tried_once_however_many_reads_wait_for_it() {
     let app = TestApp::spawn().await;
     let replica = app.spawn_replica().await;
     app.create_config("fake-1", "fake", "").await;
-    app.provider.set(|b| b.expires_in = Some(60));
+    app.provider.set(|b| b.expires_in = Some(0));
     app.authorize("fake-1", "c1").await;
     app.provider.set(|b| {
         b.refresh_failure = Some((400, json!({"error": "invalid_grant"})));
@@ -158,7 +158,7 @@ async fn a_refresh_slower_than_the_lease_keeps_it() {
     let app = TestApp::spawn().await;
     let replica = app.try_start(|_| {}).await.unwrap();
     app.create_config("fake-1", "fake", "").await;
-    app.provider.set(|b| b.expires_in = Some(60));
+    app.provider.set(|b| b.expires_in = Some(0));
     app.authorize("fake-1", "c1").await;
     app.provider.set(|b| {
         b.expires_in = Some(3600);
@@ -249,6 +249,7 @@ async fn store_new_authorization(store: &std::sync::Arc<dyn nango_server::store:
             credentials: credentials("newer", "newer-r"),
             connection_config: Default::default(),
             metadata: Default::default(),
+            obtained_at: Utc::now(),
         })
         .await
         .unwrap();
@@ -260,7 +261,7 @@ async fn start_slow_refresh(
     app: &TestApp,
 ) -> tokio::task::JoinHandle<Result<nango_server::store::Connection, FreshError>> {
     app.provider.set(|b| {
-        b.expires_in = Some(60);
+        b.expires_in = Some(0);
         b.token_delay = Duration::ZERO;
     });
     app.authorize("fake-1", "c1").await;
@@ -354,7 +355,8 @@ async fn a_refusal_of_replaced_credentials_is_not_recorded() {
     let failure = nango_server::store::RefreshFailure {
         error: "invalid_grant".into(),
         permanent: true,
-        retry_after: Some(Utc::now() + chrono::Duration::minutes(1)),
+        retry_after: None,
+        at: Utc::now(),
     };
     tokio::time::sleep(Duration::from_millis(5)).await;
     store_new_authorization(store).await;
@@ -367,7 +369,8 @@ async fn a_refusal_of_replaced_credentials_is_not_recorded() {
             "fake-1",
             "c1",
             &credentials("stale", "stale-r"),
-            read.health.refreshed_at
+            read.health.refreshed_at,
+            Utc::now(),
         )
         .await
         .unwrap());
@@ -411,6 +414,7 @@ async fn taking_a_refresh_lease_reads_what_the_previous_holder_left() {
             "c1",
             &credentials("refreshed", "refreshed-r"),
             first.health.refreshed_at,
+            Utc::now(),
             "a",
         )
         .await
@@ -427,6 +431,7 @@ async fn taking_a_refresh_lease_reads_what_the_previous_holder_left() {
             "c1",
             &credentials("stale", "stale-r"),
             first.health.refreshed_at,
+            Utc::now(),
             "c",
         )
         .await
@@ -440,6 +445,7 @@ async fn taking_a_refresh_lease_reads_what_the_previous_holder_left() {
             credentials: credentials("reauthorized", "reauthorized-r"),
             connection_config: Default::default(),
             metadata: Default::default(),
+            obtained_at: Utc::now(),
         })
         .await
         .unwrap();

@@ -104,7 +104,7 @@ async fn events_survive_a_receiver_that_is_down_and_arrive_signed() {
 
     // Four events: created, refresh failed, refreshed after the failure, deleted.
     app.create_config("fake-1", "fake", "").await;
-    app.provider.set(|b| b.expires_in = Some(60));
+    app.provider.set(|b| b.expires_in = Some(0));
     app.authorize("fake-1", "c1").await;
     app.provider
         .set(|b| b.refresh_failure = Some((400, json!({"error": "invalid_grant"}))));

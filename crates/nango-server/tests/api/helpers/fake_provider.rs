@@ -45,6 +45,10 @@ pub struct Behaviour {
     pub require_basic: bool,
     /// A refresh token works once: each refresh issues a new one and retires the old.
     pub rotate_refresh_tokens: bool,
+    /// Reuse detection (with rotation, as OAuth 2.0 Security BCP §4.14 describes): a retired
+    /// refresh token presented again revokes the whole grant, so every token issued from the same
+    /// authorization stops working.
+    pub revoke_grant_on_reuse: bool,
     /// Answer to `grant_type=client_credentials` instead of tokens: (status, JSON body).
     pub client_credentials_failure: Option<(u16, Value)>,
 }
@@ -64,6 +68,7 @@ impl Default for Behaviour {
             nest_tokens_under: None,
             require_basic: false,
             rotate_refresh_tokens: false,
+            revoke_grant_on_reuse: false,
             client_credentials_failure: None,
         }
     }
@@ -128,7 +133,15 @@ struct Inner {
     behaviour: Behaviour,
     counter: u64,
     codes: HashMap<String, IssuedCode>,
+    /// Refresh tokens that work now.
     refresh_tokens: HashSet<String>,
+    /// Refresh tokens retired by a rotation.
+    retired_refresh_tokens: HashSet<String>,
+    /// The grant (authorization) every refresh token was issued under.
+    grant_of: HashMap<String, u64>,
+    revoked_grants: HashSet<u64>,
+    /// Retired refresh tokens presented again.
+    reuses: usize,
     authorize_requests: Vec<AuthorizeRequest>,
     token_requests: Vec<TokenRequest>,
     /// Token requests being answered now, and the most there ever were at once.
@@ -233,6 +246,28 @@ impl FakeProvider {
 
     pub fn refresh_count(&self) -> usize {
         self.refresh_requests().len()
+    }
+
+    /// How many times a retired (rotated) refresh token was presented again.
+    pub fn refresh_token_reuses(&self) -> usize {
+        self.inner.lock().unwrap().reuses
+    }
+
+    /// How many grants reuse detection revoked.
+    pub fn revoked_grants(&self) -> usize {
+        self.inner.lock().unwrap().revoked_grants.len()
+    }
+
+    /// A refresh token of a new grant, as if an authorization had issued it (for connections a
+    /// test stores directly).
+    pub fn register_refresh_token(&self) -> String {
+        let mut inner = self.inner.lock().unwrap();
+        inner.counter += 1;
+        let token = format!("refresh-registered-{}", inner.counter);
+        let grant = inner.counter;
+        inner.refresh_tokens.insert(token.clone());
+        inner.grant_of.insert(token.clone(), grant);
+        token
     }
 
     /// The last token request (panics if there was none).
@@ -481,18 +516,41 @@ fn decide(inner: &mut Inner, request: &TokenRequest) -> (u16, Value) {
                     return error(400, "invalid_grant");
                 }
             }
-            issue_tokens(inner)
+            issue_tokens(inner, None)
         }
         "refresh_token" => {
             if let Some(failure) = inner.behaviour.refresh_failure.clone() {
                 return failure;
             }
+            let rotate =
+                inner.behaviour.rotate_refresh_tokens || inner.behaviour.revoke_grant_on_reuse;
             match request.param("refresh_token") {
                 Some(token) if inner.refresh_tokens.contains(token) => {
-                    if inner.behaviour.rotate_refresh_tokens {
+                    let grant = inner.grant_of.get(token).copied();
+                    if rotate {
                         inner.refresh_tokens.remove(token);
+                        inner.retired_refresh_tokens.insert(token.to_string());
                     }
-                    issue_tokens(inner)
+                    issue_tokens(inner, grant)
+                }
+                Some(token) if inner.retired_refresh_tokens.contains(token) => {
+                    inner.reuses += 1;
+                    if inner.behaviour.revoke_grant_on_reuse {
+                        if let Some(grant) = inner.grant_of.get(token).copied() {
+                            inner.revoked_grants.insert(grant);
+                            let grant_of = &inner.grant_of;
+                            let revoked: Vec<String> = inner
+                                .refresh_tokens
+                                .iter()
+                                .filter(|t| grant_of.get(*t) == Some(&grant))
+                                .cloned()
+                                .collect();
+                            for t in revoked {
+                                inner.refresh_tokens.remove(&t);
+                            }
+                        }
+                    }
+                    error(400, "invalid_grant")
                 }
                 _ => error(400, "invalid_grant"),
             }
@@ -508,7 +566,7 @@ fn decide(inner: &mut Inner, request: &TokenRequest) -> (u16, Value) {
                 return error(401, "invalid_client");
             }
             // No refresh token in a client credentials grant (RFC 6749 §4.4.3).
-            let (status, mut body) = issue_tokens(inner);
+            let (status, mut body) = issue_tokens(inner, None);
             if let Some(obj) = body.as_object_mut() {
                 if let Some(Value::String(refresh)) = obj.remove("refresh_token") {
                     inner.refresh_tokens.remove(&refresh);
@@ -520,9 +578,11 @@ fn decide(inner: &mut Inner, request: &TokenRequest) -> (u16, Value) {
     }
 }
 
-fn issue_tokens(inner: &mut Inner) -> (u16, Value) {
+/// Tokens of `grant` (a new grant when `None`: an authorization).
+fn issue_tokens(inner: &mut Inner, grant: Option<u64>) -> (u16, Value) {
     inner.counter += 1;
     let n = inner.counter;
+    let grant = grant.unwrap_or(n);
     let mut body = json!({
         "access_token": format!("access-{n}"),
         "token_type": "bearer",
@@ -534,6 +594,7 @@ fn issue_tokens(inner: &mut Inner) -> (u16, Value) {
     if inner.behaviour.issue_refresh_token {
         let refresh = format!("refresh-{n}");
         inner.refresh_tokens.insert(refresh.clone());
+        inner.grant_of.insert(refresh.clone(), grant);
         body["refresh_token"] = json!(refresh);
     }
     for (k, v) in &inner.behaviour.extra_token_fields {

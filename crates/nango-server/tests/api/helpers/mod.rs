@@ -379,6 +379,48 @@ impl TestApp {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// Stores an OAuth 2 connection through the store, as a flow `age` ago would have left it:
+    /// a token issued for `lifetime` (so it expires in `lifetime - age`) with `refresh_token`
+    /// (one the fake provider knows: `FakeProvider::register_refresh_token`). Returns the
+    /// stored credentials.
+    pub async fn store_oauth2_connection(
+        &self,
+        key: &str,
+        connection_id: &str,
+        refresh_token: &str,
+        lifetime: Duration,
+        age: Duration,
+    ) -> Value {
+        use nango_server::credentials::{Credentials, OAuth2Credentials};
+        let obtained_at = chrono::Utc::now() - chrono::Duration::from_std(age).unwrap();
+        let expires_at = obtained_at + chrono::Duration::from_std(lifetime).unwrap();
+        let access_token = format!("stored-{connection_id}");
+        let credentials = Credentials::OAuth2(OAuth2Credentials {
+            access_token: access_token.clone(),
+            refresh_token: Some(refresh_token.to_string()),
+            expires_at: Some(expires_at),
+            raw: json!({
+                "access_token": access_token,
+                "refresh_token": refresh_token,
+                "expires_in": lifetime.as_secs(),
+            }),
+        });
+        let stored = self
+            .state
+            .store
+            .upsert_connection(&nango_server::store::ConnectionFields {
+                provider_config_key: key.to_string(),
+                connection_id: connection_id.to_string(),
+                credentials,
+                connection_config: Default::default(),
+                metadata: Default::default(),
+                obtained_at,
+            })
+            .await
+            .expect("store the connection");
+        serde_json::to_value(&stored.credentials).unwrap()
+    }
+
     /// Asserts that no connection `(key, connection_id)` exists.
     pub async fn assert_no_connection(&self, key: &str, connection_id: &str) {
         let response = self.get_connection_response(key, connection_id).await;
