@@ -569,3 +569,27 @@ fn the_providers_page_is_generated_from_the_catalog() {
         "docs/providers.md is not what the catalog generates: run `{UPDATE_PROVIDERS_COMMAND}` and commit it"
     );
 }
+
+/// `refresh_margin` is where a provider's own renewal rule goes (docs/refresh.md): Exact Online
+/// refuses a new access token within 9.5 minutes of the last (its tokens live 10 minutes), so its
+/// tokens are refreshed in their last 30 s rather than at half their lifetime. A margin longer
+/// than a day is refused as a mistake of units.
+#[test]
+fn refresh_margins_are_set_where_a_provider_needs_one_and_bounded() {
+    let catalog = catalog();
+    let exact = catalog.get("exact-online").expect("exact-online");
+    assert_eq!(exact.refresh_margin, Some(30));
+    assert_eq!(
+        catalog.longest_refresh_margin(),
+        std::time::Duration::from_secs(30)
+    );
+    let entry = |margin: u64| {
+        format!(
+            "p:\n  auth_mode: OAUTH2\n  authorization_url: https://p.example/a\n  \
+             token_url: https://p.example/t\n  refresh_margin: {margin}\n"
+        )
+    };
+    assert!(Catalog::from_yaml(&entry(86_400), false).is_ok());
+    let error = Catalog::from_yaml(&entry(86_401), false).unwrap_err();
+    assert!(error.to_string().contains("refresh_margin"), "{error}");
+}
