@@ -137,9 +137,11 @@ export async function createPostgresDatabase(adminUrl, prefix = 'nango_compat') 
  * Starts the mock provider and a `nango serve` child process pointed at it.
  * `apiBaseUrl` adds the template PROVIDER_API, whose `base_api_url` is that URL (a fake API the
  * test runs, for `/proxy`).
- * @param {{secretKey?: string, apiBaseUrl?: string}} [opts]
+ * `templates`: more lines of the providers file (templates for other providers of a test).
+ *
+ * @param {{secretKey?: string, apiBaseUrl?: string, templates?: string[]}} [opts]
  */
-export async function startHarness({ secretKey, apiBaseUrl } = {}) {
+export async function startHarness({ secretKey, apiBaseUrl, templates = [] } = {}) {
   if (!existsSync(NANGO_BIN)) {
     throw new Error(`nango binary not found at ${NANGO_BIN}: run \`cargo build -p nango-cli\` or set NANGO_BIN`);
   }
@@ -192,6 +194,7 @@ export async function startHarness({ secretKey, apiBaseUrl } = {}) {
               `  base_api_url: ${apiBaseUrl}`,
             ]
           : []),
+        ...templates,
         '',
       ].join('\n'),
     );
