@@ -68,7 +68,7 @@ pub enum ApiError {
     /// A connect session token missing (when required), unknown, used, expired or for another
     /// connection.
     #[error("{0}")]
-    ConnectSession(#[from] crate::api::connect_sessions::ConnectSessionError),
+    ConnectSession(#[from] crate::connect_sessions::ConnectSessionError),
     /// `force_refresh=true` on credentials that cannot be refreshed: OAuth 2 without a refresh
     /// token, OAuth 1, an API key or a username and password.
     #[error("These credentials cannot be refreshed: they have no refresh token (OAuth 1 tokens, API keys and passwords never do). The stored credentials are unchanged; re-authorize the connection to get new ones.")]
@@ -140,13 +140,23 @@ impl ApiError {
     }
 }
 
+/// Every error of the REST API.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person (Nango 0.9's messages where it had one).
+    pub error: String,
+    /// What went wrong, for a program (e.g. `unknown_provider_config`, `invalid_secret_key`).
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(cause = %cause, "request failed");
         }
         let body = json!({ "error": self.to_string(), "type": self.kind() });
-        crate::api::json_response(self.status(), &body)
+        crate::http::json_response(self.status(), &body)
     }
 }
 

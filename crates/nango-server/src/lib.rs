@@ -6,9 +6,13 @@
 
 pub mod api;
 pub mod config;
+pub mod configs;
+pub mod connect_sessions;
+pub mod connections;
 pub mod credentials;
 pub mod dashboard;
 pub mod error;
+pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod oauth;

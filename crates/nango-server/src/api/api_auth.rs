@@ -17,15 +17,16 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::connect_sessions::redeem;
 use super::openapi::ErrorBody;
 use super::{check_id, json_object_body, json_response, parse_query, path_id, query_value};
+pub use crate::configs::config_and_template;
+use crate::connect_sessions::redeem;
 use crate::credentials::{
     fetch_client_credentials, ApiKeyCredentials, BasicCredentials, Credentials, FreshError,
 };
 use crate::error::ApiError;
 use crate::providers::{AuthMode, ProviderTemplate};
-use crate::store::{Connection, ConnectionFields, ProviderConfig};
+use crate::store::{Connection, ConnectionFields};
 use crate::AppState;
 
 /// Keys, usernames and passwords longer than this are refused (no provider issues such keys).
@@ -115,24 +116,6 @@ pub fn validated_credentials(
             mode: other.as_str(),
         }),
     }
-}
-
-/// The config and its template, or the documented errors. The config may come from the read
-/// cache, which every write of it evicts (on every replica, on PostgreSQL).
-pub async fn config_and_template<'a>(
-    state: &'a AppState,
-    key: &str,
-) -> Result<(ProviderConfig, &'a ProviderTemplate), ApiError> {
-    let config = state
-        .store
-        .get_config_cached(key)
-        .await?
-        .ok_or(ApiError::UnknownProviderConfig)?;
-    let template = state
-        .catalog
-        .get(&config.provider)
-        .ok_or(ApiError::UnknownProviderTemplate)?;
-    Ok((config, template))
 }
 
 /// Creates or replaces a connection whose credentials need no browser: entered ones for API_KEY

@@ -6,17 +6,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
-use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::openapi::ErrorBody;
-use super::{check_id, empty_ok, json_object_body, json_response, path_id};
+use super::{empty_ok, json_object_body, json_response, path_id};
+use crate::configs::{config_fields, normalise_scopes};
 use crate::credentials::iso_millis;
 use crate::error::ApiError;
-use crate::secret::Secret;
-use crate::store::{ProviderConfig, ProviderConfigFields, StoreError};
+use crate::store::{ProviderConfig, StoreError};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -228,82 +227,4 @@ async fn delete_config(
     let key = path_id(path, "provider_config_key")?;
     state.store.delete_config(&key).await?;
     Ok(empty_ok())
-}
-
-/// Reads the five fields in Nango's validation order, so the first missing one is reported.
-pub(crate) fn config_fields(
-    body: &Map<String, Value>,
-    state: &AppState,
-) -> Result<ProviderConfigFields, ApiError> {
-    let unique_key = string_field(body, "provider_config_key", ApiError::MissingProviderConfig)?;
-    if unique_key.is_empty() {
-        return Err(ApiError::MissingProviderConfig);
-    }
-    check_id("provider_config_key", &unique_key)?;
-    let provider = string_field(body, "provider", ApiError::MissingProviderTemplate)?;
-    if !state.catalog.contains(&provider) {
-        return Err(ApiError::UnknownProviderTemplate);
-    }
-    let oauth_client_id = string_field(body, "oauth_client_id", ApiError::MissingClientId)?;
-    let oauth_client_secret =
-        string_field(body, "oauth_client_secret", ApiError::MissingClientSecret)?;
-    let oauth_scopes = string_field(body, "oauth_scopes", ApiError::MissingScopes)?;
-    for (name, value, max) in [
-        ("oauth_client_id", &oauth_client_id, 1024),
-        ("oauth_client_secret", &oauth_client_secret, 8192),
-        ("oauth_scopes", &oauth_scopes, 8192),
-    ] {
-        if value.len() > max {
-            return Err(ApiError::InvalidRequest(format!(
-                "Param '{name}' is too long (at most {max} bytes)."
-            )));
-        }
-    }
-    Ok(ProviderConfigFields {
-        unique_key,
-        provider,
-        oauth_client_id,
-        oauth_client_secret: Secret::new(oauth_client_secret),
-        oauth_scopes,
-    })
-}
-
-/// Absent or `null` is "missing" (Nango's rule; an empty string passes); other non-strings are
-/// refused instead of being stored as something else.
-fn string_field(
-    body: &Map<String, Value>,
-    name: &str,
-    missing: ApiError,
-) -> Result<String, ApiError> {
-    match body.get(name) {
-        None | Some(Value::Null) => Err(missing),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(ApiError::InvalidRequest(format!(
-            "Param '{name}' must be a string."
-        ))),
-    }
-}
-
-/// Spaces become commas, empty items go: `"user public_repo"` and `"user,,public_repo"` both
-/// become `"user,public_repo"`.
-pub fn normalise_scopes(scopes: &str) -> String {
-    scopes
-        .replace(' ', ",")
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::normalise_scopes;
-
-    #[test]
-    fn scopes_are_normalised_to_a_comma_list() {
-        assert_eq!(normalise_scopes("user public_repo"), "user,public_repo");
-        assert_eq!(normalise_scopes("user,,public_repo"), "user,public_repo");
-        assert_eq!(normalise_scopes(" a , b "), "a,b");
-        assert_eq!(normalise_scopes(""), "");
-    }
 }

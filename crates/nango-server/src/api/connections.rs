@@ -16,10 +16,10 @@ use super::openapi::ErrorBody;
 use super::{
     check_id, empty_ok, json_object_body, json_response, parse_query, path_id, query_value,
 };
+use crate::connections::delete_connection_and_notify;
 use crate::credentials::{iso_millis, Credentials, Freshness};
 use crate::error::ApiError;
 use crate::store::{Connection, ConnectionHealth};
-use crate::webhooks::{self, EventKind};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -320,26 +320,4 @@ async fn delete_connection(
     let (key, connection_id) = connection_params(path, query.as_deref())?;
     delete_connection_and_notify(&state, &key, &connection_id).await?;
     Ok(empty_ok())
-}
-
-/// Deletes a connection and emits the `connection.deleted` webhook (also the dashboard's delete);
-/// `UnknownConnection` when there was none.
-pub(crate) async fn delete_connection_and_notify(
-    state: &AppState,
-    key: &str,
-    connection_id: &str,
-) -> Result<(), ApiError> {
-    if state.store.delete_connection(key, connection_id).await? {
-        webhooks::emit(
-            state,
-            EventKind::ConnectionDeleted,
-            key,
-            connection_id,
-            serde_json::json!({}),
-        )
-        .await;
-        Ok(())
-    } else {
-        Err(ApiError::UnknownConnection)
-    }
 }

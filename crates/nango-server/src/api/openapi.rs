@@ -13,12 +13,12 @@ use std::sync::LazyLock;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use crate::error::ErrorBody;
 use crate::AppState;
 
 /// Title, description and security schemes; the paths come from the routers.
@@ -61,16 +61,6 @@ impl Modify for SecretKeySchemes {
         bearer.description = Some("The secret key as a Bearer token.".into());
         components.add_security_scheme(SECRET_KEY_BEARER, SecurityScheme::Http(bearer));
     }
-}
-
-/// Every error of the REST API.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong, for a person (Nango 0.9's messages where it had one).
-    pub error: String,
-    /// What went wrong, for a program (e.g. `unknown_provider_config`, `invalid_secret_key`).
-    #[serde(rename = "type")]
-    pub kind: String,
 }
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -25,10 +25,10 @@ use chrono::Utc;
 use maud::Markup;
 use serde_json::{json, Map, Value};
 
-use crate::api::configs::{config_fields, normalise_scopes};
-use crate::api::{id_problem, parse_query, query_value};
+use crate::configs::{config_fields, normalise_scopes};
 use crate::credentials::{Credentials, FreshError, Freshness};
 use crate::error::ApiError;
+use crate::http::{id_problem, parse_query, query_value};
 use crate::providers::AuthMode;
 use crate::store::{ConnectionHealth, ProviderConfig, StoreError};
 use crate::AppState;
@@ -182,7 +182,7 @@ fn html(status: StatusCode, markup: Markup) -> Response {
 
 /// A JSON answer for the scripts, never cached.
 fn json(status: StatusCode, body: &Value) -> Response {
-    let mut response = crate::api::json_response(status, body);
+    let mut response = crate::http::json_response(status, body);
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -345,7 +345,7 @@ async fn login(
     }
     let form = Form::parse(body)?;
     let presented = form.get("secret_key").unwrap_or_default();
-    if !crate::api::secret_key_matches(secret.expose(), presented) {
+    if !crate::http::secret_key_matches(secret.expose(), presented) {
         tracing::info!("dashboard: login with a wrong secret key refused");
         return Ok(html(
             StatusCode::UNAUTHORIZED,
@@ -735,7 +735,7 @@ async fn create_test_connect_session(
         );
     };
     let connection_id = form.get("connection_id").unwrap_or_default();
-    match crate::api::connect_sessions::mint_connect_session(&state, &key, connection_id).await {
+    match crate::connect_sessions::mint_connect_session(&state, &key, connection_id).await {
         Ok(minted) => json(StatusCode::OK, &json!({"token": minted.token})),
         Err(e) => json(e.status(), &json!({"error": e.to_string()})),
     }
@@ -974,8 +974,7 @@ async fn delete_connection(
 ) -> PageResult {
     let (key, connection_id) = connection_ids(path)?;
     dash.checked_form(&headers, body)?;
-    match crate::api::connections::delete_connection_and_notify(&state, &key, &connection_id).await
-    {
+    match crate::connections::delete_connection_and_notify(&state, &key, &connection_id).await {
         Ok(()) => Ok(redirect(&with_notice(
             &pages::integration_url(&key),
             "connection_deleted",

@@ -32,7 +32,7 @@ use axum::Router;
 use futures::StreamExt;
 use url::Url;
 
-use crate::api::api_auth::config_and_template;
+use crate::configs::config_and_template;
 use crate::credentials::{Credentials, Freshness};
 use crate::error::ApiError;
 use crate::oauth::oauth1::Signer;
@@ -85,9 +85,9 @@ pub struct ProxyDoc;
         ("Retries" = Option<u32>, Header, description = "Retries of a 429 or 5xx (0 to 10); default 2 for idempotent methods, 0 for POST and PATCH."),
     ),
     responses(
-        (status = 400, description = "A missing header, an unknown connection or config, a template without `base_api_url`, a bad `Retries` or endpoint.", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong secret key, or the provider's own 401 after one refresh and retry.", body = crate::api::openapi::ErrorBody),
-        (status = 502, description = "The provider's API could not be reached (`provider_unreachable`), or the provider's own 502.", body = crate::api::openapi::ErrorBody),
+        (status = 400, description = "A missing header, an unknown connection or config, a template without `base_api_url`, a bad `Retries` or endpoint.", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or wrong secret key, or the provider's own 401 after one refresh and retry.", body = crate::error::ErrorBody),
+        (status = 502, description = "The provider's API could not be reached (`provider_unreachable`), or the provider's own 502.", body = crate::error::ErrorBody),
         (status = "default", description = "The provider's answer, as it is."),
     )
 )]
@@ -259,10 +259,10 @@ fn required_header(
     if value.is_empty() {
         return Err(ApiError::MissingHeader { name: shown });
     }
-    if value.len() > crate::api::MAX_ID_LEN {
+    if value.len() > crate::http::MAX_ID_LEN {
         return Err(ApiError::InvalidRequest(format!(
             "Header '{shown}' is longer than {} characters.",
-            crate::api::MAX_ID_LEN
+            crate::http::MAX_ID_LEN
         )));
     }
     Ok(value.to_string())
