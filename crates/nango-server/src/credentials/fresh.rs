@@ -135,6 +135,13 @@ struct Ask {
     margin: Duration,
 }
 
+/// `Ask::settle`: the answer without a provider call, or the connection that still needs one.
+#[allow(clippy::large_enum_variant)] // a return value, moved once
+enum Settled {
+    Answer(Result<Connection, FreshError>),
+    Refresh(Connection),
+}
+
 /// What to do with a connection as read.
 enum Verdict {
     /// Hand it out as it is (no provider call).
@@ -204,12 +211,12 @@ impl Ask {
         }
     }
 
-    /// `judge` as an answer, for the places that wait and read again: `None` to go on refreshing.
-    fn settled(&self, connection: Connection) -> Option<Result<Connection, FreshError>> {
+    /// `judge` as an answer, for the places that wait and read again.
+    fn settle(&self, connection: Connection) -> Settled {
         match self.judge(&connection, Utc::now()) {
-            Verdict::Serve => Some(Ok(connection)),
-            Verdict::Fail(e) => Some(Err(e)),
-            Verdict::Refresh => None,
+            Verdict::Serve => Settled::Answer(Ok(connection)),
+            Verdict::Fail(e) => Settled::Answer(Err(e)),
+            Verdict::Refresh => Settled::Refresh(connection),
         }
     }
 
@@ -474,7 +481,10 @@ async fn reread(
         .await
         .map_err(|e| FreshError::Internal(e.to_string()))?
         .ok_or(FreshError::UnknownConnection)?;
-    Ok(ask.settled(current))
+    Ok(match ask.settle(current) {
+        Settled::Answer(answer) => Some(answer),
+        Settled::Refresh(_) => None,
+    })
 }
 
 /// A refresh lease this task holds.
@@ -566,10 +576,10 @@ async fn refresh_leased(
     let (provider_config_key, connection_id) = (lease.provider_config_key, lease.connection_id);
     // Decided again on what the lease holders before us left: credentials they replaced are
     // used, and a refused refresh is tried once per connection, not once per waiting read.
-    let mut current = read.ok_or(FreshError::UnknownConnection)?;
-    if let Some(answer) = ask.settled(current.clone()) {
-        return answer;
-    }
+    let mut current = match ask.settle(read.ok_or(FreshError::UnknownConnection)?) {
+        Settled::Answer(answer) => return answer,
+        Settled::Refresh(current) => current,
+    };
     let asked_at = std::time::Instant::now();
     let outcome = match &current.credentials {
         Credentials::OAuth2(stale) => refresh_oauth2(state, config, &current, stale)
@@ -737,9 +747,9 @@ async fn record_failure(
             let Some(replaced) = replaced else {
                 return Err(error);
             };
-            return match ask.settled(replaced.clone()) {
-                Some(answer) => answer,
-                None => ask.after_failure(replaced, error),
+            return match ask.settle(replaced) {
+                Settled::Answer(answer) => answer,
+                Settled::Refresh(replaced) => ask.after_failure(replaced, error),
             };
         }
         Err(store_error) => {
