@@ -43,6 +43,10 @@ pub enum ApiError {
     InvalidRequest(String),
     #[error("Request body is too large (limit {limit_kb} kB).")]
     PayloadTooLarge { limit_kb: usize },
+    /// A body that is not declared `application/json` where only JSON is accepted: a browser
+    /// sends `text/plain` and form bodies cross-site without asking (no CORS preflight).
+    #[error("The request body must be sent as Content-Type: application/json.")]
+    UnsupportedMediaType,
     #[error("Cannot {method} {path}")]
     RouteNotFound { method: String, path: String },
     /// The provider refused to refresh the token (e.g. `invalid_grant`): the user must re-authorize.
@@ -94,6 +98,7 @@ impl ApiError {
         match self {
             MissingAuthorization | InvalidSecretKey | ConnectSession(_) => StatusCode::UNAUTHORIZED,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RouteNotFound { .. } | UnknownProvider => StatusCode::NOT_FOUND,
             RefreshUnavailable { .. } | ProviderUnavailable { .. } | ProxyUnreachable(_) => {
                 StatusCode::BAD_GATEWAY
@@ -123,6 +128,7 @@ impl ApiError {
             InvalidSecretKey => "invalid_secret_key",
             InvalidRequest(_) => "invalid_request",
             PayloadTooLarge { .. } => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
             RouteNotFound { .. } => "not_found",
             RefreshRejected { .. } => "refresh_rejected",
             RefreshUnavailable { .. } => "refresh_unavailable",

@@ -138,6 +138,21 @@ pub fn json_object_body(
     }
 }
 
+/// Refuses a body not declared `application/json` (parameters such as `; charset=utf-8` are
+/// fine). Routes a browser may call cross-site use it: a `text/plain` or form body needs no CORS
+/// preflight, so without this check any web page could post one with the user's browser.
+pub fn require_json_content_type(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    match essence {
+        Some(essence) if essence.eq_ignore_ascii_case("application/json") => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType),
+    }
+}
+
 /// Whether `presented` is the secret key: compared as SHA-256 digests in constant time, so
 /// neither the content nor the length of the key leaks through timing (also the dashboard's login).
 pub fn secret_key_matches(secret: &str, presented: &str) -> bool {

@@ -9,7 +9,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -25,6 +25,7 @@ use crate::credentials::{
     fetch_client_credentials, ApiKeyCredentials, BasicCredentials, Credentials, FreshError,
 };
 use crate::error::ApiError;
+use crate::http::require_json_content_type;
 use crate::providers::{AuthMode, ProviderTemplate};
 use crate::store::{Connection, ConnectionFields};
 use crate::AppState;
@@ -221,9 +222,12 @@ async fn enter(
     state: AppState,
     path: Result<Path<String>, PathRejection>,
     query: Option<String>,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     mode: AuthMode,
 ) -> Result<Response, ApiError> {
+    // First: a cross-site page must not learn anything (config keys, formats) either.
+    require_json_content_type(headers)?;
     let key = path_id(path, "provider_config_key")?;
     let query = parse_query(query.as_deref())?;
     let connection_id = query_value(&query, "connection_id")
@@ -274,15 +278,17 @@ async fn enter(
         (status = 400, description = "Unknown config, not an API_KEY provider, or a key that is missing or not in the provider's format.", body = ErrorBody),
         (status = 401, description = "A connect session token is required, or the one given is unknown, used, expired or for another connection.", body = ErrorBody),
         (status = 413, description = "The body is over 100 kB.", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json` (a cross-site form or `text/plain` post is refused).", body = ErrorBody),
     )
 )]
 async fn enter_api_key(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    enter(state, path, query, body, AuthMode::ApiKey).await
+    enter(state, path, query, &headers, body, AuthMode::ApiKey).await
 }
 
 /// Stores the end user's username and password for a BASIC provider config (what the frontend
@@ -296,13 +302,15 @@ async fn enter_api_key(
         (status = 400, description = "Unknown config, not a BASIC provider, or missing or malformed credentials.", body = ErrorBody),
         (status = 401, description = "A connect session token is required, or the one given is unknown, used, expired or for another connection.", body = ErrorBody),
         (status = 413, description = "The body is over 100 kB.", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json` (a cross-site form or `text/plain` post is refused).", body = ErrorBody),
     )
 )]
 async fn enter_basic(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    enter(state, path, query, body, AuthMode::Basic).await
+    enter(state, path, query, &headers, body, AuthMode::Basic).await
 }

@@ -320,3 +320,73 @@ async fn a_refused_or_failing_client_credentials_grant_stores_nothing() {
     let stored = serde_json::to_value(&stored.credentials).unwrap();
     assert_eq!(stored["token"], created["credentials"]["token"]);
 }
+
+/// Security review F4 (E4): a web page can post `text/plain` or a form to `/api-auth` without a
+/// CORS preflight; only a body declared `application/json` is read, anything else is 415 and
+/// nothing is stored or replaced.
+#[tokio::test]
+async fn entered_credentials_are_read_from_json_bodies_only() {
+    let app = TestApp::spawn().await;
+    app.create_config("openai", "fake-apikey", "").await;
+    app.create_config("jira", "fake-basic-auth", "").await;
+    let stored = enter(
+        &app,
+        "/api-auth/api-key/openai?connection_id=victim-42",
+        json!({"apiKey": "sk-victimrealkey"}),
+    )
+    .await;
+    assert_eq!(stored.status(), StatusCode::OK);
+
+    let cross_site = [
+        Some("text/plain"),
+        Some("text/plain;charset=UTF-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/jsonp"),
+        None,
+    ];
+    for content_type in cross_site {
+        for (path, body) in [
+            (
+                "/api-auth/api-key/openai?connection_id=victim-42",
+                json!({"apiKey": "sk-attackerkey"}),
+            ),
+            (
+                "/api-auth/basic/jira?connection_id=victim-43",
+                json!({"username": "attacker", "password": "p"}),
+            ),
+        ] {
+            let mut request = app
+                .anon(Method::POST, path)
+                .header("origin", "https://evil.example")
+                .body(body.to_string());
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let error = assert_json_error(
+                request.send().await.unwrap(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            )
+            .await;
+            assert_eq!(error["type"], "unsupported_media_type", "{content_type:?}");
+        }
+    }
+    let connection = app.get_connection("openai", "victim-42").await;
+    assert_eq!(connection["credentials"]["apiKey"], "sk-victimrealkey");
+    app.assert_no_connection("jira", "victim-43").await;
+
+    // JSON with parameters, in any case, is JSON.
+    let response = app
+        .anon(
+            Method::POST,
+            "/api-auth/api-key/openai?connection_id=victim-42",
+        )
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .body(json!({"apiKey": "sk-newrealkey1"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let connection = app.get_connection("openai", "victim-42").await;
+    assert_eq!(connection["credentials"]["apiKey"], "sk-newrealkey1");
+}
