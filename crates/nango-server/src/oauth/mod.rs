@@ -1,6 +1,7 @@
 //! The OAuth dance: `/oauth/connect/:key` starts it, `/oauth/callback` finishes it, and the
 //! frontend learns the outcome over a WebSocket or a `postMessage` page.
 
+pub mod answer;
 pub mod callback;
 pub mod connect;
 pub mod notify;

@@ -426,10 +426,16 @@ pub async fn send(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let body = response
-        .bytes()
+    let body = super::answer::read_token_answer(response)
         .await
-        .map_err(|_| OAuth1Error::Unavailable(format!("The {endpoint} response was cut short.")))?;
+        .map_err(|e| match e {
+            super::answer::AnswerError::TooLarge => OAuth1Error::InvalidResponse(format!(
+                "The {endpoint} answered with more than 1 MiB."
+            )),
+            super::answer::AnswerError::CutShort => {
+                OAuth1Error::Unavailable(format!("The {endpoint} response was cut short."))
+            }
+        })?;
     if !status.is_success() {
         let reason = match provider_reason(&content_type, &body) {
             Some(detail) => format!("HTTP {}: {detail}", status.as_u16()),

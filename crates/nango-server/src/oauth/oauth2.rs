@@ -123,9 +123,18 @@ impl TokenCall<'_> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let body = response.bytes().await.map_err(|_| {
-            TokenEndpointError::Unavailable("the token endpoint response was cut short".into())
-        })?;
+        let body = super::answer::read_token_answer(response)
+            .await
+            .map_err(|e| match e {
+                // The provider's fault, like an unreadable answer: a refresh keeps the stored
+                // credentials and is tried again later.
+                super::answer::AnswerError::TooLarge => {
+                    TokenEndpointError::InvalidResponse(super::answer::TOO_LARGE.into())
+                }
+                super::answer::AnswerError::CutShort => TokenEndpointError::Unavailable(
+                    "the token endpoint response was cut short".into(),
+                ),
+            })?;
         let parsed = parse_token_body(&content_type, &body);
 
         // A rate limit or a request timeout is the provider's momentary state, not a verdict on

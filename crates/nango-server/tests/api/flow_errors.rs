@@ -263,3 +263,106 @@ async fn dot_segment_connection_ids_are_refused_before_any_redirect() {
     }
     assert!(app.provider.authorize_requests().is_empty());
 }
+
+/// A token endpoint that answers a valid JSON token response of `size` bytes, streamed in 64 KiB
+/// chunks (no `Content-Length`); counts the bytes it managed to hand to the socket.
+struct HugeTokenEndpoint {
+    base_url: String,
+    produced: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl HugeTokenEndpoint {
+    async fn start(size: usize) -> HugeTokenEndpoint {
+        use futures::StreamExt;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let produced = Arc::new(AtomicUsize::new(0));
+        let counter = produced.clone();
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move || {
+                let counter = counter.clone();
+                async move {
+                    let head = br#"{"access_token":"huge-token","refresh_token":"r","expires_in":3600,"pad":""#;
+                    let chunk = vec![b'a'; 64 * 1024];
+                    let count = size / chunk.len();
+                    let parts = std::iter::once(head.to_vec())
+                        .chain(std::iter::repeat_n(chunk, count))
+                        .chain(std::iter::once(br#""}"#.to_vec()));
+                    let stream = futures::stream::iter(parts).map(move |part| {
+                        counter.fetch_add(part.len(), Ordering::SeqCst);
+                        Ok::<_, std::io::Error>(axum::body::Bytes::from(part))
+                    });
+                    (
+                        [("content-type", "application/json")],
+                        axum::body::Body::from_stream(stream),
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        HugeTokenEndpoint { base_url, produced }
+    }
+
+    fn produced(&self) -> usize {
+        self.produced.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Security review F8 (E8): a token answer is read up to 1 MiB and no further (never buffered
+/// whole): a 64 MB answer fails the flow cleanly, stores nothing, and the server stopped reading
+/// long before the end; a refresh against it fails as the provider's fault and keeps the stored
+/// credentials.
+#[tokio::test]
+async fn a_token_answer_over_one_mebibyte_is_refused_without_reading_it_whole() {
+    const SIZE: usize = 64 * 1024 * 1024;
+    let huge = HugeTokenEndpoint::start(SIZE).await;
+    let huge_url = huge.base_url.clone();
+    let app = TestApp::spawn_with_templates(
+        |_| {},
+        move |provider| {
+            format!(
+                "fake-huge:\n  auth_mode: OAUTH2\n  authorization_url: \"{}/authorize\"\n  token_url: \"{huge_url}/token\"\n",
+                provider.base_url
+            )
+        },
+    )
+    .await;
+    app.create_config("huge", "fake-huge", "read").await;
+
+    let page = app.run_flow("huge", "connection_id=u1").await;
+    page.assert_failure("unknown_err", UNKNOWN_ERR);
+    app.assert_no_connection("huge", "u1").await;
+    assert!(
+        huge.produced() < SIZE / 2,
+        "the server read {} bytes of a {SIZE}-byte answer",
+        huge.produced()
+    );
+    app.assert_healthy().await;
+
+    // A refresh against the same endpoint: the provider's fault, the credentials are kept.
+    let stored = app
+        .store_oauth2_connection(
+            "huge",
+            "u2",
+            "refresh-u2",
+            std::time::Duration::from_secs(3600),
+            std::time::Duration::ZERO,
+        )
+        .await;
+    let before = huge.produced();
+    let response = app
+        .get("/connection/u2?provider_config_key=huge&force_refresh=true")
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(error["type"], "refresh_unavailable", "{error}");
+    assert!(huge.produced() - before < SIZE / 2);
+    let connection = app.get_connection("huge", "u2").await;
+    assert_eq!(
+        connection["credentials"]["access_token"],
+        stored["access_token"]
+    );
+}
