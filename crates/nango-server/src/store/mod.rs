@@ -5,6 +5,7 @@
 mod cache;
 pub mod cipher;
 mod sql;
+mod sqlite_files;
 
 use std::sync::Arc;
 
@@ -31,6 +32,12 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Cipher(#[from] cipher::CipherError),
+    /// The SQLite file or its directory could not be created or made owner-only.
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A provider config (an "integration"): which template, with which OAuth app credentials.
@@ -324,6 +331,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn delete_expired_oauth_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
+    /// Deletes deliveries delivered or given up before `finished_before` (pending ones stay
+    /// whatever their age); returns how many.
+    async fn prune_webhooks(&self, finished_before: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Takes the refresh lease of a connection for `holder` until `until`, if nobody holds an
     /// unexpired one. True when taken.
     async fn try_lock_refresh(
@@ -420,6 +431,12 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_freed_pages(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Makes the storage drop the old copies of rows just deleted: SQLite zeroes deleted content
+    /// in the database file (`secure_delete`), but the write-ahead log still holds the pages as
+    /// they were until a checkpoint copies the new ones back and truncates it. Best effort (a
+    /// long reader can hold the log; the next checkpoint then does it).
+    async fn forget_deleted(&self) {}
 
     async fn publish_ws_frame(&self, _client_id: &str, _frame: &str) -> Result<bool, StoreError> {
         Ok(false)

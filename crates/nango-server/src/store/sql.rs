@@ -411,6 +411,7 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await?;
                 self.cache.evict_config(key);
+                self.forget_deleted().await;
                 Ok(())
             }
 
@@ -599,6 +600,9 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await?;
                 self.cache.evict_connection(provider_config_key, connection_id);
+                if done.rows_affected() > 0 {
+                    self.forget_deleted().await;
+                }
                 Ok(done.rows_affected() > 0)
             }
 
@@ -834,6 +838,19 @@ macro_rules! sql_store {
                 Ok(done.rows_affected() + connect.rows_affected())
             }
 
+            async fn prune_webhooks(
+                &self,
+                finished_before: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                let done = sqlx::query(
+                    "DELETE FROM webhook_outbox WHERE delivered_at < $1 OR failed_at < $1",
+                )
+                .bind(millis(finished_before))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
             async fn try_lock_refresh(
                 &self,
                 provider_config_key: &str,
@@ -1060,6 +1077,17 @@ macro_rules! sql_store {
 }
 
 sql_store!(SqliteStore, sqlx::Sqlite, {
+    /// Copies the log back into the file (where `secure_delete` zeroed the deleted rows) and
+    /// truncates the log, so the deleted values are in neither file.
+    async fn forget_deleted(&self) {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %e, "could not checkpoint the SQLite log after a deletion");
+        }
+    }
+
     /// Rebuilds the file and empties the WAL, so no page still holds a value as it was before.
     async fn purge_freed_pages(&self) -> Result<(), StoreError> {
         sqlx::query("VACUUM").execute(&self.pool).await?;
@@ -1298,7 +1326,13 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Deleted and overwritten values (a deleted config's secret, a refreshed token) are
+            // zeroed in their pages instead of lingering in free space.
+            .pragma("secure_delete", "ON");
+        if super::sqlite_files::names_a_file(url, options.get_filename()) {
+            super::sqlite_files::prepare(options.get_filename())?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .test_before_acquire(false)

@@ -304,3 +304,123 @@ async fn execute(app: &TestApp, sql: &str) {
         sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
     }
 }
+
+/// The SQLite database and its companions (`-wal`, `-shm`), as paths.
+fn sqlite_files(app: &TestApp) -> Vec<std::path::PathBuf> {
+    let path = app.database_url.trim_start_matches("sqlite://");
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| std::path::PathBuf::from(format!("{path}{suffix}")))
+        .collect()
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Security review F9 (E9): the SQLite files are the owner's only (0600, whatever the umask; a
+/// directory the server creates 0700), and a deleted config's secret or connection's token is in
+/// neither the database file nor its log afterwards (`secure_delete`, then a checkpoint).
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_private_and_deleted_secrets_are_gone_from_them() {
+    let app = TestApp::spawn().await;
+    if app.on_postgres() {
+        return;
+    }
+    const DELETED_SECRET: &str = "DELETED-SECRET-SHOULD-BE-GONE";
+    const DELETED_KEY: &str = "sk-deletedapikey0123456789";
+    let created = app
+        .post_json(
+            "/config",
+            &serde_json::json!({
+                "provider_config_key": "tmp",
+                "provider": "fake",
+                "oauth_client_id": "cid",
+                "oauth_client_secret": DELETED_SECRET,
+                "oauth_scopes": "",
+            }),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::OK);
+    app.create_config("openai", "fake-apikey", "").await;
+    let imported = app
+        .post_json(
+            "/connection",
+            &serde_json::json!({
+                "provider_config_key": "openai",
+                "connection_id": "gone",
+                "api_key": DELETED_KEY,
+            }),
+        )
+        .await;
+    assert!(
+        imported.status().is_success(),
+        "{}",
+        imported.text().await.unwrap()
+    );
+    app.create_config("kept", "fake", "").await;
+
+    for file in sqlite_files(&app) {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    let before = database_bytes(&app);
+    assert!(contains(&before, DELETED_SECRET) && contains(&before, DELETED_KEY));
+
+    assert_eq!(app.delete("/config/tmp").await.status(), StatusCode::OK);
+    assert_eq!(
+        app.delete("/connection/gone?provider_config_key=openai")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let after = database_bytes(&app);
+    assert!(
+        !contains(&after, DELETED_SECRET),
+        "the deleted client secret is still in the files"
+    );
+    assert!(
+        !contains(&after, DELETED_KEY),
+        "the deleted API key is still in the files"
+    );
+    assert!(
+        contains(&after, CLIENT_SECRET),
+        "what was not deleted is still there"
+    );
+    for file in sqlite_files(&app) {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+
+    // A server given a database in a directory that does not exist yet creates it owner-only.
+    let root = std::path::Path::new(app.database_url.trim_start_matches("sqlite://"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let nested = root.join("new").join("data");
+    let url = format!("sqlite://{}", nested.join("nango.db").display());
+    let state = app
+        .try_start(|s| s.database_url = Secret::new(url.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(mode(&root.join("new")), 0o700);
+    assert_eq!(mode(&nested), 0o700);
+    assert_eq!(mode(&nested.join("nango.db")), 0o600);
+    drop(state);
+
+    // A database an earlier version left readable by everyone is tightened at start.
+    use std::os::unix::fs::PermissionsExt;
+    let loose = nested.join("nango.db");
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let state = app
+        .try_start(|s| s.database_url = Secret::new(url.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(mode(&loose), 0o600);
+    drop(state);
+}
