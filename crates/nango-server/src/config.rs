@@ -61,9 +61,15 @@ pub struct ServeArgs {
     #[arg(long, env = "NANGO_WEBHOOK_URLS", value_delimiter = ',')]
     pub webhook_urls: Vec<String>,
 
-    /// Key of the HMAC-SHA256 signature of webhook bodies [default: the secret key]
+    /// Key of the HMAC-SHA256 signature of webhooks (required with webhook URLs; not the
+    /// secret key, which receivers must not need to hold)
     #[arg(long, env = "NANGO_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
+
+    /// How long delivered and given-up webhook deliveries stay in the outbox (and the delivery
+    /// log), e.g. 7d, 36h, 90m [default: 7d]
+    #[arg(long, env = "NANGO_WEBHOOK_RETENTION", value_parser = parse_retention)]
+    pub webhook_retention: Option<Duration>,
 
     /// Encryption keys for secrets at rest: base64 of 32 random bytes each (`openssl rand
     /// -base64 32`), comma separated; the first seals new data, the others only open old data
@@ -159,6 +165,8 @@ pub struct Settings {
     pub webhook_urls: Vec<String>,
     /// HMAC key of webhook signatures.
     pub webhook_secret: Option<Secret<String>>,
+    /// Delivered and given-up deliveries older than this are pruned from the outbox.
+    pub webhook_retention: Duration,
     /// First wait before a failed delivery is retried; doubles each time, at most an hour.
     pub webhook_retry_base: Duration,
     /// Attempts before a delivery is given up (about 3 days with the defaults).
@@ -207,6 +215,7 @@ impl Settings {
             refresh_retry_max: Duration::from_secs(3600),
             webhook_urls: Vec::new(),
             webhook_secret: None,
+            webhook_retention: DEFAULT_WEBHOOK_RETENTION,
             webhook_retry_base: Duration::from_secs(2),
             webhook_max_attempts: 80,
             webhook_timeout: Duration::from_secs(10),
@@ -330,18 +339,13 @@ impl Settings {
             .webhook_secret
             .clone()
             .filter(|s| !s.is_empty())
-            .map(Secret::new)
-            .or_else(|| secret_key.clone());
-        if !webhook_urls.is_empty() && webhook_secret.is_none() {
-            return Err(invalid(
-                "NANGO_WEBHOOK_SECRET",
-                "webhooks need a signing key: set NANGO_WEBHOOK_SECRET (or NANGO_SECRET_KEY)",
-            ));
-        }
+            .map(Secret::new);
+        check_webhook_secret(&webhook_urls, webhook_secret.as_ref(), secret_key.as_ref())?;
 
         Ok(Settings {
             webhook_urls,
             webhook_secret,
+            webhook_retention: args.webhook_retention.unwrap_or(DEFAULT_WEBHOOK_RETENTION),
             redirect_allowlist,
             encryption_keys,
             require_connect_session: args.require_connect_session,
@@ -361,6 +365,58 @@ impl Settings {
             ..Settings::for_address(SocketAddr::new(bind, port), String::new())
         })
     }
+}
+
+/// How long finished webhook deliveries are kept by default.
+const DEFAULT_WEBHOOK_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Webhooks are signed with their own key: a receiver holds it to verify deliveries, and must
+/// not thereby hold the key of the whole API (anyone with it could read every token).
+pub fn check_webhook_secret(
+    urls: &[String],
+    webhook_secret: Option<&Secret<String>>,
+    secret_key: Option<&Secret<String>>,
+) -> Result<(), ConfigError> {
+    if urls.is_empty() {
+        return Ok(());
+    }
+    let Some(webhook_secret) = webhook_secret else {
+        return Err(invalid(
+            "NANGO_WEBHOOK_SECRET",
+            "webhook URLs are set (NANGO_WEBHOOK_URLS) but no signing key: set NANGO_WEBHOOK_SECRET \
+             to a random value of its own (e.g. `openssl rand -hex 32`) and give it to the receivers",
+        ));
+    };
+    if secret_key.is_some_and(|key| key.expose() == webhook_secret.expose()) {
+        return Err(invalid(
+            "NANGO_WEBHOOK_SECRET",
+            "must differ from NANGO_SECRET_KEY: webhook receivers hold it",
+        ));
+    }
+    Ok(())
+}
+
+/// A retention such as `7d`, `36h`, `90m` or `600s` (a bare number is seconds); at least a minute.
+fn parse_retention(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let (number, unit) = raw
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((raw, "s"), |at| raw.split_at(at));
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration such as 7d, 36h or 90m"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{raw:?}: the unit must be s, m, h or d")),
+    };
+    let duration = Duration::from_secs(number.saturating_mul(seconds));
+    if duration < Duration::from_secs(60) {
+        return Err(format!("{raw:?} is shorter than a minute"));
+    }
+    Ok(duration)
 }
 
 /// `scheme://host[:port]` of an http(s) URL, the unit the redirect allow-list compares.
@@ -456,6 +512,34 @@ mod tests {
             ..Default::default()
         };
         assert!(resolve(args, &[]).is_err());
+    }
+
+    #[test]
+    fn webhooks_need_their_own_signing_key() {
+        let with = |webhook_secret: Option<&str>, secret_key: Option<&str>| ServeArgs {
+            webhook_urls: vec!["https://app.example/hooks".into()],
+            webhook_secret: webhook_secret.map(String::from),
+            secret_key: secret_key.map(String::from),
+            ..Default::default()
+        };
+        let refused = |args| match resolve(args, &[]) {
+            Err(e) => e.to_string(),
+            Ok(_) => String::new(),
+        };
+        assert!(refused(with(None, Some("api-key"))).contains("NANGO_WEBHOOK_SECRET"));
+        assert!(refused(with(Some("same"), Some("same"))).contains("must differ"));
+        assert!(resolve(with(Some("whsec"), Some("api-key")), &[]).is_ok());
+    }
+
+    #[test]
+    fn webhook_retention_reads_units() {
+        assert_eq!(parse_retention("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_retention("36h"), Ok(Duration::from_secs(36 * 3600)));
+        assert_eq!(parse_retention("90m"), Ok(Duration::from_secs(90 * 60)));
+        assert_eq!(parse_retention("600"), Ok(Duration::from_secs(600)));
+        for bad in ["", "d", "7w", "30s", "-1d"] {
+            assert!(parse_retention(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -90,6 +90,13 @@ pub enum StartupError {
 impl AppState {
     /// Loads the catalog, opens (and migrates) the database and builds the shared clients.
     pub async fn new(settings: Settings) -> Result<AppState, StartupError> {
+        // Also here, not only when flags are read: settings built in code must not send
+        // unsigned (or API-key-signed) webhooks either.
+        config::check_webhook_secret(
+            &settings.webhook_urls,
+            settings.webhook_secret.as_ref(),
+            settings.secret_key.as_ref(),
+        )?;
         let catalog = Catalog::load(settings.providers_file.as_deref())?;
         let cipher = store::Cipher::from_base64_keys(&settings.encryption_keys)
             .map_err(store::StoreError::from)?;
@@ -250,6 +257,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let purge_store = state.store.clone();
     let purge_limits = state.public_rate_limit.clone();
+    let webhook_retention = chrono::Duration::from_std(state.settings.webhook_retention)
+        .unwrap_or(chrono::Duration::MAX);
     let purger = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -259,6 +268,12 @@ pub async fn serve(
                 .await
             {
                 tracing::warn!(error = %e, "could not purge expired OAuth flow states");
+            }
+            // Here, not in the webhook worker: rows stay from when URLs were configured too.
+            if let Some(before) = chrono::Utc::now().checked_sub_signed(webhook_retention) {
+                if let Err(e) = purge_store.prune_webhooks(before).await {
+                    tracing::warn!(error = %e, "could not prune finished webhook deliveries");
+                }
             }
             purge_limits.forget_idle_clients();
         }

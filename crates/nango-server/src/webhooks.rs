@@ -1,6 +1,9 @@
 //! Webhooks: connection events POSTed as JSON to the configured URLs, signed with HMAC-SHA256
-//! over the body (`X-Nango-Signature: sha256=<hex>`), delivered at least once from a durable
-//! outbox in the database by a worker on every replica, with exponential backoff.
+//! keyed by `NANGO_WEBHOOK_SECRET` over `<timestamp>.<body>` (`X-Nango-Timestamp: <unix
+//! seconds>`, `X-Nango-Signature: sha256=<hex>`), so a captured delivery cannot be replayed
+//! later than the receiver's tolerance, delivered at least once from a durable outbox in the
+//! database by a worker on every replica, with exponential backoff. Finished deliveries are
+//! pruned after `NANGO_WEBHOOK_RETENTION`.
 //!
 //! An event is written to the outbox right after the change it reports is stored; the worker
 //! claims due rows (so replicas do not send the same row at once), sends, and records the
@@ -110,13 +113,16 @@ pub async fn connection_stored(state: &AppState, connection: &crate::store::Conn
     .await;
 }
 
-/// `sha256=<hex HMAC-SHA256 of the body>`, the value of `X-Nango-Signature`.
-pub fn signature(secret: &str, body: &[u8]) -> String {
+/// `sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`, the value of `X-Nango-Signature`;
+/// `timestamp` is the value of `X-Nango-Timestamp` (unix seconds when the attempt was sent).
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     // HMAC takes keys of any length, so this cannot fail; an empty value would only make
     // receivers reject the delivery.
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
         return String::new();
     };
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -203,6 +209,8 @@ async fn send(state: &AppState, delivery: &WebhookDelivery) -> DeliveryOutcome {
         .as_ref()
         .map(|s| s.expose().as_str())
         .unwrap_or_default();
+    // Each attempt is signed afresh: a retry hours later carries its own time.
+    let timestamp = Utc::now().timestamp();
     let result = state
         .http
         .post(&delivery.url)
@@ -211,9 +219,10 @@ async fn send(state: &AppState, delivery: &WebhookDelivery) -> DeliveryOutcome {
         .header("user-agent", "nango-rs-webhooks")
         .header("x-nango-event", &delivery.event_type)
         .header("x-nango-delivery", delivery.id.to_string())
+        .header("x-nango-timestamp", timestamp.to_string())
         .header(
             "x-nango-signature",
-            signature(secret, delivery.body.as_bytes()),
+            signature(secret, timestamp, delivery.body.as_bytes()),
         )
         .body(delivery.body.clone())
         .send()
@@ -261,11 +270,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_signature_is_hmac_sha256_of_the_body() {
-        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+    fn the_signature_is_hmac_sha256_of_the_timestamp_a_dot_and_the_body() {
+        // Computed independently: python3 -c "import hmac, hashlib; print(hmac.new(b'whsec',
+        // b'1700000000.{\"type\":\"connection.created\"}', hashlib.sha256).hexdigest())"
         assert_eq!(
-            signature("Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            signature("whsec", 1_700_000_000, br#"{"type":"connection.created"}"#),
+            "sha256=e798d4d5c7c7e13364075cc8e17e14a162a7bbd94c51af381f972e826ca92eb1"
+        );
+        // Another time, another signature: a replayed body does not verify with a new timestamp.
+        assert_ne!(
+            signature("whsec", 1_700_000_001, br#"{"type":"connection.created"}"#),
+            signature("whsec", 1_700_000_000, br#"{"type":"connection.created"}"#)
         );
     }
 

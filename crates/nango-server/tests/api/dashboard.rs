@@ -784,6 +784,7 @@ async fn force_refresh_shows_its_outcome_and_delete_goes_through_the_rest_code_p
         s.secret_key = Some(nango_server::secret::Secret::new(SECRET_KEY.into()));
         // An address where nothing listens: the delivery fails, the outbox row stays.
         s.webhook_urls = vec!["http://127.0.0.1:9/hooks".into()];
+        s.webhook_secret = Some(nango_server::secret::Secret::new("whsec-dashboard".into()));
     })
     .await;
     app.create_config("fake-1", "fake", "read").await;

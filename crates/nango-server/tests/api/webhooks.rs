@@ -11,6 +11,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
+use nango_server::secret::Secret;
+
 use crate::helpers::TestApp;
 
 const WEBHOOK_SECRET: &str = "whsec-test-signing-key";
@@ -52,10 +54,20 @@ impl Receiver {
     }
 }
 
-fn expected_signature(body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
+/// What a receiver computes: HMAC-SHA256 keyed by `key` over `<X-Nango-Timestamp>.<raw body>`.
+fn signature_with(key: &str, timestamp: &str, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.{body}").as_bytes());
     format!("sha256={}", hex_encode(&mac.finalize().into_bytes()))
+}
+
+/// The receiver's check, as docs/security.md gives it: the signature of the timestamp and the
+/// body with the webhook secret, and a timestamp within 5 minutes of now.
+fn verifies(headers: &HeaderMap, body: &str, key: &str) -> bool {
+    let timestamp = headers["x-nango-timestamp"].to_str().unwrap();
+    let sent: i64 = timestamp.parse().unwrap();
+    let fresh = (chrono::Utc::now().timestamp() - sent).abs() <= 300;
+    fresh && headers["x-nango-signature"].to_str().unwrap() == signature_with(key, timestamp, body)
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
@@ -165,10 +177,7 @@ async fn events_survive_a_receiver_that_is_down_and_arrive_signed() {
         ]
     );
     for (headers, body) in receiver.received.lock().unwrap().iter() {
-        assert_eq!(
-            headers["x-nango-signature"].to_str().unwrap(),
-            expected_signature(body)
-        );
+        assert!(verifies(headers, body, WEBHOOK_SECRET), "{headers:?}");
         assert_eq!(headers["content-type"], "application/json");
         let event: Value = serde_json::from_str(body).unwrap();
         assert_eq!(headers["x-nango-event"].to_str().unwrap(), event["type"]);
@@ -211,4 +220,151 @@ async fn without_urls_no_event_is_written_and_the_log_needs_the_key() {
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let bad = app.get("/webhooks/deliveries?status=lost").await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
+/// Security review F10/F15: webhooks are signed with their own key (never the API's secret key),
+/// over a timestamp and the body, so a receiver rejects a replay once its tolerance has passed;
+/// a server with webhook URLs and no webhook secret does not start.
+#[tokio::test]
+async fn deliveries_are_signed_with_the_webhook_secret_over_a_timestamp() {
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(receiver.clone().serve(listener));
+    let hook_url = url.clone();
+    let app = TestApp::spawn_with(move |s| {
+        s.secret_key = Some(Secret::new(crate::helpers::SECRET_KEY.to_string()));
+        s.webhook_urls = vec![hook_url.clone()];
+        s.webhook_secret = Some(Secret::new(WEBHOOK_SECRET.to_string()));
+    })
+    .await;
+    app.create_config("fake-1", "fake", "").await;
+    app.authorize("fake-1", "c1").await;
+    all_delivered(&app, 1).await;
+    let (headers, body) = receiver.received.lock().unwrap()[0].clone();
+    assert!(verifies(&headers, &body, WEBHOOK_SECRET), "{headers:?}");
+    let timestamp = headers["x-nango-timestamp"].to_str().unwrap().to_string();
+    let signature = headers["x-nango-signature"].to_str().unwrap().to_string();
+    // Not the API key's signature, and not a signature of the body alone (the 0.9-era scheme).
+    assert_ne!(
+        signature,
+        signature_with(crate::helpers::SECRET_KEY, &timestamp, &body)
+    );
+    let mut body_only = Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
+    body_only.update(body.as_bytes());
+    assert_ne!(
+        signature,
+        format!("sha256={}", hex_encode(&body_only.finalize().into_bytes()))
+    );
+    // The same body and signature presented with another time do not verify: a replay must
+    // keep the old timestamp, which the receiver's tolerance rejects.
+    let later = (timestamp.parse::<i64>().unwrap() + 600).to_string();
+    assert_ne!(signature, signature_with(WEBHOOK_SECRET, &later, &body));
+
+    // No webhook secret, or the API key as the webhook secret: the server refuses to start.
+    for webhook_secret in [None, Some(crate::helpers::SECRET_KEY)] {
+        let url = url.clone();
+        let refused = app
+            .try_start(move |s| {
+                s.secret_key = Some(Secret::new(crate::helpers::SECRET_KEY.to_string()));
+                s.webhook_urls = vec![url.clone()];
+                s.webhook_secret = webhook_secret.map(|w| Secret::new(w.to_string()));
+            })
+            .await;
+        match refused {
+            Ok(_) => panic!("started with webhook secret {webhook_secret:?}"),
+            Err(e) => assert!(e.to_string().contains("NANGO_WEBHOOK_SECRET"), "{e}"),
+        }
+    }
+    // The same through the flags and environment `nango serve` reads.
+    let args = nango_server::ServeArgs {
+        secret_key: Some("api-key".into()),
+        webhook_urls: vec![url],
+        ..Default::default()
+    };
+    let error = nango_server::Settings::resolve(&args, &|_| None)
+        .err()
+        .expect("refused");
+    assert!(
+        error.to_string().contains("NANGO_WEBHOOK_SECRET"),
+        "{error}"
+    );
+}
+
+/// Security review F12 (second half): delivered and given-up deliveries are pruned once older
+/// than NANGO_WEBHOOK_RETENTION; pending ones and recent ones stay.
+#[tokio::test]
+async fn finished_deliveries_are_pruned_after_the_retention() {
+    use nango_server::store::DeliveryOutcome;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let down = format!("http://{}/hook", listener.local_addr().unwrap());
+    drop(listener);
+    let mut app = TestApp::spawn_with(move |s| {
+        s.webhook_urls = vec![down.clone()];
+        s.webhook_secret = Some(Secret::new(WEBHOOK_SECRET.to_string()));
+        // One attempt now, the next in an hour: the rows stay pending meanwhile.
+        s.webhook_retry_base = Duration::from_secs(3600);
+        s.webhook_retention = Duration::from_secs(24 * 3600);
+    })
+    .await;
+    app.create_config("fake-1", "fake", "").await;
+    for id in ["c1", "c2", "c3", "c4"] {
+        app.authorize("fake-1", id).await;
+    }
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = deliveries(&app, "").await;
+        if rows.len() == 4 && rows.iter().all(|d| d["attempts"].as_i64().unwrap() >= 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    let mut ids: Vec<i64> = rows.iter().map(|d| d["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    let two_days_ago = chrono::Utc::now() - chrono::Duration::days(2);
+    let store = &app.state.store;
+    // Delivered two days ago, given up two days ago, delivered just now; the fourth is pending.
+    for (id, at, outcome) in [
+        (
+            ids[0],
+            two_days_ago,
+            DeliveryOutcome::Delivered { status: 200 },
+        ),
+        (
+            ids[1],
+            two_days_ago,
+            DeliveryOutcome::Failed {
+                status: None,
+                error: "could not connect".into(),
+                retry_at: None,
+            },
+        ),
+        (
+            ids[2],
+            chrono::Utc::now(),
+            DeliveryOutcome::Delivered { status: 200 },
+        ),
+    ] {
+        store
+            .record_webhook_attempt(id, at, &outcome)
+            .await
+            .unwrap();
+    }
+    // The periodic purge runs when a server starts, then every minute.
+    app.restart().await;
+    let mut left = Vec::new();
+    for _ in 0..100 {
+        left = deliveries(&app, "")
+            .await
+            .iter()
+            .map(|d| d["id"].as_i64().unwrap())
+            .collect::<Vec<_>>();
+        if left.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    left.sort();
+    assert_eq!(left, [ids[2], ids[3]]);
 }
