@@ -30,12 +30,16 @@ pub enum CipherError {
         "a value is encrypted with key {key_id}, which is not configured (NANGO_ENCRYPTION_KEY)"
     )]
     UnknownKey { key_id: String },
-    #[error("a value encrypted with key {key_id} does not decrypt: wrong key, or the value was altered or moved to another row")]
+    #[error("a value encrypted with key {key_id} does not decrypt: wrong key, or the value or a column bound to it (metadata, connection config, provider) was altered, or it was moved to another row")]
     Undecryptable { key_id: String },
     #[error("a value is marked encrypted but is malformed")]
     Malformed,
     #[error("no encryption key is configured (NANGO_ENCRYPTION_KEY)")]
     NoKey,
+    /// A value that must be sealed while keys are configured is stored as given: it was written
+    /// by someone without the key, so neither it nor what it vouches for is used.
+    #[error("a value is not encrypted although NANGO_ENCRYPTION_KEY is set: it was written without the key and is refused")]
+    Unsealed,
 }
 
 struct Key {
@@ -166,6 +170,16 @@ impl Cipher {
         String::from_utf8(plaintext).map_err(|_| CipherError::Malformed)
     }
 
+    /// `open` for a column that authenticates its row: while keys are configured, a value stored
+    /// as given is refused (anyone with write access to the database could have put it there,
+    /// with the columns it vouches for); without keys it is returned as is.
+    pub fn open_authenticated(&self, stored: &str, context: &str) -> Result<String, CipherError> {
+        if self.enabled() && !is_sealed(stored) {
+            return Err(CipherError::Unsealed);
+        }
+        self.open(stored, context)
+    }
+
     /// True when `stored` is sealed with the primary key already (nothing to rotate).
     pub fn is_current(&self, stored: &str) -> bool {
         match (sealed_key_id(stored), self.primary_key_id()) {
@@ -174,6 +188,11 @@ impl Cipher {
             _ => false,
         }
     }
+}
+
+/// Whether `stored` is a sealed value (of any key).
+pub fn is_sealed(stored: &str) -> bool {
+    sealed_key_id(stored).is_some()
 }
 
 /// The key id of a sealed value, `None` for a value stored as given.
@@ -239,6 +258,23 @@ mod tests {
             Cipher::disabled().open(&sealed, "ctx"),
             Err(CipherError::UnknownKey { .. })
         ));
+    }
+
+    #[test]
+    fn authenticated_columns_refuse_plaintext_while_keys_are_configured() {
+        let c = cipher(&[1]);
+        assert_eq!(
+            c.open_authenticated("{}", "ctx"),
+            Err(CipherError::Unsealed)
+        );
+        let sealed = c.seal("{}", "ctx").unwrap_or_default();
+        assert_eq!(c.open_authenticated(&sealed, "ctx").as_deref(), Ok("{}"));
+        assert_eq!(
+            Cipher::disabled()
+                .open_authenticated("{}", "ctx")
+                .as_deref(),
+            Ok("{}")
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::cache::ReadCache;
-use super::cipher::{Cipher, CipherError};
+use super::cipher::{is_sealed, Cipher, CipherError};
 use super::{
     ConnectSession, Connection, ConnectionFields, ConnectionHealth, ConnectionSummary,
     DeliveryOutcome, NewWebhook, OAuthSession, ProviderConfig, ProviderConfigFields,
@@ -35,13 +35,93 @@ fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
-/// Where a sealed value belongs (its associated data): table, column and row.
-fn config_secret_context(unique_key: &str) -> String {
+/// Columns bound to a row's sealed secret, as (column, stored text). Their digest is part of the
+/// secret's associated data, so a change to any of them made without the key (in the database)
+/// makes the secret refuse to open, and the row is refused with it: nobody without the key can
+/// send the tokens elsewhere by editing where they go.
+type Bound = Vec<(&'static str, String)>;
+
+/// The provider config columns its client secret authenticates: they decide where the secret
+/// and its connections' tokens are sent (the template, hence the token URL). A new such column
+/// is one more line here and in `ConfigRow::bound` (e.g. `("connection_config", <its JSON>)`).
+fn config_bound(f: &ProviderConfigFields) -> Bound {
+    vec![("provider", f.provider.clone())]
+}
+
+/// The connection columns its credentials authenticate: both can carry the host the proxy and
+/// refreshes send the tokens to (`${connectionConfig...}`, `${metadata...}` in URLs).
+fn connection_bound(connection_config: &str, metadata: &str) -> Bound {
+    vec![
+        ("connection_config", connection_config.to_string()),
+        ("metadata", metadata.to_string()),
+    ]
+}
+
+/// SHA-256 of the bound columns, length-prefixed so no two lists hash alike, in hex.
+fn bound_digest(bound: &Bound) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for (column, value) in bound {
+        for part in [column.as_bytes(), value.as_bytes()] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+    }
+    hex::encode(hash.finalize())
+}
+
+/// Where a sealed value belongs (its associated data): table, column, row and the digest of the
+/// columns bound to it.
+fn config_secret_context(unique_key: &str, bound: &Bound) -> String {
+    format!(
+        "{}\u{0}bound:{}",
+        legacy_config_secret_context(unique_key),
+        bound_digest(bound)
+    )
+}
+
+fn credentials_context(provider_config_key: &str, connection_id: &str, bound: &Bound) -> String {
+    format!(
+        "{}\u{0}bound:{}",
+        legacy_credentials_context(provider_config_key, connection_id),
+        bound_digest(bound)
+    )
+}
+
+/// The associated data of values sealed before columns were bound (see `authenticate_rows`).
+fn legacy_config_secret_context(unique_key: &str) -> String {
     format!("provider_configs.oauth_client_secret:{unique_key}")
 }
 
-fn credentials_context(provider_config_key: &str, connection_id: &str) -> String {
+fn legacy_credentials_context(provider_config_key: &str, connection_id: &str) -> String {
     format!("connections.credentials:{provider_config_key}\u{0}{connection_id}")
+}
+
+/// What `authenticate_rows` writes for one stored value, if anything: a value stored as given,
+/// sealed when `seal_plain`; a value sealed with the legacy associated data, re-sealed with the
+/// bound one when `legacy`. Values that open neither way stay (and are refused when read).
+fn rebind(
+    cipher: &Cipher,
+    stored: &str,
+    context: &str,
+    legacy_context: &str,
+    legacy: bool,
+    seal_plain: bool,
+) -> Result<Option<String>, StoreError> {
+    if !is_sealed(stored) {
+        return Ok(if seal_plain {
+            Some(cipher.seal(stored, context)?)
+        } else {
+            None
+        });
+    }
+    if !legacy || cipher.open(stored, context).is_ok() {
+        return Ok(None);
+    }
+    match cipher.open(stored, legacy_context) {
+        Ok(plain) => Ok(Some(cipher.seal(&plain, context)?)),
+        Err(_) => Ok(None),
+    }
 }
 
 fn session_context(column: &str, state: &str) -> String {
@@ -53,10 +133,11 @@ fn seal_credentials(
     credentials: &Credentials,
     provider_config_key: &str,
     connection_id: &str,
+    bound: &Bound,
 ) -> Result<String, StoreError> {
     Ok(cipher.seal(
         &to_json(credentials)?,
-        &credentials_context(provider_config_key, connection_id),
+        &credentials_context(provider_config_key, connection_id, bound),
     )?)
 }
 
@@ -98,8 +179,11 @@ impl From<WebhookRow> for WebhookDelivery {
     }
 }
 
-/// What the key registry seals with each key, to prove at start that the key is the right one.
-const CANARY: &str = "nango encryption key check";
+/// What the key registry seals with each key, to prove at start that the key is the right one
+/// (earlier versions wrote "nango encryption key check"). Written once the rows of the
+/// database are bound (`authenticate_rows` done): from then on, values sealed with the legacy
+/// associated data are never re-bound again.
+const CANARY_BOUND: &str = "nango encryption key check; rows bound";
 const CANARY_CONTEXT: &str = "encryption_keys.canary";
 
 /// The value re-sealed with the primary key, or `None` when it is sealed with it already.
@@ -130,11 +214,17 @@ struct ConfigRow {
 }
 
 impl ConfigRow {
+    /// The columns bound to the secret, as stored (see `config_bound`).
+    fn bound(&self) -> Bound {
+        vec![("provider", self.provider.clone())]
+    }
+
+    fn context(&self) -> String {
+        config_secret_context(&self.unique_key, &self.bound())
+    }
+
     fn open(self, cipher: &Cipher) -> Result<ProviderConfig, StoreError> {
-        let secret = cipher.open(
-            &self.oauth_client_secret,
-            &config_secret_context(&self.unique_key),
-        )?;
+        let secret = cipher.open_authenticated(&self.oauth_client_secret, &self.context())?;
         Ok(ProviderConfig {
             id: self.id,
             created_at: from_millis(self.created_at),
@@ -184,12 +274,17 @@ impl ConnectionRow {
 }
 
 impl ConnectionRow {
+    fn context(&self) -> String {
+        credentials_context(
+            &self.provider_config_key,
+            &self.connection_id,
+            &connection_bound(&self.connection_config, &self.metadata),
+        )
+    }
+
     fn open(self, cipher: &Cipher) -> Result<Connection, StoreError> {
         let r = self;
-        let credentials = cipher.open(
-            &r.credentials,
-            &credentials_context(&r.provider_config_key, &r.connection_id),
-        )?;
+        let credentials = cipher.open_authenticated(&r.credentials, &r.context())?;
         Ok(Connection {
             id: r.id,
             created_at: from_millis(r.created_at),
@@ -291,26 +386,36 @@ const RELEASED_LEASE: &str = "holder = '', expires_at = 0";
 /// obtained, $3/$4 the
 /// connection, $5 expires_at, $6 the `refreshed_at` they were refreshed from. `refreshed_at`
 /// changes with every credentials write (flow or refresh) and with nothing else, so it versions
-/// the credentials; -1 stands for "never recorded".
+/// the credentials; -1 stands for "never recorded". $7/$8: the connection config and metadata
+/// the new credentials are bound to, as read just before (a change since then writes nothing).
 fn update_credentials_sql() -> String {
     format!(
         "UPDATE connections SET credentials = $1, updated_at = $2, refreshed_at = $2, \
          obtained_by_refresh = 1, expires_at = $5, {HEALTHY} \
          WHERE provider_config_key = $3 AND connection_id = $4 \
-         AND COALESCE(refreshed_at, -1) = $6"
+         AND COALESCE(refreshed_at, -1) = $6 AND connection_config = $7 AND metadata = $8"
     )
 }
 
-/// Binds $1 to $6 of `update_credentials_sql` (on a query or a scalar query, of either backend).
+/// Binds $1 to $8 of `update_credentials_sql` (on a query or a scalar query, of either backend);
+/// `$bound` is the (connection config, metadata) pair read by `bound_columns`.
 macro_rules! bind_credentials_update {
-    ($query:expr, $cipher:expr, $key:expr, $id:expr, $credentials:expr, $refreshed_at:expr, $obtained_at:expr) => {
+    ($query:expr, $cipher:expr, $key:expr, $id:expr, $credentials:expr, $refreshed_at:expr, $obtained_at:expr, $bound:expr) => {
         $query
-            .bind(seal_credentials($cipher, $credentials, $key, $id)?)
+            .bind(seal_credentials(
+                $cipher,
+                $credentials,
+                $key,
+                $id,
+                &connection_bound(&$bound.0, &$bound.1),
+            )?)
             .bind(millis($obtained_at))
             .bind($key)
             .bind($id)
             .bind($credentials.expires_at().map(millis))
             .bind($refreshed_at.map_or(-1, millis))
+            .bind(&$bound.0)
+            .bind(&$bound.1)
     };
 }
 
@@ -323,6 +428,112 @@ macro_rules! sql_store {
             cache: std::sync::Arc<ReadCache>,
             /// Dropped with the store: ends the task that feeds the cache's evictions.
             _stop_listening: Option<tokio::sync::oneshot::Sender<()>>,
+        }
+
+        impl $store {
+            /// The connection config and metadata of a connection as stored now, if its
+            /// credentials are still those obtained at `refreshed_at`: what refreshed
+            /// credentials are bound to.
+            async fn bound_columns(
+                &self,
+                provider_config_key: &str,
+                connection_id: &str,
+                refreshed_at: Option<DateTime<Utc>>,
+            ) -> Result<Option<(String, String)>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT connection_config, metadata FROM connections \
+                     WHERE provider_config_key = $1 AND connection_id = $2 \
+                     AND COALESCE(refreshed_at, -1) = $3",
+                )
+                .bind(provider_config_key)
+                .bind(connection_id)
+                .bind(refreshed_at.map_or(-1, millis))
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            /// Binds rows written before columns were bound to their secrets: values sealed
+            /// with the legacy associated data are re-sealed with the bound one when `legacy`
+            /// (once: no key's check value says it was done); values stored as given are sealed
+            /// when nothing is sealed yet (encryption just turned on). After that, a value stored
+            /// as given, or sealed without its bound columns, is refused when read: only someone
+            /// without the key writes one. Row by row, with compare-and-set.
+            async fn authenticate_rows(&self, legacy: bool) -> Result<(), StoreError> {
+                let cipher = &self.cipher;
+                let mut any_sealed = false;
+                for sql in [
+                    "SELECT 1 FROM provider_configs WHERE oauth_client_secret LIKE 'enc:%' LIMIT 1",
+                    "SELECT 1 FROM connections WHERE credentials LIKE 'enc:%' LIMIT 1",
+                ] {
+                    let found: Option<i32> =
+                        sqlx::query_scalar(sql).fetch_optional(&self.pool).await?;
+                    any_sealed |= found.is_some();
+                }
+                let seal_plain = !any_sealed;
+                if !legacy && !seal_plain {
+                    return Ok(());
+                }
+                let sql = format!("SELECT {CONFIG_COLUMNS} FROM provider_configs ORDER BY id");
+                let configs: Vec<ConfigRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+                for row in configs {
+                    let stored = &row.oauth_client_secret;
+                    let legacy_context = legacy_config_secret_context(&row.unique_key);
+                    let Some(sealed) =
+                        rebind(cipher, stored, &row.context(), &legacy_context, legacy, seal_plain)?
+                    else {
+                        continue;
+                    };
+                    sqlx::query(
+                        "UPDATE provider_configs SET oauth_client_secret = $1 \
+                         WHERE unique_key = $2 AND oauth_client_secret = $3",
+                    )
+                    .bind(sealed)
+                    .bind(&row.unique_key)
+                    .bind(stored)
+                    .execute(&self.pool)
+                    .await?;
+                    self.cache.evict_config(&row.unique_key);
+                }
+                let mut after = 0i64;
+                loop {
+                    let sql = format!(
+                        "SELECT {CONNECTION_COLUMNS} FROM connections WHERE id > $1 ORDER BY id LIMIT 500"
+                    );
+                    let batch: Vec<ConnectionRow> =
+                        sqlx::query_as(&sql).bind(after).fetch_all(&self.pool).await?;
+                    let Some(last) = batch.last() else { break };
+                    after = last.id;
+                    for row in batch {
+                        let legacy_context =
+                            legacy_credentials_context(&row.provider_config_key, &row.connection_id);
+                        let Some(sealed) = rebind(
+                            cipher,
+                            &row.credentials,
+                            &row.context(),
+                            &legacy_context,
+                            legacy,
+                            seal_plain,
+                        )?
+                        else {
+                            continue;
+                        };
+                        sqlx::query(
+                            "UPDATE connections SET credentials = $1 WHERE id = $2 \
+                             AND credentials = $3 AND connection_config = $4 AND metadata = $5",
+                        )
+                        .bind(sealed)
+                        .bind(row.id)
+                        .bind(&row.credentials)
+                        .bind(&row.connection_config)
+                        .bind(&row.metadata)
+                        .execute(&self.pool)
+                        .await?;
+                        self.cache
+                            .evict_connection(&row.provider_config_key, &row.connection_id);
+                    }
+                }
+                Ok(())
+            }
         }
 
         #[async_trait]
@@ -371,7 +582,7 @@ macro_rules! sql_store {
                 .bind(&f.oauth_client_id)
                 .bind(self.cipher.seal(
                     f.oauth_client_secret.expose(),
-                    &config_secret_context(&f.unique_key),
+                    &config_secret_context(&f.unique_key, &config_bound(f)),
                 )?)
                 .bind(&f.oauth_scopes)
                 .fetch_one(&self.pool)
@@ -395,7 +606,7 @@ macro_rules! sql_store {
                 .bind(&f.oauth_client_id)
                 .bind(self.cipher.seal(
                     f.oauth_client_secret.expose(),
-                    &config_secret_context(&f.unique_key),
+                    &config_secret_context(&f.unique_key, &config_bound(f)),
                 )?)
                 .bind(&f.oauth_scopes)
                 .bind(&f.unique_key)
@@ -493,6 +704,8 @@ macro_rules! sql_store {
                      obtained_by_refresh = 0, {HEALTHY} \
                      RETURNING {CONNECTION_COLUMNS}"
                 );
+                let connection_config = to_json(&f.connection_config)?;
+                let metadata = to_json(&f.metadata)?;
                 let row: ConnectionRow = sqlx::query_as(&sql)
                     .bind(millis(Utc::now()))
                     .bind(&f.provider_config_key)
@@ -502,9 +715,10 @@ macro_rules! sql_store {
                         &f.credentials,
                         &f.provider_config_key,
                         &f.connection_id,
+                        &connection_bound(&connection_config, &metadata),
                     )?)
-                    .bind(to_json(&f.connection_config)?)
-                    .bind(to_json(&f.metadata)?)
+                    .bind(&connection_config)
+                    .bind(&metadata)
                     .bind(f.credentials.expires_at().map(millis))
                     .bind(millis(f.obtained_at))
                     .fetch_one(&self.pool)
@@ -521,6 +735,12 @@ macro_rules! sql_store {
                 refreshed_at: Option<DateTime<Utc>>,
                 obtained_at: DateTime<Utc>,
             ) -> Result<bool, StoreError> {
+                let Some(bound) = self
+                    .bound_columns(provider_config_key, connection_id, refreshed_at)
+                    .await?
+                else {
+                    return Ok(false);
+                };
                 let sql = update_credentials_sql();
                 let done = bind_credentials_update!(
                     sqlx::query(&sql),
@@ -529,7 +749,8 @@ macro_rules! sql_store {
                     connection_id,
                     credentials,
                     refreshed_at,
-                    obtained_at
+                    obtained_at,
+                    bound
                 )
                 .execute(&self.pool)
                     .await?;
@@ -924,6 +1145,7 @@ macro_rules! sql_store {
                 )
                 .fetch_all(&self.pool)
                 .await?;
+                let mut bound = false;
                 for (key_id, canary) in &registered {
                     if !self.cipher.has_key(key_id) {
                         return Err(CipherError::UnknownKey {
@@ -931,14 +1153,18 @@ macro_rules! sql_store {
                         }
                         .into());
                     }
-                    self.cipher.open(canary, CANARY_CONTEXT)?;
+                    bound |= self.cipher.open(canary, CANARY_CONTEXT)? == CANARY_BOUND;
                 }
                 if let Some(primary) = self.cipher.primary_key_id() {
+                    // Before the check value says so: a start cut short does it again.
+                    self.authenticate_rows(!bound).await?;
                     sqlx::query(
-                        "INSERT INTO encryption_keys (key_id, canary, created_at)                          VALUES ($1, $2, $3)                          ON CONFLICT (key_id) DO UPDATE SET retired_at = NULL",
+                        "INSERT INTO encryption_keys (key_id, canary, created_at) \
+                         VALUES ($1, $2, $3) \
+                         ON CONFLICT (key_id) DO UPDATE SET retired_at = NULL, canary = excluded.canary",
                     )
                     .bind(primary)
-                    .bind(self.cipher.seal(CANARY, CANARY_CONTEXT)?)
+                    .bind(self.cipher.seal(CANARY_BOUND, CANARY_CONTEXT)?)
                     .bind(millis(Utc::now()))
                     .execute(&self.pool)
                     .await?;
@@ -960,12 +1186,18 @@ macro_rules! sql_store {
                     }
                 };
 
-                let configs: Vec<(String, String)> =
-                    sqlx::query_as("SELECT unique_key, oauth_client_secret FROM provider_configs")
-                        .fetch_all(&self.pool)
-                        .await?;
-                for (key, stored) in configs {
-                    let Some(sealed) = reseal(cipher, &stored, &config_secret_context(&key))? else {
+                let sql = format!("SELECT {CONFIG_COLUMNS} FROM provider_configs ORDER BY id");
+                let configs: Vec<ConfigRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+                for row in configs {
+                    let context = row.context();
+                    let (key, stored) = (row.unique_key, row.oauth_client_secret);
+                    if !is_sealed(&stored) {
+                        // Refused when read (see `authenticate_rows`); sealing it now would
+                        // vouch for whatever was written with it.
+                        tracing::warn!(provider_config_key = %key, "a client secret is stored unencrypted: left as is, and refused");
+                        continue;
+                    }
+                    let Some(sealed) = reseal(cipher, &stored, &context)? else {
                         count(false);
                         continue;
                     };
@@ -983,16 +1215,20 @@ macro_rules! sql_store {
                 // Connections in batches, so a million rows never sit in memory at once.
                 let mut after = 0i64;
                 loop {
-                    let batch: Vec<(i64, String, String, String)> = sqlx::query_as(
-                        "SELECT id, provider_config_key, connection_id, credentials                          FROM connections WHERE id > $1 ORDER BY id LIMIT 500",
-                    )
-                    .bind(after)
-                    .fetch_all(&self.pool)
-                    .await?;
+                    let sql = format!(
+                        "SELECT {CONNECTION_COLUMNS} FROM connections WHERE id > $1 ORDER BY id LIMIT 500"
+                    );
+                    let batch: Vec<ConnectionRow> =
+                        sqlx::query_as(&sql).bind(after).fetch_all(&self.pool).await?;
                     let Some(last) = batch.last() else { break };
-                    after = last.0;
-                    for (id, key, connection_id, stored) in batch {
-                        let context = credentials_context(&key, &connection_id);
+                    after = last.id;
+                    for row in batch {
+                        let context = row.context();
+                        let (id, stored) = (row.id, row.credentials);
+                        if !is_sealed(&stored) {
+                            tracing::warn!(provider_config_key = %row.provider_config_key, connection_id = %row.connection_id, "credentials are stored unencrypted: left as is, and refused");
+                            continue;
+                        }
                         let Some(sealed) = reseal(cipher, &stored, &context)? else {
                             count(false);
                             continue;
@@ -1171,11 +1407,24 @@ sql_store!(PostgresStore, sqlx::Postgres, {
         obtained_at: DateTime<Utc>,
         holder: &str,
     ) -> Result<bool, StoreError> {
+        let Some(bound) = self
+            .bound_columns(provider_config_key, connection_id, refreshed_at)
+            .await?
+        else {
+            // Replaced or gone: nothing to write, the lease goes back as it would below.
+            if let Err(e) = self
+                .unlock_refresh(provider_config_key, connection_id, holder)
+                .await
+            {
+                tracing::warn!(error = %e, "could not release a refresh lease");
+            }
+            return Ok(false);
+        };
         let sql = format!(
             "WITH written AS ({update} RETURNING xmin), \
              released AS (UPDATE refresh_locks SET {RELEASED_LEASE}, \
                settled = (SELECT xmin FROM written) \
-               WHERE provider_config_key = $3 AND connection_id = $4 AND holder = $7) \
+               WHERE provider_config_key = $3 AND connection_id = $4 AND holder = $9) \
              SELECT COUNT(*) FROM written",
             update = update_credentials_sql()
         );
@@ -1186,7 +1435,8 @@ sql_store!(PostgresStore, sqlx::Postgres, {
             connection_id,
             credentials,
             refreshed_at,
-            obtained_at
+            obtained_at,
+            bound
         )
         .bind(holder)
         .fetch_one(&self.pool)

@@ -255,7 +255,7 @@ async fn a_server_refuses_to_start_without_the_key_that_sealed_the_data() {
 }
 
 #[tokio::test]
-async fn turning_encryption_on_over_plain_data_keeps_it_readable_until_rotation_seals_it() {
+async fn turning_encryption_on_over_plain_data_seals_secrets_at_start_and_rotation_the_rest() {
     let mut app = TestApp::spawn().await;
     let secrets = fill(&app).await;
     let before = app.get_connection("fake-1", "c1").await;
@@ -264,8 +264,11 @@ async fn turning_encryption_on_over_plain_data_keeps_it_readable_until_rotation_
         app.get_connection("fake-1", "c1").await["credentials"],
         before["credentials"]
     );
+    // The first start with a key over a database with nothing sealed sealed the client secret
+    // and the credentials (bound to their rows: from then on a value stored as given there is
+    // refused); the pending flow's verifier is left to the rotation.
     let report = app.state.store.rotate_encryption().await.unwrap();
-    assert_eq!(report.resealed, 3, "{report:?}");
+    assert_eq!((report.resealed, report.current), (1, 2), "{report:?}");
     let dump = database_bytes(&app);
     for secret in &secrets[..secrets.len() - 1] {
         assert!(!contains(&dump, secret), "{secret}");
@@ -423,4 +426,222 @@ async fn sqlite_files_are_private_and_deleted_secrets_are_gone_from_them() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(mode(&loose), 0o600);
     drop(state);
+}
+
+/// Templates whose API base URL comes from the connection's metadata, and one that points at
+/// `attacker` outright.
+fn bound_templates(provider: &crate::helpers::FakeProvider, attacker: &str) -> String {
+    let base = &provider.base_url;
+    let oauth2 = format!(
+        "  auth_mode: OAUTH2\n  authorization_url: \"{base}/authorize\"\n  token_url: \"{base}/token\"\n"
+    );
+    format!(
+        "bound-meta:\n{oauth2}  token_response_metadata:\n    - instance_url\n  \
+           base_api_url: \"${{metadata.instance_url}}\"\n\
+         bound-evil:\n{oauth2}  base_api_url: \"{attacker}\"\n"
+    )
+}
+
+/// Stores connection `id` of config `key` through the store, with metadata naming `instance_url`.
+async fn store_connection_of(app: &TestApp, key: &str, id: &str, instance_url: &str) {
+    use nango_server::credentials::{Credentials, OAuth2Credentials};
+    let now = chrono::Utc::now();
+    let token = format!("token-of-{id}");
+    let metadata = serde_json::json!({ "instance_url": instance_url });
+    let config = serde_json::json!({ "params": { "region": "eu" } });
+    app.state
+        .store
+        .upsert_connection(&nango_server::store::ConnectionFields {
+            provider_config_key: key.into(),
+            connection_id: id.into(),
+            credentials: Credentials::OAuth2(OAuth2Credentials {
+                access_token: token.clone(),
+                refresh_token: Some(format!("refresh-of-{id}")),
+                expires_at: Some(now + chrono::Duration::hours(1)),
+                raw: serde_json::json!({ "access_token": token }),
+            }),
+            connection_config: config.as_object().unwrap().clone(),
+            metadata: metadata.as_object().unwrap().clone(),
+            obtained_at: now,
+        })
+        .await
+        .unwrap();
+}
+
+async fn store_bound_connection(app: &TestApp, id: &str, instance_url: &str) {
+    store_connection_of(app, "bound", id, instance_url).await;
+}
+
+fn proxy_get(app: &TestApp, key: &str, id: &str) -> reqwest::RequestBuilder {
+    app.api(reqwest::Method::GET, "/proxy/ping")
+        .header("Connection-Id", id)
+        .header("Provider-Config-Key", key)
+}
+
+/// Security review F11 (E11): with encryption on, a connection's metadata and connection config
+/// and a config's provider are bound to the sealed credentials and client secret; edited in the
+/// database without the key, the row is refused (the proxy, GET /connection, GET /config), and
+/// nothing is sent to the host the edit names. A restart does not launder the edit.
+#[tokio::test]
+async fn columns_edited_without_the_key_are_refused_and_never_followed() {
+    let legit = crate::helpers::FakeApi::start().await;
+    let attacker = crate::helpers::FakeApi::start().await;
+    let attacker_url = attacker.base_url.clone();
+    let mut app = TestApp::spawn_with_templates(
+        |s| {
+            s.encryption_keys = keys(&[1]);
+            s.secret_key = Some(Secret::new(crate::helpers::SECRET_KEY.to_string()));
+        },
+        move |provider| bound_templates(provider, &attacker_url),
+    )
+    .await;
+    app.create_config("bound", "bound-meta", "read").await;
+    app.create_config("other", "bound-meta", "read").await;
+    for id in ["meta", "config", "fine"] {
+        store_bound_connection(&app, id, &legit.base_url).await;
+    }
+    store_connection_of(&app, "other", "victim", &legit.base_url).await;
+    let ok = proxy_get(&app, "bound", "meta").send().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(
+        legit.last_request().bearer().as_deref(),
+        Some("token-of-meta")
+    );
+
+    // Someone with write access to the database, without the key.
+    let attacker_meta = format!(r#"{{"instance_url":"{}"}}"#, attacker.base_url);
+    execute(
+        &app,
+        &format!(
+            "UPDATE connections SET metadata = '{attacker_meta}' WHERE connection_id = 'meta'"
+        ),
+    )
+    .await;
+    execute(
+        &app,
+        r#"UPDATE connections SET connection_config = '{"params":{"region":"us"}}' WHERE connection_id = 'config'"#,
+    )
+    .await;
+    execute(
+        &app,
+        "UPDATE provider_configs SET provider = 'bound-evil' WHERE unique_key = 'other'",
+    )
+    .await;
+    // Whatever was cached is gone; the start's checks must not bind the edits either.
+    app.restart().await;
+
+    for id in ["meta", "config"] {
+        let response = proxy_get(&app, "bound", id).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR, "{id}");
+        let body = response.text().await.unwrap();
+        assert!(!body.contains("token-of"), "{body}");
+        let response = app.get_connection_response("bound", id).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR, "{id}");
+        assert!(!response.text().await.unwrap().contains("token-of"));
+    }
+    let config = app.get("/config/other").await;
+    assert_eq!(config.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    // A connection of the edited config: its config (and so its template) is refused.
+    let response = proxy_get(&app, "other", "victim").send().await.unwrap();
+    assert!(response.status().is_server_error(), "{}", response.status());
+    assert_eq!(
+        attacker.request_count(),
+        0,
+        "a token went to the edited host"
+    );
+
+    // Credentials written as plain text (by someone without the key) are refused too.
+    execute(
+        &app,
+        r#"UPDATE connections SET credentials = '{"type":"OAUTH2","access_token":"planted","raw":{}}' WHERE connection_id = 'fine'"#,
+    )
+    .await;
+    app.restart().await;
+    let response = app.get_connection_response("bound", "fine").await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+
+    // Untouched rows, and rows written again through the server, are fine.
+    store_bound_connection(&app, "fine", &legit.base_url).await;
+    let ok = proxy_get(&app, "bound", "fine").send().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    app.get_connection("bound", "fine").await;
+    assert_eq!(app.get("/config/bound").await.status(), StatusCode::OK);
+    assert_eq!(attacker.request_count(), 0);
+}
+
+/// A database from before columns were bound: at the first start with the key, values sealed
+/// with the old associated data are bound to their rows as they are then (once); a value sealed
+/// the old way that appears later is refused, not bound.
+#[tokio::test]
+async fn values_sealed_before_columns_were_bound_are_bound_once_at_start() {
+    let legit = crate::helpers::FakeApi::start().await;
+    let attacker_url = "http://127.0.0.1:9".to_string();
+    let mut app = TestApp::spawn_with_templates(
+        |s| {
+            s.encryption_keys = keys(&[1]);
+            s.secret_key = Some(Secret::new(crate::helpers::SECRET_KEY.to_string()));
+        },
+        move |provider| bound_templates(provider, &attacker_url),
+    )
+    .await;
+    app.create_config("bound", "bound-meta", "read").await;
+    store_bound_connection(&app, "old", &legit.base_url).await;
+    store_bound_connection(&app, "later", &legit.base_url).await;
+    let expected = app.get_connection("bound", "old").await["credentials"].clone();
+
+    // Rewrite the rows as an earlier version sealed them, and its key registry value.
+    let cipher = Cipher::from_base64_keys(&keys(&[1])).unwrap();
+    let legacy = |id: &str| {
+        let credentials = serde_json::json!({
+            "type": "OAUTH2",
+            "access_token": format!("token-of-{id}"),
+            "refresh_token": format!("refresh-of-{id}"),
+            "expires_at": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+            "raw": { "access_token": format!("token-of-{id}") },
+        });
+        cipher
+            .seal(
+                &credentials.to_string(),
+                &format!("connections.credentials:bound\u{0}{id}"),
+            )
+            .unwrap()
+    };
+    let secret = cipher
+        .seal(CLIENT_SECRET, "provider_configs.oauth_client_secret:bound")
+        .unwrap();
+    let canary = cipher
+        .seal("nango encryption key check", "encryption_keys.canary")
+        .unwrap();
+    execute(
+        &app,
+        &format!(
+            "UPDATE connections SET credentials = '{}' WHERE connection_id = 'old'; \
+             UPDATE provider_configs SET oauth_client_secret = '{secret}' WHERE unique_key = 'bound'; \
+             UPDATE encryption_keys SET canary = '{canary}'",
+            legacy("old")
+        ),
+    )
+    .await;
+    app.restart().await;
+    let bound = app.get_connection("bound", "old").await;
+    assert_eq!(
+        bound["credentials"]["access_token"],
+        expected["access_token"]
+    );
+    assert_eq!(app.get("/config/bound").await.status(), StatusCode::OK);
+    let ok = proxy_get(&app, "bound", "old").send().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+
+    // Once bound, an old-style value (say, from a backup) is not bound again at a restart.
+    execute(
+        &app,
+        &format!(
+            "UPDATE connections SET credentials = '{}' WHERE connection_id = 'later'",
+            legacy("later")
+        ),
+    )
+    .await;
+    app.restart().await;
+    let response = app.get_connection_response("bound", "later").await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
