@@ -282,9 +282,7 @@ async fn deliveries_are_signed_with_the_webhook_secret_over_a_timestamp() {
         webhook_urls: vec![url],
         ..Default::default()
     };
-    let error = nango_server::Settings::resolve(&args, &|_| None)
-        .err()
-        .expect("refused");
+    let error = nango_server::Settings::resolve(&args, &|_| None).expect_err("refused");
     assert!(
         error.to_string().contains("NANGO_WEBHOOK_SECRET"),
         "{error}"
