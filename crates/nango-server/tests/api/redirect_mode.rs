@@ -117,7 +117,7 @@ async fn a_return_to_outside_the_allowlist_is_refused_on_the_page() {
     ] {
         let query = format!("connection_id=c1&return_to={}", query_value(evil));
         let page = Page::read(app.connect("fake-1", &query).await).await;
-        assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR, "{evil}");
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{evil}");
         let message = page.post_message();
         assert_eq!(
             message["data"]["error"]["type"], "invalid_return_to",

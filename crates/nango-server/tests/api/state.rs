@@ -25,7 +25,7 @@ async fn a_missing_state_is_state_err() {
     let app = TestApp::spawn().await;
     for query in ["code=abc", "", "error=access_denied"] {
         let page = app.callback(query).await;
-        assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR, "?{query}");
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "?{query}");
         assert_eq!(
             page.post_message()["data"]["error"]["type"],
             "state_err",
@@ -61,7 +61,7 @@ async fn concurrent_callbacks_with_one_state_complete_once() {
     let (a, b) = tokio::join!(app.open(&callback), app.open(&callback));
     let mut statuses = [a.status.as_u16(), b.status.as_u16()];
     statuses.sort();
-    assert_eq!(statuses, [200, 500], "{}\n{}", a.body, b.body);
+    assert_eq!(statuses, [200, 400], "{}\n{}", a.body, b.body);
     assert_eq!(app.provider.token_requests().len(), 1);
 }
 

@@ -643,6 +643,16 @@ pub fn header(headers: &HeaderMap, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The status of a flow error page of this type: 4xx when the request was at fault (404 for an
+/// unknown provider config), 500 only for faults of the server or the provider.
+pub fn flow_error_status(error_type: &str) -> StatusCode {
+    match error_type {
+        "provider_config_err" | "unknown_config_key" => StatusCode::NOT_FOUND,
+        "unknown_err" | "token_err" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
 /// An HTML page answered to the popup (by `/oauth/connect` on early errors, or the callback).
 #[derive(Debug)]
 pub struct Page {
@@ -690,15 +700,10 @@ impl Page {
         panic!("no postMessage payload in {}", self.body)
     }
 
-    /// Asserts a legacy failure page: 500, HTML, `AUTHORIZATION_FAILED` with this type and
-    /// message.
+    /// Asserts a legacy failure page: the status of its type ([`flow_error_status`]), HTML,
+    /// `AUTHORIZATION_FAILED` with this type and message.
     pub fn assert_failure(&self, error_type: &str, message: &str) {
-        assert_eq!(
-            self.status,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "{}",
-            self.body
-        );
+        assert_eq!(self.status, flow_error_status(error_type), "{}", self.body);
         assert!(
             self.header("content-type").starts_with("text/html"),
             "content type {:?}",
