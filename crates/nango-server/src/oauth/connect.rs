@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{Map, Value};
 
+use super::flow_cookie::FlowBinding;
 use super::flow_error as fe;
 use super::notify::{finish_flow, FlowOutcome, FlowReply};
 use super::oauth1::{self, OAuth1Error};
@@ -108,8 +109,30 @@ pub async fn start_flow(
         reply.return_to = Some(return_to.clone());
         request.return_to = Some(return_to);
     }
-    match redirect_to_provider(&state, &provider_config_key, request).await {
-        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+    // The flow's state and the browser's secret, which the callback will ask this browser for.
+    let binding = match FlowBinding::new() {
+        Ok(binding) => binding,
+        Err(e) => {
+            tracing::error!(error = %e, "no randomness for an OAuth flow");
+            let outcome = failure(
+                fe::UNKNOWN,
+                fe::UNKNOWN_MESSAGE,
+                &provider_config_key,
+                request.connection_id.as_deref(),
+            );
+            return finish_flow(&state, &reply, outcome).await;
+        }
+    };
+    match redirect_to_provider(&state, &provider_config_key, request, &binding).await {
+        Ok(location) => {
+            let mut response = (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
+            if let Some(cookie) =
+                binding.set_cookie(&state.settings.callback_url, state.settings.oauth_state_ttl)
+            {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            response
+        }
         Err(failure) => finish_flow(&state, &reply, failure).await,
     }
 }
@@ -132,6 +155,7 @@ async fn redirect_to_provider(
     state: &AppState,
     key: &str,
     request: ConnectRequest,
+    binding: &FlowBinding,
 ) -> Result<String, FlowOutcome> {
     let Some(connection_id) = request.connection_id.as_deref() else {
         return Err(failure(
@@ -221,6 +245,7 @@ async fn redirect_to_provider(
             connection_id,
             &authorization_url,
             &request_url,
+            binding,
         )
         .await;
     }
@@ -243,7 +268,7 @@ async fn redirect_to_provider(
         Some(pkce::new_verifier().map_err(|e| internal(&e))?)
     };
     let session = OAuthSession {
-        state: hex::encode(pkce::random_bytes::<24>().map_err(|e| internal(&e))?),
+        state: binding.state.clone(),
         created_at: now,
         expires_at: now
             + chrono::Duration::from_std(state.settings.oauth_state_ttl).unwrap_or_default(),
@@ -256,6 +281,7 @@ async fn redirect_to_provider(
         ws_client_id: request.ws_client_id.clone(),
         request_token_secret: None,
         return_to: request.return_to.clone(),
+        browser_hash: Some(binding.hash()),
     };
     let params = authorization_params(&config, template, &session, code_verifier.as_deref());
     let location = oauth2::authorization_url(&authorization_url, params).map_err(|e| {
@@ -286,6 +312,7 @@ async fn redirect_to_oauth1_provider(
     connection_id: &str,
     authorization_url: &str,
     request_url: &str,
+    binding: &FlowBinding,
 ) -> Result<String, FlowOutcome> {
     let key = config.unique_key.as_str();
     let cid = Some(connection_id);
@@ -312,7 +339,7 @@ async fn redirect_to_oauth1_provider(
     )
     .map_err(|e| key_failure(&e))?;
 
-    let session_state = hex::encode(pkce::random_bytes::<24>().map_err(|e| internal(&e))?);
+    let session_state = binding.state.clone();
     let callback = oauth1::callback_with_state(&state.settings.callback_url, &session_state)
         .map_err(|e| internal(&e))?;
     let temporary = oauth1::request_token(
@@ -369,6 +396,7 @@ async fn redirect_to_oauth1_provider(
         ws_client_id: request.ws_client_id.clone(),
         request_token_secret: Some(temporary.secret),
         return_to: request.return_to.clone(),
+        browser_hash: Some(binding.hash()),
     };
     state
         .store

@@ -237,6 +237,7 @@ struct SessionRow {
     ws_client_id: Option<String>,
     request_token_secret: Option<String>,
     return_to: Option<String>,
+    browser_hash: Option<String>,
 }
 
 impl SessionRow {
@@ -263,6 +264,7 @@ impl SessionRow {
             ws_client_id: r.ws_client_id,
             request_token_secret: request_token_secret.map(Secret::new),
             return_to: r.return_to,
+            browser_hash: r.browser_hash,
         })
     }
 }
@@ -277,7 +279,7 @@ const HEALTHY: &str = "refresh_failures = 0, refresh_error = NULL, needs_reauth 
      retry_after = NULL, refresh_failed_at = NULL";
 const SESSION_COLUMNS: &str = "state, created_at, expires_at, provider_config_key, provider, \
      connection_id, callback_url, code_verifier, connection_config, ws_client_id, \
-     request_token_secret, return_to";
+     request_token_secret, return_to, browser_hash";
 
 /// Taking a refresh lease whose row exists: only when it has run out or was released ($3 the
 /// holder, $4 until, $5 now).
@@ -605,7 +607,7 @@ macro_rules! sql_store {
             async fn insert_oauth_session(&self, s: &OAuthSession) -> Result<(), StoreError> {
                 let sql = format!(
                     "INSERT INTO oauth_sessions ({SESSION_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
                 );
                 sqlx::query(&sql)
                     .bind(&s.state)
@@ -638,6 +640,7 @@ macro_rules! sql_store {
                             .transpose()?,
                     )
                     .bind(s.return_to.as_deref())
+                    .bind(s.browser_hash.as_deref())
                     .execute(&self.pool)
                     .await?;
                 Ok(())
