@@ -169,14 +169,8 @@ async fn redirect_to_provider(
     if let Some(problem) = id_problem("connection_id", connection_id) {
         return Err(failure(fe::INVALID_REQUEST, problem, key, cid));
     }
-    redeem(
-        state,
-        request.connect_session_token.as_deref(),
-        key,
-        connection_id,
-    )
-    .await
-    .map_err(|e| failure(fe::CONNECT_SESSION, e.to_string(), key, cid))?;
+    check_browser_params_size(&request.connection_config)
+        .map_err(|message| failure(fe::URL_PARAM, message, key, cid))?;
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "could not start the OAuth flow");
         failure(fe::UNKNOWN, fe::UNKNOWN_MESSAGE, key, cid)
@@ -237,6 +231,16 @@ async fn redirect_to_provider(
     interpolate(&template.token_url)?;
     if template.auth_mode == AuthMode::OAuth1 {
         let request_url = interpolate(template.request_url.as_deref().unwrap_or_default())?;
+        url::Url::parse(&authorization_url).map_err(|e| {
+            failure(
+                fe::URL_PARAM,
+                format!("The authorization URL {authorization_url} is not a valid URL: {e}."),
+                key,
+                cid,
+            )
+        })?;
+        // Validated: the connect session is used up before the provider is called.
+        redeem_connect_session(state, &request, key, connection_id).await?;
         return redirect_to_oauth1_provider(
             state,
             &config,
@@ -292,6 +296,8 @@ async fn redirect_to_provider(
             cid,
         )
     })?;
+    // Validated: the connect session is used up before anything is stored.
+    redeem_connect_session(state, &request, key, connection_id).await?;
     state
         .store
         .insert_oauth_session(&session)
@@ -300,10 +306,51 @@ async fn redirect_to_provider(
     Ok(location)
 }
 
+/// Uses up the flow's connect session token (F21): called only once every parameter of the flow
+/// is validated, so a mistake in them does not cost the user their token.
+async fn redeem_connect_session(
+    state: &AppState,
+    request: &ConnectRequest,
+    key: &str,
+    connection_id: &str,
+) -> Result<(), FlowOutcome> {
+    redeem(
+        state,
+        request.connect_session_token.as_deref(),
+        key,
+        connection_id,
+    )
+    .await
+    .map_err(|e| failure(fe::CONNECT_SESSION, e.to_string(), key, Some(connection_id)))
+}
+
+/// At most this many bytes of `params[...]` names and values per flow (F12): they are stored
+/// with the flow and then on the connection, so a browser must not be able to fill the database.
+pub const MAX_BROWSER_PARAMS_BYTES: usize = 4096;
+
+fn check_browser_params_size(connection_config: &Map<String, Value>) -> Result<(), String> {
+    let size: usize = connection_config
+        .iter()
+        .map(|(name, value)| {
+            let name = name
+                .strip_prefix("connectionConfig.params.")
+                .unwrap_or(name);
+            name.len() + value.as_str().map_or(0, str::len)
+        })
+        .sum();
+    if size > MAX_BROWSER_PARAMS_BYTES {
+        return Err(format!(
+            "The Connection Config params (params[...]) are too large: {size} bytes of names and values, at most {MAX_BROWSER_PARAMS_BYTES}."
+        ));
+    }
+    Ok(())
+}
+
 /// OAuth 1.0a (§8 of the wire reference): gets a request token, keeps its secret in the flow
 /// state, and sends the user to authorize it. The flow is found again by the `state` our callback
 /// URL carries (`oauth_callback`), as Nango did; the state row is single-use and expires like an
 /// OAuth 2 one.
+#[allow(clippy::too_many_arguments)]
 async fn redirect_to_oauth1_provider(
     state: &AppState,
     config: &ProviderConfig,
