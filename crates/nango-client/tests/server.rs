@@ -368,6 +368,15 @@ impl TestServer {
             response.text().await
         );
         let authorize = location(&response);
+        // The browser's part: the flow cookie /oauth/connect set goes back to /oauth/callback.
+        let cookies = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .collect::<Vec<_>>()
+            .join("; ");
         assert!(
             authorize.as_str().starts_with(&self.provider.url),
             "/oauth/connect redirected to {authorize}, not to the provider"
@@ -388,7 +397,12 @@ impl TestServer {
             "the provider redirected to {callback}"
         );
 
-        let response = http.get(callback.clone()).send().await.unwrap();
+        let response = http
+            .get(callback.clone())
+            .header(reqwest::header::COOKIE, cookies)
+            .send()
+            .await
+            .unwrap();
         let status = response.status();
         let page = response.text().await.unwrap();
         assert_eq!(status, 200, "GET {callback}: {page}");

@@ -49,6 +49,17 @@ export function looksLikeJwt(token) {
 
 export const uniqueId = (prefix) => `${prefix}-${randomBytes(6).toString('hex')}`;
 
+/**
+ * The browser's part of a flow without a browser: the `Cookie` header that carries the cookies a
+ * response set (the flow cookie `/oauth/connect` sets, which `/oauth/callback` requires).
+ */
+export function cookiesFrom(response) {
+  return response.headers
+    .getSetCookie()
+    .map((cookie) => cookie.split(';')[0])
+    .join('; ');
+}
+
 /** A free TCP port on 127.0.0.1 (the OS picks it; it is released before being returned). */
 export async function freePort() {
   return new Promise((resolve, reject) => {
@@ -339,7 +350,7 @@ export async function startHarness({ secretKey, apiBaseUrl, templates = [] } = {
           throw new Error(`provider /authorize answered ${authorize.status}: ${await authorize.text()}`);
         }
         const callbackUrl = new URL(cbLocation);
-        const callback = await fetch(callbackUrl, { redirect: 'manual' });
+        const callback = await fetch(callbackUrl, { redirect: 'manual', headers: { cookie: cookiesFrom(connect) } });
         const html = await callback.text();
         const tokenRequest = provider.tokenRequests.findLast((r) => r.body.code === callbackUrl.searchParams.get('code'));
         return {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { freePort, sleep, startHarness, uniqueId } from '../lib/harness.js';
+import { cookiesFrom, freePort, sleep, startHarness, uniqueId } from '../lib/harness.js';
 import { authorizeAtOp, startOidcProvider } from '../lib/oidc-op.js';
 
 const TTL = 6; // seconds
@@ -51,7 +51,7 @@ async function connectUser(connectionId) {
   assert.equal(connect.status, 302, await connect.text());
   const callback = await authorizeAtOp(connect.headers.get('location'), connectionId);
   assert.ok(callback.searchParams.get('code'), `the OP answered ${callback}`);
-  const done = await fetch(callback, { redirect: 'manual' });
+  const done = await fetch(callback, { redirect: 'manual', headers: { cookie: cookiesFrom(connect) } });
   assert.equal(done.status, 200, (await done.text()).slice(0, 500));
 }
 

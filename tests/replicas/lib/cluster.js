@@ -224,7 +224,13 @@ export async function connect(provider, connectVia, callbackVia, key, connection
   const callbackUrl = new URL(callback);
   provider.label(callbackUrl.searchParams.get('code'), connectionId, key);
   const delivered = new URL(`${callbackUrl.pathname}${callbackUrl.search}`, callbackVia.url);
-  const done = await fetch(delivered, { redirect: 'manual' });
+  // The browser's part: the flow cookie set by /oauth/connect goes back with the callback (the
+  // cookie's hash is in the database, so any replica can check it).
+  const cookie = connect.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0])
+    .join('; ');
+  const done = await fetch(delivered, { redirect: 'manual', headers: { cookie } });
   const html = await done.text();
   if (done.status !== 200) {
     throw new Error(`${callbackVia.tag} GET /oauth/callback for ${connectionId} answered ${done.status}: ${html.slice(0, 500)}`);

@@ -3,10 +3,12 @@
 //! the frontend it succeeded.
 
 use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use chrono::Utc;
 use serde_json::{Map, Value};
 
+use super::flow_cookie;
 use super::flow_error as fe;
 use super::notify::{finish_flow as notify_frontend, FlowOutcome, FlowReply};
 use super::oauth1;
@@ -17,12 +19,32 @@ use crate::providers::{interpolate_url, AuthMode, ProviderTemplate};
 use crate::store::{ConnectionFields, OAuthSession, ProviderConfig};
 use crate::AppState;
 
-pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+pub async fn finish_flow(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
     let state_param = query_value(&query, "state").unwrap_or_default();
+    let mut response = finish_bound_flow(&state, &headers, &query, state_param).await;
+    // Whatever the outcome, the flow's cookie has served its purpose.
+    if !state_param.is_empty() {
+        if let Some(clear) = flow_cookie::clear_cookie(state_param, &state.settings.callback_url) {
+            response.headers_mut().append(header::SET_COOKIE, clear);
+        }
+    }
+    response
+}
+
+async fn finish_bound_flow(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+    state_param: &str,
+) -> Response {
     let session = match state
         .store
         .take_oauth_session(state_param, Utc::now())
@@ -34,7 +56,7 @@ pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuer
             state.metrics.observe_flow("unknown", fe::STATE);
             let shown: String = state_param.chars().take(100).collect();
             return notify_frontend(
-                &state,
+                state,
                 &FlowReply::default(),
                 FlowOutcome::Failure {
                     error_type: fe::STATE,
@@ -49,7 +71,7 @@ pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuer
             tracing::error!(error = %e, "could not read the OAuth flow state");
             state.metrics.observe_flow("unknown", fe::UNKNOWN);
             return notify_frontend(
-                &state,
+                state,
                 &FlowReply::default(),
                 FlowOutcome::Failure {
                     error_type: fe::UNKNOWN,
@@ -62,11 +84,39 @@ pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuer
         }
     };
 
+    // The state is used up even when the browser cannot prove it started the flow: the code
+    // that came back with it was issued to a browser that may be a victim's, and must never be
+    // exchanged later by whoever holds the cookie (the flow's starter).
+    if !flow_cookie::presented(headers, &session.state, session.browser_hash.as_deref()) {
+        tracing::warn!(
+            provider_config_key = %session.provider_config_key,
+            "OAuth callback refused: the browser did not present the flow's cookie"
+        );
+        state.metrics.observe_flow(&session.provider, fe::STATE);
+        // Told to the starter's socket (a legitimate SDK learns it failed), never redirected to
+        // the starter's return_to: the browser here may not be the starter's.
+        let reply = FlowReply {
+            ws_client_id: session.ws_client_id.clone(),
+            return_to: None,
+        };
+        return notify_frontend(
+            state,
+            &reply,
+            FlowOutcome::Failure {
+                error_type: fe::STATE,
+                message: BROWSER_MISMATCH_MESSAGE.into(),
+                provider_config_key: Some(session.provider_config_key.clone()),
+                connection_id: Some(session.connection_id.clone()),
+            },
+        )
+        .await;
+    }
+
     // Only an OAuth 1 flow has a request-token secret.
     let completed = if session.request_token_secret.is_some() {
-        complete_oauth1(&state, &session, &query).await
+        complete_oauth1(state, &session, query).await
     } else {
-        complete_oauth2(&state, &session, &query).await
+        complete_oauth2(state, &session, query).await
     };
     state.metrics.observe_flow(
         &session.provider,
@@ -91,8 +141,11 @@ pub async fn finish_flow(State(state): State<AppState>, RawQuery(query): RawQuer
         ws_client_id: session.ws_client_id.clone(),
         return_to: session.return_to.clone(),
     };
-    notify_frontend(&state, &reply, outcome).await
+    notify_frontend(state, &reply, outcome).await
 }
+
+/// The page of a callback whose browser did not start the flow (no cookie, or another one).
+pub const BROWSER_MISMATCH_MESSAGE: &str = "This authorization was not started in this browser (the flow's cookie is missing or does not match): start the connection again from the app.";
 
 type FlowFailure = (&'static str, String);
 

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{Map, Value};
 
+use super::flow_cookie::FlowBinding;
 use super::flow_error as fe;
 use super::notify::{finish_flow, FlowOutcome, FlowReply};
 use super::oauth1::{self, OAuth1Error};
@@ -108,8 +109,30 @@ pub async fn start_flow(
         reply.return_to = Some(return_to.clone());
         request.return_to = Some(return_to);
     }
-    match redirect_to_provider(&state, &provider_config_key, request).await {
-        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+    // The flow's state and the browser's secret, which the callback will ask this browser for.
+    let binding = match FlowBinding::new() {
+        Ok(binding) => binding,
+        Err(e) => {
+            tracing::error!(error = %e, "no randomness for an OAuth flow");
+            let outcome = failure(
+                fe::UNKNOWN,
+                fe::UNKNOWN_MESSAGE,
+                &provider_config_key,
+                request.connection_id.as_deref(),
+            );
+            return finish_flow(&state, &reply, outcome).await;
+        }
+    };
+    match redirect_to_provider(&state, &provider_config_key, request, &binding).await {
+        Ok(location) => {
+            let mut response = (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
+            if let Some(cookie) =
+                binding.set_cookie(&state.settings.callback_url, state.settings.oauth_state_ttl)
+            {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            response
+        }
         Err(failure) => finish_flow(&state, &reply, failure).await,
     }
 }
@@ -132,6 +155,7 @@ async fn redirect_to_provider(
     state: &AppState,
     key: &str,
     request: ConnectRequest,
+    binding: &FlowBinding,
 ) -> Result<String, FlowOutcome> {
     let Some(connection_id) = request.connection_id.as_deref() else {
         return Err(failure(
@@ -145,14 +169,8 @@ async fn redirect_to_provider(
     if let Some(problem) = id_problem("connection_id", connection_id) {
         return Err(failure(fe::INVALID_REQUEST, problem, key, cid));
     }
-    redeem(
-        state,
-        request.connect_session_token.as_deref(),
-        key,
-        connection_id,
-    )
-    .await
-    .map_err(|e| failure(fe::CONNECT_SESSION, e.to_string(), key, cid))?;
+    check_browser_params_size(&request.connection_config)
+        .map_err(|message| failure(fe::URL_PARAM, message, key, cid))?;
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "could not start the OAuth flow");
         failure(fe::UNKNOWN, fe::UNKNOWN_MESSAGE, key, cid)
@@ -213,6 +231,16 @@ async fn redirect_to_provider(
     interpolate(&template.token_url)?;
     if template.auth_mode == AuthMode::OAuth1 {
         let request_url = interpolate(template.request_url.as_deref().unwrap_or_default())?;
+        url::Url::parse(&authorization_url).map_err(|e| {
+            failure(
+                fe::URL_PARAM,
+                format!("The authorization URL {authorization_url} is not a valid URL: {e}."),
+                key,
+                cid,
+            )
+        })?;
+        // Validated: the connect session is used up before the provider is called.
+        redeem_connect_session(state, &request, key, connection_id).await?;
         return redirect_to_oauth1_provider(
             state,
             &config,
@@ -221,6 +249,7 @@ async fn redirect_to_provider(
             connection_id,
             &authorization_url,
             &request_url,
+            binding,
         )
         .await;
     }
@@ -243,7 +272,7 @@ async fn redirect_to_provider(
         Some(pkce::new_verifier().map_err(|e| internal(&e))?)
     };
     let session = OAuthSession {
-        state: hex::encode(pkce::random_bytes::<24>().map_err(|e| internal(&e))?),
+        state: binding.state.clone(),
         created_at: now,
         expires_at: now
             + chrono::Duration::from_std(state.settings.oauth_state_ttl).unwrap_or_default(),
@@ -256,6 +285,7 @@ async fn redirect_to_provider(
         ws_client_id: request.ws_client_id.clone(),
         request_token_secret: None,
         return_to: request.return_to.clone(),
+        browser_hash: Some(binding.hash()),
     };
     let params = authorization_params(&config, template, &session, code_verifier.as_deref());
     let location = oauth2::authorization_url(&authorization_url, params).map_err(|e| {
@@ -266,6 +296,8 @@ async fn redirect_to_provider(
             cid,
         )
     })?;
+    // Validated: the connect session is used up before anything is stored.
+    redeem_connect_session(state, &request, key, connection_id).await?;
     state
         .store
         .insert_oauth_session(&session)
@@ -274,10 +306,51 @@ async fn redirect_to_provider(
     Ok(location)
 }
 
+/// Uses up the flow's connect session token (F21): called only once every parameter of the flow
+/// is validated, so a mistake in them does not cost the user their token.
+async fn redeem_connect_session(
+    state: &AppState,
+    request: &ConnectRequest,
+    key: &str,
+    connection_id: &str,
+) -> Result<(), FlowOutcome> {
+    redeem(
+        state,
+        request.connect_session_token.as_deref(),
+        key,
+        connection_id,
+    )
+    .await
+    .map_err(|e| failure(fe::CONNECT_SESSION, e.to_string(), key, Some(connection_id)))
+}
+
+/// At most this many bytes of `params[...]` names and values per flow (F12): they are stored
+/// with the flow and then on the connection, so a browser must not be able to fill the database.
+pub const MAX_BROWSER_PARAMS_BYTES: usize = 4096;
+
+fn check_browser_params_size(connection_config: &Map<String, Value>) -> Result<(), String> {
+    let size: usize = connection_config
+        .iter()
+        .map(|(name, value)| {
+            let name = name
+                .strip_prefix("connectionConfig.params.")
+                .unwrap_or(name);
+            name.len() + value.as_str().map_or(0, str::len)
+        })
+        .sum();
+    if size > MAX_BROWSER_PARAMS_BYTES {
+        return Err(format!(
+            "The Connection Config params (params[...]) are too large: {size} bytes of names and values, at most {MAX_BROWSER_PARAMS_BYTES}."
+        ));
+    }
+    Ok(())
+}
+
 /// OAuth 1.0a (§8 of the wire reference): gets a request token, keeps its secret in the flow
 /// state, and sends the user to authorize it. The flow is found again by the `state` our callback
 /// URL carries (`oauth_callback`), as Nango did; the state row is single-use and expires like an
 /// OAuth 2 one.
+#[allow(clippy::too_many_arguments)]
 async fn redirect_to_oauth1_provider(
     state: &AppState,
     config: &ProviderConfig,
@@ -286,6 +359,7 @@ async fn redirect_to_oauth1_provider(
     connection_id: &str,
     authorization_url: &str,
     request_url: &str,
+    binding: &FlowBinding,
 ) -> Result<String, FlowOutcome> {
     let key = config.unique_key.as_str();
     let cid = Some(connection_id);
@@ -312,7 +386,7 @@ async fn redirect_to_oauth1_provider(
     )
     .map_err(|e| key_failure(&e))?;
 
-    let session_state = hex::encode(pkce::random_bytes::<24>().map_err(|e| internal(&e))?);
+    let session_state = binding.state.clone();
     let callback = oauth1::callback_with_state(&state.settings.callback_url, &session_state)
         .map_err(|e| internal(&e))?;
     let temporary = oauth1::request_token(
@@ -369,6 +443,7 @@ async fn redirect_to_oauth1_provider(
         ws_client_id: request.ws_client_id.clone(),
         request_token_secret: Some(temporary.secret),
         return_to: request.return_to.clone(),
+        browser_hash: Some(binding.hash()),
     };
     state
         .store

@@ -4,6 +4,7 @@
 pub mod answer;
 pub mod callback;
 pub mod connect;
+pub mod flow_cookie;
 pub mod notify;
 pub mod oauth1;
 pub mod oauth2;

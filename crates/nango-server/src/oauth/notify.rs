@@ -90,10 +90,25 @@ impl FlowOutcome {
         }
     }
 
+    /// The page's status: 4xx when the request was at fault, 500 only for our (or the
+    /// provider's) faults. The 0.9 clients read the payload, not the status.
     fn status(&self) -> StatusCode {
+        use super::flow_error as fe;
         match self {
             FlowOutcome::Success { .. } => StatusCode::OK,
-            FlowOutcome::Failure { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            FlowOutcome::Failure { error_type, .. } => match *error_type {
+                fe::PROVIDER_CONFIG | fe::UNKNOWN_CONFIG_KEY => StatusCode::NOT_FOUND,
+                fe::MISSING_CONNECTION_ID
+                | fe::URL_PARAM
+                | fe::GRANT_TYPE
+                | fe::AUTH_MODE
+                | fe::CALLBACK
+                | fe::STATE
+                | fe::INVALID_REQUEST
+                | fe::INVALID_RETURN_TO
+                | fe::CONNECT_SESSION => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 }

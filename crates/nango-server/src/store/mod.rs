@@ -213,6 +213,9 @@ pub struct OAuthSession {
     pub request_token_secret: Option<crate::secret::Secret<String>>,
     /// Redirect mode: the allow-listed app URL the browser returns to.
     pub return_to: Option<String>,
+    /// SHA-256 (hex) of the flow cookie's value: only the browser that started the flow has it
+    /// (`oauth::flow_cookie`). `None` for a row stored before the column existed.
+    pub browser_hash: Option<String>,
 }
 
 #[async_trait]

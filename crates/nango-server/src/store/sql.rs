@@ -332,6 +332,7 @@ struct SessionRow {
     ws_client_id: Option<String>,
     request_token_secret: Option<String>,
     return_to: Option<String>,
+    browser_hash: Option<String>,
 }
 
 impl SessionRow {
@@ -358,6 +359,7 @@ impl SessionRow {
             ws_client_id: r.ws_client_id,
             request_token_secret: request_token_secret.map(Secret::new),
             return_to: r.return_to,
+            browser_hash: r.browser_hash,
         })
     }
 }
@@ -372,7 +374,7 @@ const HEALTHY: &str = "refresh_failures = 0, refresh_error = NULL, needs_reauth 
      retry_after = NULL, refresh_failed_at = NULL";
 const SESSION_COLUMNS: &str = "state, created_at, expires_at, provider_config_key, provider, \
      connection_id, callback_url, code_verifier, connection_config, ws_client_id, \
-     request_token_secret, return_to";
+     request_token_secret, return_to, browser_hash";
 
 /// Taking a refresh lease whose row exists: only when it has run out or was released ($3 the
 /// holder, $4 until, $5 now).
@@ -830,7 +832,7 @@ macro_rules! sql_store {
             async fn insert_oauth_session(&self, s: &OAuthSession) -> Result<(), StoreError> {
                 let sql = format!(
                     "INSERT INTO oauth_sessions ({SESSION_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
                 );
                 sqlx::query(&sql)
                     .bind(&s.state)
@@ -863,6 +865,7 @@ macro_rules! sql_store {
                             .transpose()?,
                     )
                     .bind(s.return_to.as_deref())
+                    .bind(s.browser_hash.as_deref())
                     .execute(&self.pool)
                     .await?;
                 Ok(())

@@ -179,3 +179,31 @@ async fn tokens_expire_and_a_bad_token_is_refused_even_when_not_required() {
     .await;
     assert_eq!(flow_error(&page)["type"], "connect_session_err");
 }
+
+#[tokio::test]
+async fn a_flow_with_a_bad_param_does_not_use_up_its_token() {
+    let app = TestApp::spawn_with(|s| s.require_connect_session = true).await;
+    app.create_config("sub", "fake-sub-pattern", "").await;
+    let token = mint(&app, "sub", "u1").await;
+    // A subdomain the template's pattern refuses, then none at all: the user's mistakes.
+    for params in ["&params[subdomain]=Not_Valid!", ""] {
+        let page = Page::read(
+            app.connect(
+                "sub",
+                &format!("connection_id=u1&connect_session_token={token}{params}"),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(flow_error(&page)["type"], "url_param_err", "{params}");
+        assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    }
+    assert!(app.provider.authorize_requests().is_empty());
+
+    // The same token still opens the corrected flow, once.
+    let query = format!("connection_id=u1&connect_session_token={token}&params[subdomain]=acme");
+    let page = app.run_flow("sub", &query).await;
+    page.assert_success("sub", "u1");
+    let page = Page::read(app.connect("sub", &query).await).await;
+    assert_eq!(flow_error(&page)["type"], "connect_session_err");
+}

@@ -47,7 +47,7 @@ async fn missing_subdomain_is_url_param_err() {
         text.contains("${connectionConfig.params.subdomain}"),
         "{text}"
     );
-    assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
 
     // A param under another name does not fill the placeholder either.
     let page = Page::read(
@@ -88,7 +88,7 @@ async fn unsafe_subdomains_are_url_param_err_and_never_redirect() {
             "params[subdomain]={value} redirected to {:?}",
             page.headers.get("location")
         );
-        assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR, "{value}");
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{value}");
         assert!(!page.body.contains("http://evil.com"), "{}", page.body);
         let message = page.post_message();
         assert_eq!(
@@ -209,16 +209,148 @@ async fn an_unreachable_token_endpoint_is_unknown_err() {
 async fn overlong_connection_ids_never_start_a_flow() {
     let app = TestApp::spawn().await;
     app.create_config("fake-1", "fake", "").await;
-    let id = "a".repeat(300);
+    for len in [300, 5000] {
+        let id = "a".repeat(len);
+        let page = Page::read(
+            app.connect("fake-1", &format!("connection_id={}", query_value(&id)))
+                .await,
+        )
+        .await;
+        // The request's fault: a 4xx, never the 500 of a server fault.
+        page.assert_failure(
+            "invalid_request",
+            "Param 'connection_id' is too long (at most 255 characters).",
+        );
+    }
+    assert!(app.provider.authorize_requests().is_empty());
+}
+
+#[tokio::test]
+async fn bad_input_on_connect_is_a_4xx_page_with_the_same_payload() {
+    let app = TestApp::spawn_with(|s| s.redirect_allowlist = vec!["http://app.test".into()]).await;
+    app.create_config("fake-1", "fake", "").await;
+    app.create_config("apikey", "fake-apikey", "").await;
+    app.create_config("sub", "fake-sub-pattern", "").await;
+    let long_key = "k".repeat(5000);
+    let cases: Vec<(String, String, &str, u16)> = vec![
+        ("fake-1".into(), "".into(), "missing_connection_id", 400),
+        (
+            long_key.clone(),
+            "connection_id=c1".into(),
+            "provider_config_err",
+            404,
+        ),
+        (
+            "nope".into(),
+            "connection_id=c1".into(),
+            "provider_config_err",
+            404,
+        ),
+        (
+            "fake-1".into(),
+            "connection_id=c1%01".into(),
+            "invalid_request",
+            400,
+        ),
+        (
+            "fake-1".into(),
+            "connection_id=c1&return_to=https://evil.test/".into(),
+            "invalid_return_to",
+            400,
+        ),
+        (
+            "sub".into(),
+            "connection_id=c1&params[subdomain]=A!".into(),
+            "url_param_err",
+            400,
+        ),
+        (
+            "sub".into(),
+            "connection_id=c1".into(),
+            "url_param_err",
+            400,
+        ),
+        (
+            "apikey".into(),
+            "connection_id=c1".into(),
+            "auth_mode_err",
+            400,
+        ),
+        (
+            "fake-1".into(),
+            "connection_id=c1&connect_session_token=ncs_forged".into(),
+            "connect_session_err",
+            400,
+        ),
+    ];
+    for (key, query, error_type, status) in cases {
+        let page = Page::read(app.connect(&key, &query).await).await;
+        let shown = format!("{}?{query}", &key[..key.len().min(20)]);
+        assert_eq!(page.status.as_u16(), status, "{shown}: {}", page.body);
+        assert!(page.headers.get("location").is_none(), "{shown}");
+        assert!(
+            page.header("set-cookie").is_empty(),
+            "{shown}: no flow, no cookie"
+        );
+        assert_eq!(
+            page.post_message()["data"]["error"]["type"],
+            error_type,
+            "{shown}"
+        );
+    }
+    assert!(app.provider.authorize_requests().is_empty());
+}
+
+#[tokio::test]
+async fn browser_params_over_4_kib_are_refused_and_nothing_is_stored() {
+    let app = TestApp::spawn().await;
+    app.create_config("sub", "fake-sub", "").await;
+    // "subdomain" + "acme" + "x" = 14 bytes of names and values, the rest in the value of x.
+    let query = |total: usize| {
+        format!(
+            "connection_id=c1&params[subdomain]=acme&params[x]={}",
+            "v".repeat(total - 14)
+        )
+    };
+    let page = Page::read(app.connect("sub", &query(4097)).await).await;
+    page.assert_failure(
+        "url_param_err",
+        "The Connection Config params (params[...]) are too large: 4097 bytes of names and values, at most 4096.",
+    );
+    // Many small params count together; so do their names.
+    let many: String = (0..300)
+        .map(|i| format!("&params[p{i:03}]=abcdefghij"))
+        .collect();
     let page = Page::read(
-        app.connect("fake-1", &format!("connection_id={}", query_value(&id)))
-            .await,
+        app.connect(
+            "sub",
+            &format!("connection_id=c1&params[subdomain]=acme{many}"),
+        )
+        .await,
     )
     .await;
-    assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(page.headers.get("location").is_none());
-    assert_eq!(page.post_message()["eventType"], "AUTHORIZATION_FAILED");
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
     assert!(app.provider.authorize_requests().is_empty());
+    let stored = app
+        .state
+        .store
+        .delete_expired_oauth_sessions(chrono::Utc::now() + chrono::Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "no flow was stored");
+
+    // 4 KiB exactly is accepted, and kept on the connection.
+    app.run_flow("sub", &query(4096))
+        .await
+        .assert_success("sub", "c1");
+    let connection = app.get_connection("sub", "c1").await;
+    assert_eq!(
+        connection["connection_config"]["connectionConfig.params.x"]
+            .as_str()
+            .unwrap()
+            .len(),
+        4082
+    );
 }
 
 #[tokio::test]

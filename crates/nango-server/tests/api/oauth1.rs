@@ -600,6 +600,24 @@ async fn a_replayed_callback_or_an_unknown_oauth_token_is_refused() {
 }
 
 #[tokio::test]
+async fn an_oauth1_callback_without_the_flow_cookie_is_refused_before_the_access_token_call() {
+    let (app, provider) = setup().await;
+    app.create_config("tw", "oauth1-hmac", "").await;
+    let authorize = start(&app, &provider, "tw", "connection_id=user-1").await;
+    let callback = authorize_at_provider(&app, &authorize).await;
+    // Another browser (a victim sent the authorize link) comes back with the verifier.
+    app.open_elsewhere(&callback)
+        .await
+        .assert_failure("state_err", crate::state::BROWSER_MISMATCH);
+    assert!(provider.calls_to("access_token").await.is_empty());
+    app.assert_no_connection("tw", "user-1").await;
+
+    // The starting browser, with its cookie, completes its own flows.
+    let (_, page) = run_flow(&app, &provider, "tw", "connection_id=user-2").await;
+    page.assert_success("tw", "user-2");
+}
+
+#[tokio::test]
 async fn an_expired_oauth1_flow_is_refused() {
     let (app, provider) = setup_with(|s| s.oauth_state_ttl = Duration::from_secs(1)).await;
     app.create_config("tw", "oauth1-hmac", "").await;

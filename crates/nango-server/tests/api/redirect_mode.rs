@@ -19,7 +19,7 @@ async fn success_returns_to_the_app_with_the_result() {
     let query = format!("connection_id=c1&return_to={}", query_value(&return_to));
     let authorize = app.start_flow("fake-1", &query).await;
     let callback = app.authorize_at_provider(&authorize).await;
-    let response = app.client.get(callback).send().await.unwrap();
+    let response = app.browser.get(callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
     let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
     assert!(
@@ -54,7 +54,7 @@ async fn a_result_already_in_return_to_is_replaced_not_duplicated() {
     let query = format!("connection_id=c2&return_to={}", query_value(&return_to));
     let authorize = app.start_flow("fake-1", &query).await;
     let callback = app.authorize_at_provider(&authorize).await;
-    let response = app.client.get(callback).send().await.unwrap();
+    let response = app.browser.get(callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
     let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
     let pairs: Vec<(String, String)> = location.query_pairs().into_owned().collect();
@@ -88,7 +88,7 @@ async fn a_denied_flow_returns_to_the_app_with_the_error() {
     let query = format!("connection_id=c1&return_to={}", query_value(APP));
     let authorize = app.start_flow("fake-1", &query).await;
     let callback = app.authorize_at_provider(&authorize).await;
-    let response = app.client.get(callback).send().await.unwrap();
+    let response = app.browser.get(callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
     let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
     assert_eq!(
@@ -117,7 +117,7 @@ async fn a_return_to_outside_the_allowlist_is_refused_on_the_page() {
     ] {
         let query = format!("connection_id=c1&return_to={}", query_value(evil));
         let page = Page::read(app.connect("fake-1", &query).await).await;
-        assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR, "{evil}");
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{evil}");
         let message = page.post_message();
         assert_eq!(
             message["data"]["error"]["type"], "invalid_return_to",
@@ -140,4 +140,29 @@ async fn without_an_allowlist_no_return_to_is_accepted() {
         page.post_message()["data"]["error"]["type"],
         "invalid_return_to"
     );
+}
+
+#[tokio::test]
+async fn without_the_flow_cookie_the_callback_is_refused_on_the_page_not_returned_to_the_app() {
+    let app = app_with_allowlist().await;
+    app.create_config("fake-1", "fake", "").await;
+    let query = format!("connection_id=c1&return_to={}", query_value(APP));
+    let authorize = app.start_flow("fake-1", &query).await;
+    let callback = app.authorize_at_provider(&authorize).await;
+    // Another browser: refused with the page (no redirect to the starter's return_to).
+    let page = app.open_elsewhere(&callback).await;
+    page.assert_failure("state_err", crate::state::BROWSER_MISMATCH);
+    assert!(app.provider.token_requests().is_empty());
+    app.assert_no_connection("fake-1", "c1").await;
+
+    // The starting browser is returned to the app.
+    let authorize = app.start_flow("fake-1", &query).await;
+    let callback = app.authorize_at_provider(&authorize).await;
+    let response = app.browser.get(callback).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert!(response.headers()["location"]
+        .to_str()
+        .unwrap()
+        .contains("nango_result=success"));
+    app.get_connection("fake-1", "c1").await;
 }

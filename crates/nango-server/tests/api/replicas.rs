@@ -19,7 +19,7 @@ async fn a_flow_started_on_one_replica_finishes_on_another() {
     let authorize = app.start_flow("fake-1", "connection_id=c1").await;
     let callback = app.authorize_at_provider(&authorize).await;
     let page = Page::read(
-        app.client
+        app.browser
             .get(format!(
                 "{}/oauth/callback?{}",
                 replica.address,
@@ -99,7 +99,7 @@ async fn a_websocket_learns_the_result_of_a_callback_served_by_another_replica()
         .await;
     let callback = app.authorize_at_provider(&authorize).await;
     let page = Page::read(
-        app.client
+        app.browser
             .get(format!(
                 "{}/oauth/callback?{}",
                 replica.address,

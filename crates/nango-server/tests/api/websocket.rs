@@ -70,7 +70,7 @@ async fn websocket_receives_an_error_for_an_unknown_config_key() {
         .connect("nope", &format!("connection_id=c1&ws_client_id={}", ws.id))
         .await;
     let page = Page::read(response).await;
-    assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
     assert!(page.headers.get("location").is_none());
 
     let frame = ws.next_json().await;
@@ -94,7 +94,7 @@ async fn websocket_error_frame_omits_an_unknown_connection_id() {
     let response = app
         .connect("fake-1", &format!("ws_client_id={}", ws.id))
         .await;
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let frame = ws.next_json().await;
     assert_eq!(
         frame,
@@ -119,7 +119,7 @@ async fn websocket_receives_an_error_when_the_user_denies_access() {
             &format!("connection_id=c1&ws_client_id={}", ws.id),
         )
         .await;
-    assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
     let frame = ws.next_json().await;
     assert_eq!(
         frame,

@@ -41,8 +41,13 @@ pub struct TestApp {
     /// The server's state (for direct store reads).
     pub state: AppState,
     pub provider: FakeProvider,
-    /// HTTP client that never follows redirects and never waits more than 10 s.
+    /// HTTP client that never follows redirects and never waits more than 10 s; it keeps no
+    /// cookies (a browser other than the one that started a flow).
     pub client: reqwest::Client,
+    /// The browser of the flows: like `client`, with a cookie jar, so the flow cookie
+    /// `/oauth/connect` sets goes back to `/oauth/callback` (on any port of 127.0.0.1: cookies
+    /// ignore ports, so a restarted server or a replica gets it too).
+    pub browser: reqwest::Client,
     pub database_url: String,
     /// The secret key the server requires, if any; added to every `api` request.
     pub secret_key: Option<String>,
@@ -164,11 +169,8 @@ impl TestApp {
             addr,
             state,
             provider,
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
+            client: http_client(false),
+            browser: http_client(true),
             database_url,
             secret_key,
             hook,
@@ -438,9 +440,11 @@ impl TestApp {
         assert_eq!(response.status(), StatusCode::OK);
     }
 
-    /// `GET /oauth/connect/:key?<query>` (the query as given: the frontend SDK does not encode).
+    /// `GET /oauth/connect/:key?<query>` in the browser (the query as given: the frontend SDK
+    /// does not encode).
     pub async fn connect(&self, key: &str, query: &str) -> reqwest::Response {
-        self.anon(Method::GET, &format!("/oauth/connect/{key}?{query}"))
+        self.browser
+            .get(self.url(&format!("/oauth/connect/{key}?{query}")))
             .send()
             .await
             .unwrap()
@@ -470,16 +474,22 @@ impl TestApp {
 
     /// Follows the authorize URL at the fake provider; returns where it sends the browser back.
     pub async fn authorize_at_provider(&self, authorize_url: &Url) -> Url {
-        let response = self.client.get(authorize_url.clone()).send().await.unwrap();
+        let response = self
+            .browser
+            .get(authorize_url.clone())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::FOUND);
         let location = response.headers()["location"].to_str().unwrap();
         Url::parse(location).unwrap()
     }
 
-    /// `GET /oauth/callback?<query>` on the current server.
+    /// `GET /oauth/callback?<query>` on the current server, in the browser.
     pub async fn callback(&self, query: &str) -> Page {
         Page::read(
-            self.anon(Method::GET, &format!("/oauth/callback?{query}"))
+            self.browser
+                .get(self.url(&format!("/oauth/callback?{query}")))
                 .send()
                 .await
                 .unwrap(),
@@ -487,8 +497,13 @@ impl TestApp {
         .await
     }
 
-    /// Opens a URL (e.g. the provider's redirect back to our callback).
+    /// Opens a URL (e.g. the provider's redirect back to our callback) in the browser.
     pub async fn open(&self, url: &Url) -> Page {
+        Page::read(self.browser.get(url.clone()).send().await.unwrap()).await
+    }
+
+    /// Opens a URL in another browser: no cookies (e.g. a victim sent the authorize link).
+    pub async fn open_elsewhere(&self, url: &Url) -> Page {
         Page::read(self.client.get(url.clone()).send().await.unwrap()).await
     }
 
@@ -541,6 +556,16 @@ pub struct Replica {
     pub address: String,
     // Dropping the shutdown sender stops the server.
     _server: RunningServer,
+}
+
+/// A client that never follows redirects and never waits more than 10 s.
+fn http_client(cookies: bool) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .cookie_store(cookies)
+        .build()
+        .unwrap()
 }
 
 async fn start_server(
@@ -643,6 +668,16 @@ pub fn header(headers: &HeaderMap, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The status of a flow error page of this type: 4xx when the request was at fault (404 for an
+/// unknown provider config), 500 only for faults of the server or the provider.
+pub fn flow_error_status(error_type: &str) -> StatusCode {
+    match error_type {
+        "provider_config_err" | "unknown_config_key" => StatusCode::NOT_FOUND,
+        "unknown_err" | "token_err" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
 /// An HTML page answered to the popup (by `/oauth/connect` on early errors, or the callback).
 #[derive(Debug)]
 pub struct Page {
@@ -690,15 +725,10 @@ impl Page {
         panic!("no postMessage payload in {}", self.body)
     }
 
-    /// Asserts a legacy failure page: 500, HTML, `AUTHORIZATION_FAILED` with this type and
-    /// message.
+    /// Asserts a legacy failure page: the status of its type ([`flow_error_status`]), HTML,
+    /// `AUTHORIZATION_FAILED` with this type and message.
     pub fn assert_failure(&self, error_type: &str, message: &str) {
-        assert_eq!(
-            self.status,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "{}",
-            self.body
-        );
+        assert_eq!(self.status, flow_error_status(error_type), "{}", self.body);
         assert!(
             self.header("content-type").starts_with("text/html"),
             "content type {:?}",
