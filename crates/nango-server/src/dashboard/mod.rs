@@ -497,7 +497,7 @@ async fn create_integration(
             },
         )
     };
-    let mut fields = match config_fields(&form.json_object(&CONFIG_FIELDS), &state) {
+    let mut fields = match config_fields(&form.json_object(&CONFIG_FIELDS), &state).await {
         Ok(fields) => fields,
         Err(e) => return Ok(refused(&e, StatusCode::BAD_REQUEST)),
     };
@@ -568,7 +568,7 @@ async fn update_integration(
             Value::String(existing.oauth_client_secret.expose().clone()),
         );
     }
-    let mut fields = match config_fields(&object, &state) {
+    let mut fields = match config_fields(&object, &state).await {
         Ok(fields) => fields,
         Err(e) => {
             let form = pages::ConfigForm {

@@ -93,6 +93,13 @@ impl FlowOutcome {
     fn status(&self) -> StatusCode {
         match self {
             FlowOutcome::Success { .. } => StatusCode::OK,
+            // Bad input in the flow's URL (e.g. a host the browser may not choose) is the
+            // caller's fault.
+            FlowOutcome::Failure { error_type, .. }
+                if *error_type == super::flow_error::URL_PARAM =>
+            {
+                StatusCode::BAD_REQUEST
+            }
             FlowOutcome::Failure { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -47,7 +47,8 @@ async fn missing_subdomain_is_url_param_err() {
         text.contains("${connectionConfig.params.subdomain}"),
         "{text}"
     );
-    assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
+    // Bad input in the flow's URL is the caller's fault.
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
 
     // A param under another name does not fill the placeholder either.
     let page = Page::read(
@@ -88,7 +89,7 @@ async fn unsafe_subdomains_are_url_param_err_and_never_redirect() {
             "params[subdomain]={value} redirected to {:?}",
             page.headers.get("location")
         );
-        assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR, "{value}");
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{value}");
         assert!(!page.body.contains("http://evil.com"), "{}", page.body);
         let message = page.post_message();
         assert_eq!(
