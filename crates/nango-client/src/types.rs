@@ -806,7 +806,10 @@ mod tests {
         // The operator's placeholder values, only when given.
         let c = c.with_connection_config([("hostname", "ghe.example.com")]);
         let body = serde_json::to_value(NewConfigBody::from(&c))?;
-        assert_eq!(body["connection_config"], json!({"hostname": "ghe.example.com"}));
+        assert_eq!(
+            body["connection_config"],
+            json!({"hostname": "ghe.example.com"})
+        );
         let read: ProviderConfig = serde_json::from_value(json!({
             "id": 1, "created_at": "c", "updated_at": "u", "unique_key": "ghe",
             "provider": "github-enterprise", "oauth_client_id": "id", "oauth_client_secret": "shh",
