@@ -69,3 +69,26 @@ impl Resolve for PublicOnly {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failed test should panic
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_public_only_client_never_connects_to_a_name_resolving_to_loopback() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let app = axum::Router::new().route("/", axum::routing::get(|| async { "hi" }));
+            let _ = axum::serve(listener, app).await;
+        });
+        let url = format!("http://localhost:{port}/");
+        let plain = client(false).unwrap().get(&url).send().await.unwrap();
+        assert_eq!(plain.status(), 200);
+        let err = client(true).unwrap().get(&url).send().await.unwrap_err();
+        assert!(err.is_connect(), "{err:?}");
+        let chain = format!("{err:?}");
+        assert!(chain.contains("no public address"), "{chain}");
+    }
+}
