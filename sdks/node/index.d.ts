@@ -100,6 +100,8 @@ export interface ProviderConfig {
   /** Comma-separated. */
   oauth_scopes: string;
   account_id: number;
+  /** The operator's values for the template's placeholders (`{hostname: 'ghe.example.com'}`). */
+  connection_config?: Record<string, string>;
 }
 
 export interface ConfigList {
@@ -126,6 +128,13 @@ export interface ProviderConfigInput {
   oauth_client_id?: string;
   oauth_client_secret?: string;
   oauth_scopes?: string[] | string;
+  /**
+   * Values for the template's placeholders, by name (`{hostname: 'ghe.example.com'}` for
+   * github-enterprise). A placeholder that chooses the host takes its value only from here, never
+   * from the browser. Left out on `updateConfig`, the stored values are kept.
+   */
+  connectionConfig?: Record<string, string>;
+  connection_config?: Record<string, string>;
 }
 
 export interface ConfigCreated {

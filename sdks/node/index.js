@@ -106,6 +106,9 @@ function configBody(config) {
     oauth_client_id: pick('oauthClientId', 'oauth_client_id'),
     oauth_client_secret: pick('oauthClientSecret', 'oauth_client_secret'),
     oauth_scopes: scopes,
+    // The operator's values for the template's placeholders ({hostname: 'ghe.example.com'}): the
+    // only source of a template's host. Left out, an update keeps the stored ones.
+    connection_config: pick('connectionConfig', 'connection_config'),
   };
 }
 

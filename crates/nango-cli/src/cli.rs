@@ -104,10 +104,24 @@ pub struct ConfigFields {
     pub provider: String,
     /// OAuth client id issued by the provider
     pub oauth_client_id: String,
-    /// OAuth client secret issued by the provider
+    /// OAuth client secret issued by the provider; `-` reads it from standard input (keeps it out
+    /// of `ps` and shell history)
     pub oauth_client_secret: String,
     /// Scopes to request, comma-separated (e.g. "repo,user")
     pub oauth_scopes: String,
+    /// A value for one of the template's placeholders, e.g. `hostname=ghe.example.com` for
+    /// github-enterprise (repeatable). Hosts come only from here, never from the browser. Not
+    /// given on config:edit: the stored values are kept
+    #[arg(long = "connection-config", value_name = "NAME=VALUE", value_parser = name_value)]
+    pub connection_config: Vec<(String, String)>,
+}
+
+/// `NAME=VALUE`, split at the first `=`.
+fn name_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got {text:?}")),
+    }
 }
 
 /// A connection is named by its config key and its connection id (0.9 order).

@@ -55,7 +55,9 @@ pub async fn run(command: Command, json: bool) -> Result<Printed, Error> {
             )))
         }
         Command::ConfigCreate { fields, client } => {
-            let config_id = connect(&client)?.create_config(&new_config(fields)).await?;
+            let config_id = connect(&client)?
+                .create_config(&new_config(fields)?)
+                .await?;
             if json {
                 return Ok(Data(output::pretty(
                     &serde_json::json!({ "config_id": config_id }),
@@ -67,7 +69,9 @@ pub async fn run(command: Command, json: bool) -> Result<Printed, Error> {
             ))
         }
         Command::ConfigEdit { fields, client } => {
-            connect(&client)?.update_config(&new_config(fields)).await?;
+            connect(&client)?
+                .update_config(&new_config(fields)?)
+                .await?;
             Ok(output::done(
                 json,
                 "✅ Successfully edited an existing provider configuration!",
@@ -176,14 +180,41 @@ pub fn describe(error: &Error) -> String {
     }
 }
 
-fn new_config(f: ConfigFields) -> NewConfig {
-    NewConfig {
+fn new_config(f: ConfigFields) -> Result<NewConfig, Error> {
+    let secret = if f.oauth_client_secret == "-" {
+        read_secret(std::io::stdin().lock())?
+    } else {
+        f.oauth_client_secret
+    };
+    Ok(NewConfig {
         provider_config_key: f.provider_config_key,
         provider: f.provider,
         oauth_client_id: f.oauth_client_id,
-        oauth_client_secret: f.oauth_client_secret.into(),
+        oauth_client_secret: secret.into(),
         oauth_scopes: f.oauth_scopes,
+        connection_config: (!f.connection_config.is_empty())
+            .then(|| f.connection_config.into_iter().collect()),
+    })
+}
+
+/// The client secret from standard input (`config:create ... -`): all of it, less one trailing
+/// line break (what `echo` or a here-string adds).
+fn read_secret(mut input: impl std::io::Read) -> Result<String, Error> {
+    let mut secret = String::new();
+    input.read_to_string(&mut secret).map_err(|e| {
+        Error::InvalidArgument(format!(
+            "cannot read the client secret from standard input: {e}"
+        ))
+    })?;
+    if let Some(rest) = secret.strip_suffix('\n') {
+        secret = rest.strip_suffix('\r').unwrap_or(rest).to_string();
     }
+    if secret.is_empty() {
+        return Err(Error::InvalidArgument(
+            "the client secret read from standard input is empty".into(),
+        ));
+    }
+    Ok(secret)
 }
 
 /// Builds the client. An empty variable counts as unset, as `process.env.X || default` did.

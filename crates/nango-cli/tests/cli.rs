@@ -463,6 +463,116 @@ fn config_create_list_get_edit_delete_round_trip() {
     assert_eq!(list, serde_json::json!({"configs": []}));
 }
 
+/// Runs the CLI with `input` on its standard input.
+fn nango_with_stdin(server: &Server, args: &[&str], input: &str) -> Run {
+    use std::io::Write;
+    let mut command = nango_command();
+    command
+        .args(args)
+        .env("NANGO_HOSTPORT", &server.host)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("run nango");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    Run::from_output(args, child.wait_with_output().expect("wait for nango"))
+}
+
+#[test]
+fn the_client_secret_can_come_from_standard_input() {
+    let server = Server::start();
+    // `-` reads the secret from stdin, less one trailing newline, so it is never in argv.
+    let args = ["config:create", "gh", "github", "cid", "-", "repo"];
+    let run = nango_with_stdin(&server, &args, "stdin-secret-1234\n");
+    assert!(
+        run.ok()
+            .contains("✅ Successfully created a new provider configuration!"),
+        "{}",
+        run.context()
+    );
+    let config = server.nango(&["--json", "config:get", "gh"]).json();
+    assert_eq!(config["config"]["oauth_client_secret"], "stdin-secret-1234");
+
+    let args = ["config:edit", "gh", "github", "cid", "-", "repo"];
+    let run = nango_with_stdin(&server, &args, "edited secret\r\n");
+    run.ok();
+    let config = server.nango(&["--json", "config:get", "gh"]).json();
+    assert_eq!(config["config"]["oauth_client_secret"], "edited secret");
+
+    // Nothing on stdin is refused rather than stored as an empty secret.
+    let args = ["config:edit", "gh", "github", "cid", "-", "repo"];
+    nango_with_stdin(&server, &args, "")
+        .fails_with("the client secret read from standard input is empty");
+    let config = server.nango(&["--json", "config:get", "gh"]).json();
+    assert_eq!(config["config"]["oauth_client_secret"], "edited secret");
+}
+
+#[test]
+fn connection_config_sets_the_operators_host() {
+    let server = Server::start();
+    let run = server.nango(&[
+        "config:create",
+        "ghe",
+        "github-enterprise",
+        "cid",
+        "csecret",
+        "repo",
+        "--connection-config",
+        "hostname=ghe.example.com",
+    ]);
+    run.ok();
+    let config = server.nango(&["--json", "config:get", "ghe"]).json();
+    assert_eq!(
+        config["config"]["connection_config"],
+        serde_json::json!({"hostname": "ghe.example.com"})
+    );
+    // Editing without the option keeps the values; a local address is refused by the server.
+    server
+        .nango(&[
+            "config:edit",
+            "ghe",
+            "github-enterprise",
+            "cid",
+            "csecret",
+            "repo,user",
+        ])
+        .ok();
+    let config = server.nango(&["--json", "config:get", "ghe"]).json();
+    assert_eq!(
+        config["config"]["connection_config"]["hostname"],
+        "ghe.example.com"
+    );
+    server
+        .nango(&[
+            "config:edit",
+            "ghe",
+            "github-enterprise",
+            "cid",
+            "csecret",
+            "repo",
+            "--connection-config",
+            "hostname=127.0.0.1",
+        ])
+        .fails_with("connection_config param 'hostname' is refused");
+    let run = server.nango(&[
+        "config:create",
+        "x",
+        "github",
+        "a",
+        "b",
+        "c",
+        "--connection-config",
+        "novalue",
+    ]);
+    assert_ne!(run.code, Some(0), "{}", run.context());
+    assert!(run.stderr.contains("NAME=VALUE"), "{}", run.context());
+}
+
 #[test]
 fn creating_a_duplicate_config_fails_with_the_server_message() {
     let server = Server::start();

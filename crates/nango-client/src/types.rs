@@ -1,6 +1,7 @@
 //! The JSON shapes of the REST API (Nango 0.9), typed. Unknown keys are ignored and keys that
 //! older servers lacked are optional, so the client works against any server of the era.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -26,6 +27,10 @@ pub struct ProviderConfig {
     /// Absent before Nango 0.8.
     #[serde(default)]
     pub account_id: Option<i64>,
+    /// The operator's values for the template's placeholders (`{"hostname": "ghe.example.com"}`);
+    /// empty when none are set, or from servers without them.
+    #[serde(default)]
+    pub connection_config: Map<String, Value>,
 }
 
 /// The body of `POST /config` and `PUT /config`.
@@ -37,6 +42,10 @@ pub struct NewConfig {
     pub oauth_client_secret: Secret,
     /// Comma- or space-separated; the server normalises on create.
     pub oauth_scopes: String,
+    /// The operator's values for the template's placeholders, by name (`hostname` ->
+    /// `ghe.example.com`): the only source of a template's host. `None` sends nothing, which on
+    /// edit keeps the stored values.
+    pub connection_config: Option<BTreeMap<String, String>>,
 }
 
 impl NewConfig {
@@ -54,7 +63,22 @@ impl NewConfig {
             oauth_client_id: oauth_client_id.into(),
             oauth_client_secret: Secret::new(oauth_client_secret),
             oauth_scopes: oauth_scopes.into(),
+            connection_config: None,
         }
+    }
+
+    /// Sets the template's placeholder values (e.g. `hostname` for `github-enterprise`).
+    pub fn with_connection_config(
+        mut self,
+        values: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) -> NewConfig {
+        self.connection_config = Some(
+            values
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
+        self
     }
 }
 
@@ -66,6 +90,8 @@ pub(crate) struct NewConfigBody<'a> {
     oauth_client_id: &'a str,
     oauth_client_secret: &'a str,
     oauth_scopes: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection_config: Option<&'a BTreeMap<String, String>>,
 }
 
 impl<'a> From<&'a NewConfig> for NewConfigBody<'a> {
@@ -76,6 +102,7 @@ impl<'a> From<&'a NewConfig> for NewConfigBody<'a> {
             oauth_client_id: &c.oauth_client_id,
             oauth_client_secret: c.oauth_client_secret.expose(),
             oauth_scopes: &c.oauth_scopes,
+            connection_config: c.connection_config.as_ref(),
         }
     }
 }
@@ -776,6 +803,19 @@ mod tests {
             json!({"provider_config_key": "gh", "provider": "github", "oauth_client_id": "id",
                    "oauth_client_secret": "shh", "oauth_scopes": "repo"})
         );
+        // The operator's placeholder values, only when given.
+        let c = c.with_connection_config([("hostname", "ghe.example.com")]);
+        let body = serde_json::to_value(NewConfigBody::from(&c))?;
+        assert_eq!(
+            body["connection_config"],
+            json!({"hostname": "ghe.example.com"})
+        );
+        let read: ProviderConfig = serde_json::from_value(json!({
+            "id": 1, "created_at": "c", "updated_at": "u", "unique_key": "ghe",
+            "provider": "github-enterprise", "oauth_client_id": "id", "oauth_client_secret": "shh",
+            "oauth_scopes": "repo", "connection_config": {"hostname": "ghe.example.com"}
+        }))?;
+        assert_eq!(read.connection_config["hostname"], "ghe.example.com");
         Ok(())
     }
 

@@ -119,6 +119,7 @@ async fn create_config_posts_the_five_fields_as_json() {
             oauth_client_id: "cid".into(),
             oauth_client_secret: "csecret".into(),
             oauth_scopes: "repo,user".into(),
+            connection_config: None,
         })
         .await
         .expect("create");
@@ -162,6 +163,7 @@ async fn empty_200_bodies_are_success_for_edits_and_deletes() {
             oauth_client_id: "i".into(),
             oauth_client_secret: "s".into(),
             oauth_scopes: "".into(),
+            connection_config: None,
         })
         .await
         .expect("update");

@@ -2,11 +2,13 @@
 //! flows): the fields of a new or edited config read and checked in Nango's order, scopes
 //! normalised, and a config looked up with its template.
 
+use std::collections::BTreeSet;
+
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 use crate::http::check_id;
-use crate::providers::ProviderTemplate;
+use crate::providers::{check_resolved_host, ProviderTemplate, PARAMS_PREFIX};
 use crate::secret::Secret;
 use crate::store::{ProviderConfig, ProviderConfigFields};
 use crate::AppState;
@@ -29,8 +31,9 @@ pub async fn config_and_template<'a>(
     Ok((config, template))
 }
 
-/// Reads the five fields in Nango's validation order, so the first missing one is reported.
-pub fn config_fields(
+/// Reads the five fields in Nango's validation order, so the first missing one is reported, then
+/// the optional `connection_config` (the operator's values for the template's placeholders).
+pub async fn config_fields(
     body: &Map<String, Value>,
     state: &AppState,
 ) -> Result<ProviderConfigFields, ApiError> {
@@ -58,13 +61,115 @@ pub fn config_fields(
             )));
         }
     }
+    let connection_config = match body.get("connection_config") {
+        None | Some(Value::Null) => None,
+        Some(value) => {
+            // Checked by `contains` above.
+            let template = state
+                .catalog
+                .get(&provider)
+                .ok_or(ApiError::UnknownProviderTemplate)?;
+            Some(operator_connection_config(template, value).await?)
+        }
+    };
     Ok(ProviderConfigFields {
         unique_key,
         provider,
         oauth_client_id,
         oauth_client_secret: Secret::new(oauth_client_secret),
         oauth_scopes,
+        connection_config,
     })
+}
+
+/// The operator's `connection_config`: an object of strings, keyed by the template's placeholder
+/// names (`hostname`), each matching the template's pattern and fit to go in a URL. For a
+/// built-in template a host value must be a public host name: not an IP address, not a local
+/// name, not resolving to a loopback, private, link-local or otherwise non-public address. A
+/// template from the operator's providers file may use any host (local test providers).
+async fn operator_connection_config(
+    template: &ProviderTemplate,
+    value: &Value,
+) -> Result<Map<String, Value>, ApiError> {
+    let invalid = |message: String| ApiError::InvalidRequest(message);
+    let Value::Object(values) = value else {
+        return Err(invalid(
+            "Param 'connection_config' must be an object of strings.".into(),
+        ));
+    };
+    let known: BTreeSet<&str> = template
+        .connection_config
+        .keys()
+        .map(String::as_str)
+        .chain(template.hosts.host_params())
+        .chain(
+            template
+                .hosts
+                .label
+                .iter()
+                .filter_map(|n| n.strip_prefix(PARAMS_PREFIX)),
+        )
+        .collect();
+    for (name, value) in values {
+        if !known.contains(name.as_str()) {
+            let expected = if known.is_empty() {
+                "this provider takes none".to_string()
+            } else {
+                format!(
+                    "this provider takes {}",
+                    known.iter().copied().collect::<Vec<_>>().join(", ")
+                )
+            };
+            return Err(invalid(format!(
+                "Unknown connection_config param '{name}': {expected}."
+            )));
+        }
+        let Some(text) = value.as_str() else {
+            return Err(invalid(format!(
+                "connection_config param '{name}' must be a string."
+            )));
+        };
+        if !interpolation_safe(text) {
+            return Err(invalid(format!(
+                "connection_config param '{name}' is not a host name or label: only letters, digits, '.', '-' and '_' are allowed."
+            )));
+        }
+        if let Some(field) = template.connection_config.get(name) {
+            if let Some(pattern) = &field.pattern {
+                // Validated when the catalog loaded; anchored so the whole value must match.
+                let matches = regex::Regex::new(&format!("^(?:{pattern})$"))
+                    .map(|re| re.is_match(text))
+                    .unwrap_or(false);
+                if !matches {
+                    return Err(invalid(format!(
+                        "connection_config param '{name}' is not valid: it must match {pattern}."
+                    )));
+                }
+            }
+        }
+        let is_host = template.hosts.host_params().any(|h| h == name);
+        if is_host && !template.operator_file {
+            check_resolved_host(text).await.map_err(|e| {
+                invalid(format!(
+                    "connection_config param '{name}' is refused: {e}. A template from the operator's providers file (NANGO_PROVIDERS_FILE) may point at such a host."
+                ))
+            })?;
+        }
+    }
+    Ok(values.clone())
+}
+
+/// What the URL interpolation accepts (checked again there): a host name or label.
+fn interpolation_safe(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 253
+        && value.split('.').all(|label| {
+            let bytes = label.as_bytes();
+            (1..=63).contains(&bytes.len())
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        })
 }
 
 /// Absent or `null` is "missing" (Nango's rule; an empty string passes); other non-strings are

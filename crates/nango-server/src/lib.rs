@@ -16,6 +16,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod oauth;
+pub mod outbound;
 pub mod providers;
 pub mod proxy;
 pub mod secret;
@@ -60,6 +61,8 @@ pub struct Shared {
     pub catalog: Arc<Catalog>,
     /// Client for provider token endpoints (no redirects, rustls).
     pub http: reqwest::Client,
+    /// The same, connecting to public addresses only (`outbound`).
+    pub http_public: reqwest::Client,
     pub ws: Arc<WsHub>,
     pub refresher: Arc<Refresher>,
     pub public_rate_limit: api::guard::PublicRateLimit,
@@ -109,14 +112,13 @@ impl AppState {
         // Refuse to start on data sealed with a key we were not given, rather than failing (or
         // worse, answering) on the first request that reads it.
         store.verify_encryption_keys().await?;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .build()?;
+        let http = outbound::client(false)?;
+        let http_public = outbound::client(true)?;
         Ok(AppState(Arc::new(Shared {
             store,
             catalog: Arc::new(catalog),
             http,
+            http_public,
             ws: Arc::new(WsHub::default()),
             refresher: Arc::new(Refresher::new(settings.refresh_concurrency)),
             public_rate_limit: api::guard::PublicRateLimit::per_minute(

@@ -186,17 +186,40 @@ fn base_api_urls_are_https_once_filled() {
                 "{name}: base_api_url {base} names no token_response_metadata field"
             );
             // What the proxy does with a stored value, with a value of the documented shape.
+            // Under the template's declared domains only (F17), https only.
+            let domain = t
+                .metadata_url_hosts
+                .first()
+                .unwrap_or_else(|| panic!("{name}: no metadata_url_hosts"));
             let mut metadata = serde_json::Map::new();
-            metadata.insert(field.to_string(), "https://sample.example.com".into());
+            metadata.insert(field.to_string(), format!("https://na1.{domain}").into());
             let url = api_base_url(t, &serde_json::Map::new(), &metadata)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(url.scheme(), "https", "{name}");
+            for elsewhere in [
+                "https://sample.example.com".to_string(),
+                format!("http://na1.{domain}"),
+                format!("https://{domain}.example.com"),
+                "https://127.0.0.1".to_string(),
+            ] {
+                metadata.insert(field.to_string(), elsewhere.clone().into());
+                assert!(
+                    api_base_url(t, &serde_json::Map::new(), &metadata).is_err(),
+                    "{name}: {elsewhere} accepted"
+                );
+            }
             continue;
         }
         // Each placeholder filled with a sample host label, through the proxy's own function.
         let mut config = serde_json::Map::new();
         for placeholder in placeholders(base) {
-            config.insert(placeholder, "sample".into());
+            // A built-in template reaches public host names only.
+            let value = if t.hosts.host.contains(&placeholder) {
+                "sample.example.com"
+            } else {
+                "sample"
+            };
+            config.insert(placeholder, value.into());
         }
         let url = api_base_url(t, &config, &serde_json::Map::new())
             .unwrap_or_else(|e| panic!("{name}: {base}: {e}"));
@@ -457,6 +480,10 @@ fn render_providers(catalog: &Catalog) -> String {
         out,
         "**Connection config** lists the values a connection must supply when its flow starts, because the\n\
          provider's URLs contain them (the frontend SDK's `params`, e.g. `{{subdomain: 'acme'}}`).\n\
+         Those marked **(host)** choose the provider's host itself: only the operator sets them, on the\n\
+         provider config (`connection_config` of `POST /config`, `nango config:create ... --connection-config\n\
+         hostname=<host>`), never the browser; the others fill one label under the provider's fixed domain\n\
+         or a path segment ([security.md](security.md#provider-urls-and-connection-config)).\n\
          **API base URL** is the template's `base_api_url`, where the proxy (`/proxy/<path>`) sends a\n\
          connection's API calls: `${{connectionConfig.params.<name>}}` is filled from the connection\n\
          config and `${{metadata.<field>}}` is a URL the provider's token response gave. A provider\n\
@@ -498,7 +525,13 @@ fn render_providers(catalog: &Catalog) -> String {
         let params: Vec<String> = t
             .connection_config
             .keys()
-            .map(|p| format!("`{p}`"))
+            .map(|p| {
+                if t.hosts.host_params().any(|h| h == p) {
+                    format!("`{p}` (host)")
+                } else {
+                    format!("`{p}`")
+                }
+            })
             .collect();
         let quirky = remarks
             .get(name)

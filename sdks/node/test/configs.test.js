@@ -69,6 +69,27 @@ describe('configs', () => {
     assert.ok(!(await nango.listConfigs()).configs.some((c) => c.unique_key === key));
   });
 
+  test('connectionConfig sets the operator\'s placeholder values; an update without it keeps them', async () => {
+    const key = uniqueId('cfg');
+    await nango.createConfig({
+      providerConfigKey: key,
+      provider: 'github-enterprise',
+      oauthClientId: 'i',
+      oauthClientSecret: 's',
+      oauthScopes: 'repo',
+      connectionConfig: { hostname: 'ghe.example.com' },
+    });
+    assert.deepEqual((await nango.getConfig(key)).config.connection_config, { hostname: 'ghe.example.com' });
+    await nango.updateConfig({ providerConfigKey: key, provider: 'github-enterprise', oauthClientId: 'i2', oauthClientSecret: 's', oauthScopes: 'repo' });
+    assert.deepEqual((await nango.getConfig(key)).config.connection_config, { hostname: 'ghe.example.com' });
+    // A built-in template's host must be public.
+    await assert.rejects(
+      nango.updateConfig({ providerConfigKey: key, provider: 'github-enterprise', oauthClientId: 'i', oauthClientSecret: 's', oauthScopes: 'repo', connectionConfig: { hostname: '169.254.169.254' } }),
+      { status: 400 },
+    );
+    await nango.deleteConfig(key);
+  });
+
   test('a config made with createConfig runs an OAuth flow', async () => {
     const key = uniqueId('cfg');
     await nango.createConfig({ providerConfigKey: key, provider: PROVIDER, oauthClientId: `cid-${key}`, oauthClientSecret: 'cs', oauthScopes: 'openid' });

@@ -41,6 +41,10 @@ pub struct ConfigBody {
     /// Comma-separated.
     pub oauth_scopes: String,
     pub account_id: i64,
+    /// The operator's values for the template's placeholders (`{"hostname": "ghe.example.com"}`);
+    /// host placeholders are filled from here only. Empty when none are set.
+    #[schema(value_type = Object)]
+    pub connection_config: serde_json::Map<String, serde_json::Value>,
 }
 
 impl From<&ProviderConfig> for ConfigBody {
@@ -55,6 +59,7 @@ impl From<&ProviderConfig> for ConfigBody {
             oauth_client_secret: c.oauth_client_secret.expose().to_string(),
             oauth_scopes: c.oauth_scopes.clone(),
             account_id: c.account_id,
+            connection_config: c.connection_config.clone(),
         }
     }
 }
@@ -95,6 +100,13 @@ pub struct ConfigRequest {
     /// Comma- or space-separated scopes; stored comma-separated.
     #[schema(max_length = 8192)]
     oauth_scopes: String,
+    /// The operator's values for the template's placeholders, by placeholder name
+    /// (`{"hostname": "ghe.example.com"}`): strings matching the template's patterns. A host
+    /// placeholder (one that chooses the whole host, the registrable domain or the port) takes
+    /// its value only from here, never from the browser; for a built-in template it must be a
+    /// public host name. Omitted on `PUT`: the stored values are kept.
+    #[schema(value_type = Option<Object>, example = json!({"hostname": "ghe.example.com"}))]
+    connection_config: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A config key in the path.
@@ -172,7 +184,7 @@ async fn create_config(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = json_object_body(body)?;
-    let mut fields = config_fields(&body, &state)?;
+    let mut fields = config_fields(&body, &state).await?;
     fields.oauth_scopes = normalise_scopes(&fields.oauth_scopes);
     match state.store.insert_config(&fields).await {
         Ok(config_id) => Ok(json_response(StatusCode::OK, &ConfigCreated { config_id })),
@@ -200,7 +212,7 @@ async fn edit_config(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = json_object_body(body)?;
-    let fields = config_fields(&body, &state)?;
+    let fields = config_fields(&body, &state).await?;
     if state.store.update_config(&fields).await? {
         Ok(empty_ok())
     } else {

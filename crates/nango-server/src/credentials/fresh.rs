@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::{parse_oauth2_response, policy, ClientCredentials, Credentials, OAuth2Credentials};
 use crate::metrics::RefreshOutcome;
 use crate::oauth::oauth2::{TokenCall, TokenEndpointError};
-use crate::providers::interpolate_url;
+use crate::providers::stored_url;
 use crate::store::{Connection, ConnectionHealth, Generation, LeaseTake, ProviderConfig};
 use crate::webhooks::{self, EventKind};
 use crate::AppState;
@@ -790,8 +790,14 @@ async fn refresh_oauth2(
         .refresh_url
         .as_deref()
         .unwrap_or(&template.token_url);
-    let token_url = interpolate_url(token_url, &connection.connection_config)
-        .map_err(|e| FreshError::Internal(format!("token URL: {e}")))?;
+    // A host from the operator's provider config only; a clear outage until it is set.
+    let (token_url, public_only) = stored_url(
+        template,
+        &config.connection_config,
+        &connection.connection_config,
+        token_url,
+    )
+    .map_err(|e| FreshError::Unavailable(format!("token URL: {e}")))?;
     let mut params = vec![("grant_type".to_string(), "refresh_token".to_string())];
     let extra = if template.refresh_params.is_empty() {
         &template.token_params
@@ -814,7 +820,7 @@ async fn refresh_oauth2(
         params,
         timeout: state.settings.provider_timeout,
     }
-    .send(&state.http)
+    .send(state.http_for(public_only))
     .await
     .map_err(|e| {
         tracing::warn!(
@@ -849,8 +855,13 @@ pub async fn fetch_client_credentials(
     let template = state.catalog.get(&config.provider).ok_or_else(|| {
         FreshError::Internal(format!("no provider template named {:?}", config.provider))
     })?;
-    let token_url = interpolate_url(&template.token_url, connection_config)
-        .map_err(|e| FreshError::Internal(format!("token URL: {e}")))?;
+    let (token_url, public_only) = stored_url(
+        template,
+        &config.connection_config,
+        connection_config,
+        &template.token_url,
+    )
+    .map_err(|e| FreshError::Unavailable(format!("token URL: {e}")))?;
     let scope = template.scope_param(&config.oauth_scopes);
     let mut params = vec![("grant_type".to_string(), "client_credentials".to_string())];
     if !scope.is_empty() {
@@ -871,7 +882,7 @@ pub async fn fetch_client_credentials(
         params,
         timeout: state.settings.provider_timeout,
     }
-    .send(&state.http)
+    .send(state.http_for(public_only))
     .await
     .map_err(|e| {
         tracing::warn!(provider_config_key = %config.unique_key, error = %e, "client credentials grant failed");

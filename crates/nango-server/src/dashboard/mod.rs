@@ -449,6 +449,7 @@ async fn new_integration_page(State(state): State<AppState>, dash: Dash) -> Resp
         provider: "",
         client_id: "",
         scopes: "",
+        connection_config: "",
         editing: false,
         error: None,
     };
@@ -462,6 +463,48 @@ const CONFIG_FIELDS: [&str; 5] = [
     "oauth_client_secret",
     "oauth_scopes",
 ];
+
+/// The form's `name=value` lines as the REST body's `connection_config`. On create, an empty box
+/// sends nothing; on edit the box shows the stored values, so an empty one clears them (a post
+/// without the field keeps them).
+fn add_connection_config(
+    object: &mut Map<String, Value>,
+    text: Option<&str>,
+    editing: bool,
+) -> Result<(), ApiError> {
+    let Some(text) = text else {
+        return Ok(());
+    };
+    let mut values = Map::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = line.split_once('=') else {
+            return Err(ApiError::InvalidRequest(
+                "Write each connection config value as name=value, one a line.".into(),
+            ));
+        };
+        values.insert(
+            name.trim().to_string(),
+            Value::String(value.trim().to_string()),
+        );
+    }
+    if editing || !values.is_empty() {
+        object.insert("connection_config".into(), Value::Object(values));
+    }
+    Ok(())
+}
+
+/// The stored values as the form shows them.
+fn connection_config_text(values: &Map<String, Value>) -> String {
+    values
+        .iter()
+        .map(|(name, value)| format!("{name}={}", value.as_str().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// The REST API's message, in the words of the form.
 fn form_error(error: &ApiError) -> String {
@@ -492,12 +535,17 @@ async fn create_integration(
                 provider: form.get("provider").unwrap_or_default(),
                 client_id: form.get("oauth_client_id").unwrap_or_default(),
                 scopes: form.get("oauth_scopes").unwrap_or_default(),
+                connection_config: form.get("connection_config").unwrap_or_default(),
                 editing: false,
                 error: Some(form_error(error)),
             },
         )
     };
-    let mut fields = match config_fields(&form.json_object(&CONFIG_FIELDS), &state) {
+    let mut object = form.json_object(&CONFIG_FIELDS);
+    if let Err(e) = add_connection_config(&mut object, form.get("connection_config"), false) {
+        return Ok(refused(&e, StatusCode::BAD_REQUEST));
+    }
+    let mut fields = match config_fields(&object, &state).await {
         Ok(fields) => fields,
         Err(e) => return Ok(refused(&e, StatusCode::BAD_REQUEST)),
     };
@@ -539,6 +587,7 @@ async fn edit_integration_page(
         provider: &config.provider,
         client_id: &config.oauth_client_id,
         scopes: &config.oauth_scopes,
+        connection_config: &connection_config_text(&config.connection_config),
         editing: true,
         error: None,
     };
@@ -568,7 +617,11 @@ async fn update_integration(
             Value::String(existing.oauth_client_secret.expose().clone()),
         );
     }
-    let mut fields = match config_fields(&object, &state) {
+    let checked = match add_connection_config(&mut object, form.get("connection_config"), true) {
+        Ok(()) => config_fields(&object, &state).await,
+        Err(e) => Err(e),
+    };
+    let mut fields = match checked {
         Ok(fields) => fields,
         Err(e) => {
             let form = pages::ConfigForm {
@@ -576,6 +629,7 @@ async fn update_integration(
                 provider: form.get("provider").unwrap_or_default(),
                 client_id: form.get("oauth_client_id").unwrap_or_default(),
                 scopes: form.get("oauth_scopes").unwrap_or_default(),
+                connection_config: form.get("connection_config").unwrap_or_default(),
                 editing: true,
                 error: Some(form_error(&e)),
             };

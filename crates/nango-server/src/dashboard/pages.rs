@@ -420,6 +420,8 @@ pub struct ConfigForm<'a> {
     pub provider: &'a str,
     pub client_id: &'a str,
     pub scopes: &'a str,
+    /// The operator's placeholder values, one `name=value` a line.
+    pub connection_config: &'a str,
     /// Editing an existing config (the key is fixed, an empty secret keeps the stored one).
     pub editing: bool,
     pub error: Option<String>,
@@ -499,6 +501,13 @@ pub fn config_form(
                     input #oauth_scopes type="text" name="oauth_scopes" value=(form.scopes) autocomplete="off" spellcheck="false"
                         placeholder="repo, user";
                     p.hint { "Comma or space separated." }
+                }
+                div.field {
+                    label for="connection_config" { "Connection config" }
+                    textarea #connection_config name="connection_config" rows="2" autocomplete="off" spellcheck="false"
+                        placeholder="hostname=ghe.example.com" { (form.connection_config) }
+                    p.hint { "For providers whose URLs hold a placeholder, one " code { "name=value" } " a line (e.g. "
+                        code { "hostname" } " for a self-hosted server). A placeholder that chooses the host is set only here, never by the user's browser." }
                 }
                 div.form-actions {
                     button.btn.btn-primary type="submit" { @if form.editing { "Save" } @else { "Create integration" } }

@@ -15,7 +15,7 @@ use super::oauth1;
 use super::oauth2::TokenCall;
 use crate::credentials::{parse_oauth2_response, Credentials, OAuth1Credentials};
 use crate::http::query_value;
-use crate::providers::{interpolate_url, AuthMode, ProviderTemplate};
+use crate::providers::{stored_url, AuthMode, ProviderTemplate};
 use crate::store::{ConnectionFields, OAuthSession, ProviderConfig};
 use crate::AppState;
 
@@ -176,8 +176,13 @@ async fn complete_oauth2(
         return Err((fe::CALLBACK, message));
     };
     let (config, template) = config_and_template(state, session).await?;
-    let token_url = interpolate_url(&template.token_url, &session.connection_config)
-        .map_err(|e| unknown("could not interpolate the token URL", &e))?;
+    let (token_url, public_only) = stored_url(
+        template,
+        &config.connection_config,
+        &session.connection_config,
+        &template.token_url,
+    )
+    .map_err(|e| unknown("could not fill in the token URL", &e))?;
 
     let mut params = vec![
         ("grant_type".to_string(), "authorization_code".to_string()),
@@ -202,7 +207,7 @@ async fn complete_oauth2(
         params,
         timeout: state.settings.provider_timeout,
     }
-    .send(&state.http)
+    .send(state.http_for(public_only))
     .await
     .map_err(|e| unknown("the code exchange failed", &e))?;
 
@@ -290,8 +295,13 @@ async fn complete_oauth1(
             &config.provider,
         ));
     };
-    let token_url = interpolate_url(&template.token_url, &session.connection_config)
-        .map_err(|e| unknown("could not interpolate the token URL", &e))?;
+    let (token_url, public_only) = stored_url(
+        template,
+        &config.connection_config,
+        &session.connection_config,
+        &template.token_url,
+    )
+    .map_err(|e| unknown("could not fill in the token URL", &e))?;
     let signer = oauth1::Signer::new(
         method,
         &config.oauth_client_id,
@@ -312,7 +322,7 @@ async fn complete_oauth1(
         .map(|s| s.expose().as_str())
         .unwrap_or_default();
     let tokens = oauth1::access_token(
-        &state.http,
+        state.http_for(public_only),
         &signer,
         template.token_http_method,
         &token_url,

@@ -15,7 +15,10 @@ use super::oauth1::{self, OAuth1Error};
 use super::{oauth2, pkce};
 use crate::connect_sessions::redeem;
 use crate::http::id_problem;
-use crate::providers::{interpolate_url, AuthMode, InterpolationError, ProviderTemplate};
+use crate::providers::{
+    interpolate_url, settle_connection_config, AuthMode, InterpolationError, ProviderTemplate,
+    ValueSource,
+};
 use crate::secret::Secret;
 use crate::store::{OAuthSession, ProviderConfig};
 use crate::AppState;
@@ -154,7 +157,7 @@ fn failure(
 async fn redirect_to_provider(
     state: &AppState,
     key: &str,
-    request: ConnectRequest,
+    mut request: ConnectRequest,
     binding: &FlowBinding,
 ) -> Result<String, FlowOutcome> {
     let Some(connection_id) = request.connection_id.as_deref() else {
@@ -211,6 +214,14 @@ async fn redirect_to_provider(
         ));
     }
 
+    // The operator's values win; a host comes from them only (docs/security.md).
+    request.connection_config = settle_connection_config(
+        template,
+        &config.connection_config,
+        &request.connection_config,
+        ValueSource::Browser,
+    )
+    .map_err(|e| failure(fe::URL_PARAM, e.to_string(), key, cid))?;
     check_connection_config(template, &request.connection_config)
         .map_err(|message| failure(fe::URL_PARAM, message, key, cid))?;
     let interpolate = |url: &str| {
@@ -390,7 +401,7 @@ async fn redirect_to_oauth1_provider(
     let callback = oauth1::callback_with_state(&state.settings.callback_url, &session_state)
         .map_err(|e| internal(&e))?;
     let temporary = oauth1::request_token(
-        &state.http,
+        state.http_for(template.public_hosts_only()),
         &signer,
         template.request_http_method,
         request_url,

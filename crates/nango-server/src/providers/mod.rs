@@ -5,13 +5,19 @@
 //! Provider quirks are data in the YAML so that the flow code can follow templates instead of
 //! naming providers.
 
+mod hosts;
 mod interpolate;
 mod proxy;
 
+pub use hosts::{
+    check_host_name, check_resolved_host, is_dns_label, is_public, settle_connection_config,
+    stored_url, HostError, HostPlaceholders, HostRefusal, ValueSource, PARAMS_PREFIX,
+};
+
 pub use interpolate::{interpolate_url, InterpolationError};
 pub use proxy::{
-    api_base_url, fill_proxy_value, mentions_access_token, mentions_api_key, ProxyScheme,
-    ProxyUrlError, ProxyValueError, RetryHeaders,
+    api_base_url, api_target, fill_proxy_value, mentions_access_token, mentions_api_key, ApiTarget,
+    ProxyScheme, ProxyUrlError, ProxyValueError, RetryHeaders,
 };
 
 use std::collections::BTreeMap;
@@ -324,6 +330,21 @@ pub struct ProviderTemplate {
     /// Extra headers and query parameters of every proxied request, and the rate-limit headers.
     #[serde(default)]
     pub proxy: ProxyScheme,
+    /// For `base_api_url: ${metadata.<field>}`: the domains the provider's API hosts are under
+    /// (`salesforce.com` admits `salesforce.com` and `*.salesforce.com`); a value the token
+    /// response gives elsewhere is refused. Required for such built-in templates; an operator file
+    /// may also list an IP address or `localhost`, and then reach it over http.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metadata_url_hosts: Vec<String>,
+    /// Which placeholders choose the host of the template's URLs (worked out at load).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub hosts: HostPlaceholders,
+    /// True when the template comes from the operator's providers file (NANGO_PROVIDERS_FILE),
+    /// which may point at private and local hosts; built-in templates may not.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub operator_file: bool,
 }
 
 /// One value a connection supplies for a template's placeholders.
@@ -343,6 +364,26 @@ pub struct ConnectionConfigField {
 }
 
 impl ProviderTemplate {
+    /// Every URL the template's requests go to (the empty ones of modes without a flow skipped).
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        [
+            Some(self.authorization_url.as_str()),
+            Some(self.token_url.as_str()),
+            self.refresh_url.as_deref(),
+            self.request_url.as_deref(),
+            self.base_api_url.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|url| !url.is_empty())
+    }
+
+    /// True when a placeholder chooses the host of this built-in template's URLs: its requests
+    /// must reach public addresses only (an operator file's template may point anywhere).
+    pub fn public_hosts_only(&self) -> bool {
+        !self.operator_file && !self.hosts.host.is_empty()
+    }
+
     /// The string that joins scopes; a single space unless the template says otherwise.
     pub fn scope_separator(&self) -> &str {
         self.scope_separator.as_deref().unwrap_or(" ")
@@ -637,7 +678,11 @@ impl Catalog {
                     provider: name.clone(),
                 }
             })?;
+            let mut template = template;
             template.validate(&name, allow_http)?;
+            template.hosts = HostPlaceholders::classify(template.urls());
+            // Only operator files may use http, so the flag also says where a template is from.
+            template.operator_file = allow_http;
             providers.insert(name, template);
         }
         Ok(Catalog { providers })

@@ -83,6 +83,12 @@ pub enum ProxyUrlError {
          not an absolute http(s) URL"
     )]
     BadMetadataUrl { field: String },
+    /// F17: the token response named a host the template does not admit.
+    #[error("the connection's metadata field '{field}' (the provider's API base URL) is refused: {reason}")]
+    MetadataHost { field: String, reason: String },
+    /// The operator's host for a built-in template is an address it may not reach.
+    #[error("the provider's API host is refused: {0}")]
+    Host(super::HostRefusal),
     /// The template's base_api_url does not parse; a catalog-loaded template cannot get here.
     #[error("the provider's base_api_url is not a valid URL: {reason}")]
     InvalidTemplate { reason: String },
@@ -107,23 +113,79 @@ pub fn api_base_url(
     connection_config: &Map<String, Value>,
     metadata: &Map<String, Value>,
 ) -> Result<Url, ProxyUrlError> {
+    api_target(template, connection_config, metadata).map(|target| target.url)
+}
+
+/// Where a connection's proxied calls go, and whether that host was chosen by someone other than
+/// the operator (a host placeholder of a built-in template, or a token response's URL that no
+/// operator file names): those calls must reach public addresses only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTarget {
+    pub url: Url,
+    pub public_only: bool,
+}
+
+/// [`api_base_url`] with the host rules: a `${metadata.<field>}` URL must be https under one of
+/// the template's `metadata_url_hosts` (an operator file may list a local host and use http for
+/// it), and never an IP literal or local name unless an operator file lists it.
+pub fn api_target(
+    template: &ProviderTemplate,
+    connection_config: &Map<String, Value>,
+    metadata: &Map<String, Value>,
+) -> Result<ApiTarget, ProxyUrlError> {
     let base = template
         .base_api_url
         .as_deref()
         .ok_or(ProxyUrlError::NoBaseUrl)?;
     if let Some(field) = metadata_field(base) {
-        return metadata
+        let url = metadata
             .get(field)
             .and_then(Value::as_str)
             .and_then(absolute_base_url)
             .ok_or_else(|| ProxyUrlError::BadMetadataUrl {
                 field: field.to_string(),
-            });
+            })?;
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let host = host.trim_end_matches('.');
+        let listed = template.metadata_url_hosts.iter().any(|entry| {
+            let entry = entry
+                .trim_start_matches("*.")
+                .trim_matches('.')
+                .to_ascii_lowercase();
+            host == entry || host.ends_with(&format!(".{entry}"))
+        });
+        let refused = |reason: String| ProxyUrlError::MetadataHost {
+            field: field.to_string(),
+            reason,
+        };
+        if !template.metadata_url_hosts.is_empty() && !listed {
+            return Err(refused(format!(
+                "its host is not under the provider's domains ({})",
+                template.metadata_url_hosts.join(", ")
+            )));
+        }
+        let operator_allowed = template.operator_file && listed;
+        if url.scheme() != "https" && !operator_allowed {
+            return Err(refused("it is not https".into()));
+        }
+        if !operator_allowed {
+            super::check_host_name(host).map_err(|e| refused(e.to_string()))?;
+        }
+        return Ok(ApiTarget {
+            url,
+            public_only: !operator_allowed,
+        });
     }
     let filled = interpolate_url(base, connection_config)?;
-    Url::parse(&filled).map_err(|e| ProxyUrlError::InvalidTemplate {
+    let url = Url::parse(&filled).map_err(|e| ProxyUrlError::InvalidTemplate {
         reason: e.to_string(),
-    })
+    })?;
+    let public_only = !template.operator_file && !template.hosts.host.is_empty();
+    if public_only {
+        let host = url.host_str().unwrap_or_default();
+        super::check_host_name(host).map_err(ProxyUrlError::Host)?;
+    }
+    Ok(ApiTarget { url, public_only })
 }
 
 /// `field` when `base_api_url` is exactly `${metadata.<field>}`.
@@ -245,7 +307,14 @@ impl ProviderTemplate {
                     "uses ${{metadata.{field}}}, but '{field}' is not in token_response_metadata"
                 )));
             }
-            return Ok(());
+            return self.check_metadata_url_hosts(provider, allow_http);
+        }
+        if !self.metadata_url_hosts.is_empty() {
+            return Err(CatalogError::InvalidUrl {
+                provider: provider.to_string(),
+                field: "metadata_url_hosts",
+                reason: "applies only to a base_api_url of the form ${metadata.<field>}".into(),
+            });
         }
         let mentions_metadata = pieces(base).is_some_and(|pieces| {
             pieces
@@ -265,6 +334,41 @@ impl ProviderTemplate {
             return Err(invalid(
                 "must not have a query string or fragment (use proxy.query)".to_string(),
             ));
+        }
+        Ok(())
+    }
+
+    /// The token response chooses the proxy's host for `${metadata.<field>}` base URLs, so a
+    /// built-in template must say under which domains that host may be; an operator file may name
+    /// exact local hosts too (for local providers), but built-in entries never can.
+    fn check_metadata_url_hosts(
+        &self,
+        provider: &str,
+        operator_file: bool,
+    ) -> Result<(), CatalogError> {
+        let invalid = |reason: String| CatalogError::InvalidUrl {
+            provider: provider.to_string(),
+            field: "metadata_url_hosts",
+            reason,
+        };
+        if self.metadata_url_hosts.is_empty() && !operator_file {
+            return Err(invalid(
+                "is required with base_api_url: ${metadata.<field>} (the domains the provider's API hosts are under)".into(),
+            ));
+        }
+        for entry in &self.metadata_url_hosts {
+            let valid_text = !entry.is_empty()
+                && entry
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
+            if !valid_text {
+                return Err(invalid(format!("'{entry}' is not a host name")));
+            }
+            if !operator_file {
+                if let Err(e) = super::check_host_name(entry) {
+                    return Err(invalid(format!("'{entry}' is not allowed: {e}")));
+                }
+            }
         }
         Ok(())
     }
@@ -347,6 +451,55 @@ mod tests {
     fn load(yaml: &str) -> ProviderTemplate {
         let catalog = Catalog::from_yaml(yaml, false).unwrap();
         catalog.get("x").cloned().unwrap()
+    }
+
+    /// As an operator's providers file loads it.
+    fn load_operator(yaml: &str) -> ProviderTemplate {
+        let catalog = Catalog::from_yaml(yaml, true).unwrap();
+        catalog.get("x").cloned().unwrap()
+    }
+
+    #[test]
+    fn builtin_metadata_base_urls_declare_public_domains() {
+        let base = [
+            "  token_response_metadata: [instance_url]",
+            "  base_api_url: ${metadata.instance_url}",
+        ];
+        let err = error(&x_with(&base), false);
+        assert!(err.contains("metadata_url_hosts is required"), "{err}");
+        for entry in ["127.0.0.1", "localhost", "metadata.google.internal", "a/b"] {
+            let line = format!("  metadata_url_hosts: ['{entry}']");
+            let err = error(&x_with(&[base[0], base[1], &line]), false);
+            assert!(err.contains("metadata_url_hosts"), "{entry}: {err}");
+        }
+        let t = load(&x_with(&[
+            base[0],
+            base[1],
+            "  metadata_url_hosts: [salesforce.com]",
+        ]));
+        let metadata = map(&[("instance_url", json!("https://acme.my.salesforce.com"))]);
+        let target = api_target(&t, &Map::new(), &metadata).unwrap();
+        assert!(target.public_only);
+        for elsewhere in [
+            "https://salesforce.com.evil.example",
+            "https://evilsalesforce.com",
+            "http://na1.salesforce.com",
+        ] {
+            let metadata = map(&[("instance_url", json!(elsewhere))]);
+            assert!(
+                api_target(&t, &Map::new(), &metadata).is_err(),
+                "{elsewhere}"
+            );
+        }
+        // Only with a metadata base URL.
+        let err = error(
+            &x_with(&[
+                "  base_api_url: https://api.example.com",
+                "  metadata_url_hosts: [example.com]",
+            ]),
+            false,
+        );
+        assert!(err.contains("metadata_url_hosts"), "{err}");
     }
 
     fn error(yaml: &str, allow_http: bool) -> String {
@@ -591,16 +744,42 @@ mod tests {
 
     #[test]
     fn a_metadata_base_url_is_read_from_the_connection() {
-        let t = load(&x_with(&[
+        let t = load_operator(&x_with(&[
             "  token_response_metadata: [instance_url]",
             "  base_api_url: ${metadata.instance_url}",
         ]));
         let metadata = map(&[("instance_url", json!("https://na1.salesforce.com"))]);
         let url = api_base_url(&t, &Map::new(), &metadata).unwrap();
         assert_eq!(url.as_str(), "https://na1.salesforce.com/");
+        // An operator-file template without metadata_url_hosts: https and public names only
+        // (review F17, repro E15).
+        for refused in [
+            "http://na1.salesforce.com",
+            "http://127.0.0.1:8080/base",
+            "https://127.0.0.1:8080/base",
+            "https://169.254.169.254/",
+            "https://localhost/",
+            "https://metadata.google.internal/",
+        ] {
+            let metadata = map(&[("instance_url", json!(refused))]);
+            let err = api_base_url(&t, &Map::new(), &metadata).unwrap_err();
+            assert!(
+                matches!(&err, ProxyUrlError::MetadataHost { field, .. } if field == "instance_url"),
+                "{refused}: {err:?}"
+            );
+        }
+        // Listed in an operator file: that host, over http too.
+        let local = load_operator(&x_with(&[
+            "  token_response_metadata: [instance_url]",
+            "  base_api_url: ${metadata.instance_url}",
+            "  metadata_url_hosts: ['127.0.0.1']",
+        ]));
         let metadata = map(&[("instance_url", json!("http://127.0.0.1:8080/base"))]);
-        let url = api_base_url(&t, &Map::new(), &metadata).unwrap();
-        assert_eq!(url.as_str(), "http://127.0.0.1:8080/base");
+        let target = api_target(&local, &Map::new(), &metadata).unwrap();
+        assert_eq!(target.url.as_str(), "http://127.0.0.1:8080/base");
+        assert!(!target.public_only);
+        let metadata = map(&[("instance_url", json!("https://na1.salesforce.com"))]);
+        assert!(api_base_url(&local, &Map::new(), &metadata).is_err());
 
         let bad = [
             None,

@@ -113,13 +113,17 @@ async fn forward(State(state): State<AppState>, request: Request) -> Result<Resp
         .fresh_connection(&state, &config_key, &connection_id, Freshness::IfNeeded)
         .await?;
     let (config, template) = config_and_template(&state, &config_key).await?;
-    let base = providers::api_base_url(
+    // A host from the operator's provider config only (docs/security.md).
+    let connection_config = providers::settle_connection_config(
         template,
+        &config.connection_config,
         &connection.connection_config,
-        &connection.metadata,
+        providers::ValueSource::Stored,
     )
     .map_err(|e| ApiError::ProxyTarget(e.to_string()))?;
-    let url = target_url(&base, endpoint, parts.uri.query())?;
+    let target = providers::api_target(template, &connection_config, &connection.metadata)
+        .map_err(|e| ApiError::ProxyTarget(e.to_string()))?;
+    let url = target_url(&target.url, endpoint, parts.uri.query())?;
     let forwarded = forwarded_request_headers(&parts.headers)?;
     let mut body = OutgoingBody::read(body).await?;
     let form_params = match (&connection.credentials, is_form(&forwarded)) {
@@ -148,7 +152,7 @@ async fn forward(State(state): State<AppState>, request: Request) -> Result<Resp
             &mut headers,
         )?;
         let mut outgoing = state
-            .http
+            .http_for(target.public_only)
             .request(parts.method.clone(), url)
             .headers(headers);
         if let Some(body) = body.take() {

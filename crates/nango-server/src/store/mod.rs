@@ -52,6 +52,9 @@ pub struct ProviderConfig {
     pub oauth_client_secret: crate::secret::Secret<String>,
     pub oauth_scopes: String,
     pub account_id: i64,
+    /// The operator's values for the template's placeholders, by params name
+    /// (`{"hostname": "ghe.example.com"}`); the only source of host placeholders.
+    pub connection_config: Map<String, Value>,
 }
 
 /// Fields written by create and edit.
@@ -62,6 +65,8 @@ pub struct ProviderConfigFields {
     pub oauth_client_id: String,
     pub oauth_client_secret: crate::secret::Secret<String>,
     pub oauth_scopes: String,
+    /// `None` keeps the stored values on edit (0.9 clients do not send them).
+    pub connection_config: Option<Map<String, Value>>,
 }
 
 /// A user's stored authorization for one provider config.

@@ -211,6 +211,7 @@ struct ConfigRow {
     oauth_client_secret: String,
     oauth_scopes: String,
     account_id: i64,
+    connection_config: String,
 }
 
 impl ConfigRow {
@@ -235,6 +236,10 @@ impl ConfigRow {
             oauth_client_secret: Secret::new(secret),
             oauth_scopes: self.oauth_scopes,
             account_id: self.account_id,
+            connection_config: from_json(
+                "provider_configs.connection_config",
+                &self.connection_config,
+            )?,
         })
     }
 }
@@ -365,7 +370,7 @@ impl SessionRow {
 }
 
 const CONFIG_COLUMNS: &str = "id, created_at, updated_at, unique_key, provider, oauth_client_id, \
-     oauth_client_secret, oauth_scopes, account_id";
+     oauth_client_secret, oauth_scopes, account_id, connection_config";
 const CONNECTION_COLUMNS: &str = "id, created_at, updated_at, provider_config_key, connection_id, \
      credentials, connection_config, metadata, account_id, refreshed_at, refresh_failures, \
      refresh_error, needs_reauth, retry_after, obtained_by_refresh, refresh_failed_at";
@@ -575,8 +580,8 @@ macro_rules! sql_store {
                 let now = millis(Utc::now());
                 let id: Result<i64, sqlx::Error> = sqlx::query_scalar(
                     "INSERT INTO provider_configs (created_at, updated_at, unique_key, provider, \
-                     oauth_client_id, oauth_client_secret, oauth_scopes) \
-                     VALUES ($1, $1, $2, $3, $4, $5, $6) RETURNING id",
+                     oauth_client_id, oauth_client_secret, oauth_scopes, connection_config) \
+                     VALUES ($1, $1, $2, $3, $4, $5, $6, $7) RETURNING id",
                 )
                 .bind(now)
                 .bind(&f.unique_key)
@@ -587,6 +592,7 @@ macro_rules! sql_store {
                     &config_secret_context(&f.unique_key, &config_bound(f)),
                 )?)
                 .bind(&f.oauth_scopes)
+                .bind(Value::Object(f.connection_config.clone().unwrap_or_default()).to_string())
                 .fetch_one(&self.pool)
                 .await;
                 match id {
@@ -600,7 +606,8 @@ macro_rules! sql_store {
             async fn update_config(&self, f: &ProviderConfigFields) -> Result<bool, StoreError> {
                 let done = sqlx::query(
                     "UPDATE provider_configs SET updated_at = $1, provider = $2, \
-                     oauth_client_id = $3, oauth_client_secret = $4, oauth_scopes = $5 \
+                     oauth_client_id = $3, oauth_client_secret = $4, oauth_scopes = $5, \
+                     connection_config = COALESCE($7, connection_config) \
                      WHERE unique_key = $6",
                 )
                 .bind(millis(Utc::now()))
@@ -612,6 +619,12 @@ macro_rules! sql_store {
                 )?)
                 .bind(&f.oauth_scopes)
                 .bind(&f.unique_key)
+                // Absent in the request (a 0.9 client's PUT): the operator's values are kept.
+                .bind(
+                    f.connection_config
+                        .as_ref()
+                        .map(|c| Value::Object(c.clone()).to_string()),
+                )
                 .execute(&self.pool)
                 .await?;
                 self.cache.evict_config(&f.unique_key);

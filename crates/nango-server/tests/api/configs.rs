@@ -54,6 +54,7 @@ async fn create_config_answers_its_id_and_get_config_returns_the_row() {
     assert_eq!(config["oauth_client_secret"], "secret-1");
     assert_eq!(config["oauth_scopes"], "read,write");
     assert_eq!(config["account_id"], 0);
+    assert_eq!(config["connection_config"], json!({}));
     assert_iso_millis(&config["created_at"]);
     assert_iso_millis(&config["updated_at"]);
     let keys: Vec<&str> = config
@@ -73,7 +74,9 @@ async fn create_config_answers_its_id_and_get_config_returns_the_row() {
             "oauth_client_id",
             "oauth_client_secret",
             "oauth_scopes",
-            "account_id"
+            "account_id",
+            // Ours, after the 0.9 fields: the operator's placeholder values.
+            "connection_config"
         ]
     );
 

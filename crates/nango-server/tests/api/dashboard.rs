@@ -592,6 +592,71 @@ async fn integrations_are_created_edited_and_deleted_through_the_forms() {
 }
 
 #[tokio::test]
+async fn the_integration_form_sets_the_operators_host() {
+    let app = TestApp::spawn_with_secret_key().await;
+    let cookie = login(&app).await;
+    let csrf = get_page(&app, Some(&cookie), "/dashboard/new-integration")
+        .await
+        .csrf();
+    let mut fields = config_form("ghe", "github-enterprise", "repo");
+    fields.push(("connection_config", "hostname=169.254.169.254"));
+    let refused = post_form(
+        &app,
+        Some(&cookie),
+        "/dashboard/integrations",
+        &with_csrf(&fields, &csrf),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body.contains("hostname"), "{}", refused.body);
+    assert!(app.config_keys().await.is_empty());
+
+    fields.pop();
+    fields.push(("connection_config", "hostname=ghe.example.com\n"));
+    let created = post_form(
+        &app,
+        Some(&cookie),
+        "/dashboard/integrations",
+        &with_csrf(&fields, &csrf),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let config: Value = app.get("/config/ghe").await.json().await.unwrap();
+    assert_eq!(
+        config["config"]["connection_config"],
+        serde_json::json!({"hostname": "ghe.example.com"})
+    );
+    let edit = get_page(&app, Some(&cookie), "/dashboard/integrations/ghe/edit").await;
+    assert!(
+        edit.body.contains("hostname=ghe.example.com"),
+        "{}",
+        edit.body
+    );
+
+    // Saving the edit form with the box changed replaces the values.
+    let saved = post_form(
+        &app,
+        Some(&cookie),
+        "/dashboard/integrations/ghe",
+        &[
+            ("csrf", csrf.as_str()),
+            ("provider", "github-enterprise"),
+            ("oauth_client_id", "id"),
+            ("oauth_client_secret", ""),
+            ("oauth_scopes", "repo"),
+            ("connection_config", "hostname=git.example.org"),
+        ],
+    )
+    .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let config: Value = app.get("/config/ghe").await.json().await.unwrap();
+    assert_eq!(
+        config["config"]["connection_config"]["hostname"],
+        "git.example.org"
+    );
+}
+
+#[tokio::test]
 async fn markup_in_ids_keys_and_provider_errors_is_rendered_escaped() {
     let app = TestApp::spawn_with(|s| {
         s.secret_key = Some(nango_server::secret::Secret::new(SECRET_KEY.into()));

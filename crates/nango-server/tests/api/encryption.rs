@@ -437,7 +437,8 @@ fn bound_templates(provider: &crate::helpers::FakeProvider, attacker: &str) -> S
     );
     format!(
         "bound-meta:\n{oauth2}  token_response_metadata:\n    - instance_url\n  \
-           base_api_url: \"${{metadata.instance_url}}\"\n\
+           base_api_url: \"${{metadata.instance_url}}\"\n  \
+           metadata_url_hosts:\n    - '127.0.0.1'\n\
          bound-evil:\n{oauth2}  base_api_url: \"{attacker}\"\n"
     )
 }

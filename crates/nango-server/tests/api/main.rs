@@ -19,6 +19,7 @@ mod encryption;
 mod flow_errors;
 mod hardening;
 mod health;
+mod hosts;
 mod oauth1;
 mod oauth_flow;
 mod openapi;

@@ -30,7 +30,7 @@ fn templates(provider: &FakeProvider, api: &FakeApi) -> String {
            after: x-wait-seconds\n\
          api-no-base:\n{oauth2}\
          api-meta:\n{oauth2}  token_response_metadata:\n    - instance_url\n  \
-           base_api_url: \"${{metadata.instance_url}}\"\n\
+           base_api_url: \"${{metadata.instance_url}}\"\n  metadata_url_hosts:\n    - '127.0.0.1'\n\
          api-sub:\n{oauth2}  base_api_url: \"{api}/${{connectionConfig.params.subdomain}}/v2\"\n\
          api-cc:\n  auth_mode: OAUTH2_CC\n  token_url: \"{provider}/token\"\n  base_api_url: \"{api}/cc\"\n\
          api-key-header:\n  auth_mode: API_KEY\n  base_api_url: \"{api}/k\"\n  api_key:\n    \

@@ -211,10 +211,15 @@ impl FakeProvider {
                authorization_url: \"{base}/${{connectionConfig.params.subdomain}}/authorize\"\n  \
                token_url: \"{base}/${{connectionConfig.params.subdomain}}/token\"\n  \
                connection_config:\n    subdomain:\n      description: Your workspace subdomain\n      pattern: \"[a-z0-9][a-z0-9-]*\"\n      example: acme\n\
+             fake-host:\n  auth_mode: OAUTH2\n  \
+               authorization_url: \"http://${{connectionConfig.params.hostname}}:{port}/authorize\"\n  \
+               token_url: \"http://${{connectionConfig.params.hostname}}:{port}/token\"\n  \
+               connection_config:\n    hostname:\n      description: Your server's host name\n\
              fake-cc-mode:\n  auth_mode: OAUTH2_CC\n  token_url: \"{base}/token\"\n  token_params:\n    audience: fake-api\n\
              fake-apikey:\n  auth_mode: API_KEY\n  api_key:\n    header: X-Api-Key\n    pattern: \"sk-[a-z0-9]{{8,}}\"\n    description: Settings > API keys\n\
              fake-basic-auth:\n  auth_mode: BASIC\n\
-             fake-basic-nopw:\n  auth_mode: BASIC\n  basic:\n    password_required: false\n"
+             fake-basic-nopw:\n  auth_mode: BASIC\n  basic:\n    password_required: false\n",
+            port = base.rsplit(':').next().unwrap_or_default(),
         )
     }
 
