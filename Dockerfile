@@ -2,7 +2,8 @@
 # The `nango` binary (server and CLI) in a small image that runs as a non-root user.
 #
 #   docker build -t nango-rs .
-#   docker run -p 127.0.0.1:3003:3003 -v nango-data:/var/lib/nango nango-rs     # SQLite
+#   docker run -p 127.0.0.1:3003:3003 -v nango-data:/var/lib/nango \
+#     -e NANGO_SECRET_KEY="$(openssl rand -hex 32)" nango-rs                      # SQLite
 #   docker compose up                                                            # PostgreSQL
 #
 # Stage 1 compiles; stage 2 holds only the stripped binary and curl (for HEALTHCHECK). The binary
@@ -31,7 +32,9 @@ USER 10001:10001
 # /var/lib/nango/nango.db (SQLite): mount a volume there.
 WORKDIR /var/lib/nango
 # Inside a container the server must listen on every interface; the port is published by the
-# operator (docker-compose.yaml publishes it on 127.0.0.1 unless told otherwise).
+# operator (docker-compose.yaml publishes it on 127.0.0.1 unless told otherwise). The server
+# refuses to start on 0.0.0.0 without NANGO_SECRET_KEY (pass one with -e), unless
+# NANGO_ALLOW_OPEN_API=true says the open API is intended (dangerous).
 ENV NANGO_BIND=0.0.0.0
 EXPOSE 3003
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

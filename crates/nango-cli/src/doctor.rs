@@ -379,7 +379,18 @@ async fn check_secret_key(http: &reqwest::Client, host: &str, key: Option<&str>)
             // As the CLI sends it: the HTTP Basic username.
             match http.head(url).basic_auth(key, None::<&str>).send().await {
                 Ok(response) if response.status() == StatusCode::OK => {
-                    Check::pass(NAME, "NANGO_SECRET_KEY is accepted by the server")
+                    if key.chars().count() < nango_server::config::SHORT_SECRET_KEY {
+                        Check::warn(
+                            NAME,
+                            format!(
+                                "NANGO_SECRET_KEY is accepted by the server, but it is shorter than {} characters and can be guessed",
+                                nango_server::config::SHORT_SECRET_KEY
+                            ),
+                            "restart `nango serve` with a long random NANGO_SECRET_KEY (e.g. `openssl rand -hex 32`)",
+                        )
+                    } else {
+                        Check::pass(NAME, "NANGO_SECRET_KEY is accepted by the server")
+                    }
                 }
                 Ok(response) if response.status() == StatusCode::UNAUTHORIZED => Check::fail(
                     NAME,
@@ -394,6 +405,11 @@ async fn check_secret_key(http: &reqwest::Client, host: &str, key: Option<&str>)
                 Err(e) => Check::fail(NAME, format!("HEAD /config {}", no_answer(&e)), None),
             }
         }
+        (StatusCode::TOO_MANY_REQUESTS, _) => Check::fail(
+            NAME,
+            "the server refuses this address for now: too many wrong secret keys came from it in the last minute",
+            Some("wait a minute, then try again with the right NANGO_SECRET_KEY"),
+        ),
         (status, _) => Check::fail(
             NAME,
             format!("HEAD /config answered {status}, where a Nango server answers 200 or 401"),

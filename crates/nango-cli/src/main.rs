@@ -100,6 +100,8 @@ fn init_logging(level: &str, format: LogFormat) -> Result<(), String> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(colours)
+        // Control characters in logged values (many come from requests) escaped.
+        .fmt_fields(nango_server::logging::text_fields())
         .try_init()
         .map_err(|e| format!("Could not install the logger: {e}"))
 }

@@ -1051,11 +1051,13 @@ fn colours_go_to_terminals_or_where_asked_never_into_pipes_json_or_against_no_co
 
 #[test]
 fn doctor_passes_every_check_against_a_well_configured_server() {
+    // A key of 16 characters or more (a shorter one is warned about).
+    const LONG_KEY: &str = "right-key-0123456789";
     let key = encryption_key(7);
     let server = Server::start_in(
         tempfile::tempdir().expect("tempdir"),
         &[
-            ("NANGO_SECRET_KEY".into(), "right-key".into()),
+            ("NANGO_SECRET_KEY".into(), LONG_KEY.into()),
             ("NANGO_ENCRYPTION_KEY".into(), key.clone()),
         ],
     );
@@ -1069,12 +1071,12 @@ fn doctor_passes_every_check_against_a_well_configured_server() {
                 "sealed-secret",
                 "repo",
             ],
-            &[("NANGO_SECRET_KEY", "right-key")],
+            &[("NANGO_SECRET_KEY", LONG_KEY)],
         )
         .ok();
 
     let env = [
-        ("NANGO_SECRET_KEY", "right-key"),
+        ("NANGO_SECRET_KEY", LONG_KEY),
         ("NANGO_ENCRYPTION_KEY", key.as_str()),
     ];
     let run = server.doctor(&[], &env);

@@ -114,6 +114,21 @@ pub struct ServeArgs {
     /// Log filter (error, warn, info, debug, trace or a tracing directive)
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    // --- exposure and connection limits (the server's edge) ---
+    /// Start without a secret key on an address other machines can reach (dangerous: anyone
+    /// who reaches the port reads every client secret and token)
+    #[arg(long, env = "NANGO_ALLOW_OPEN_API", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_open_api: bool,
+
+    /// Wrong secret keys per minute from one client address (REST and dashboard login) before
+    /// it gets 429 for the rest of the minute; 0 turns the limit off
+    #[arg(long, env = "NANGO_AUTH_FAILURE_LIMIT", default_value_t = 20)]
+    pub auth_failure_limit: u32,
+
+    /// Most connections open at once; further clients wait until one closes
+    #[arg(long, env = "NANGO_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 }
 
 /// Errors in the configuration: the server refuses to start and says which setting is wrong.
@@ -190,6 +205,20 @@ pub struct Settings {
     /// Longest wait before a proxied call is retried.
     pub proxy_max_retry_wait: Duration,
     pub log_format: crate::logging::LogFormat,
+
+    // --- exposure and connection limits (the server's edge) ---
+    /// Serve without a secret key on a non-loopback address (`NANGO_ALLOW_OPEN_API`).
+    pub allow_open_api: bool,
+    /// Connections open at once; the next client waits in the listen backlog.
+    pub max_connections: usize,
+    /// A connection that has not sent a whole request head within this is closed (slowloris);
+    /// this also bounds how long an HTTP/1 keep-alive connection may sit idle between requests.
+    pub header_read_timeout: Duration,
+    /// A connection on which nothing was read or written for this long is closed (idle HTTP/2
+    /// connections, stalled bodies).
+    pub idle_timeout: Duration,
+    /// Failed secret-key checks per client address per minute before it gets 429s (0: off).
+    pub auth_failures_per_minute: u32,
 }
 
 /// Where `Settings::from_env` reads variables from; a closure in tests, the process otherwise.
@@ -230,6 +259,11 @@ impl Settings {
             proxy_retries: 2,
             proxy_max_retry_wait: Duration::from_secs(30),
             log_format: crate::logging::LogFormat::Text,
+            allow_open_api: false,
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(120),
+            auth_failures_per_minute: 20,
         }
     }
 
@@ -257,6 +291,17 @@ impl Settings {
             .clone()
             .filter(|k| !k.is_empty())
             .map(Secret::new);
+        if secret_key
+            .as_ref()
+            .is_some_and(|k| k.expose().contains(':'))
+        {
+            // HTTP Basic (what the CLI and the 0.9 SDKs send) ends the username at the first
+            // ':', so no client could ever present such a key.
+            return Err(invalid(
+                "NANGO_SECRET_KEY",
+                "it contains ':', which HTTP Basic authentication (used by the CLI and the Nango SDKs) cannot carry in a username; choose a key without ':'",
+            ));
+        }
         let bind = args.bind.unwrap_or(if secret_key.is_some() {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         } else {
@@ -356,6 +401,13 @@ impl Settings {
             proxy_retries: args.proxy_retries,
             proxy_max_retry_wait: Duration::from_secs(args.proxy_max_retry_wait),
             log_format: args.log_format,
+            allow_open_api: args.allow_open_api,
+            auth_failures_per_minute: args.auth_failure_limit,
+            // 0 (a `ServeArgs` built in code rather than parsed) means the default.
+            max_connections: match args.max_connections {
+                0 => 10_000,
+                n => n as usize,
+            },
             listen: SocketAddr::new(bind, port),
             server_url,
             callback_url,
@@ -417,6 +469,48 @@ fn parse_retention(raw: &str) -> Result<Duration, String> {
         return Err(format!("{raw:?} is shorter than a minute"));
     }
     Ok(duration)
+}
+
+/// Secret keys shorter than this are warned about at start and by `nango doctor`.
+pub const SHORT_SECRET_KEY: usize = 16;
+
+impl Settings {
+    /// Refuses to serve the API without a secret key on an address other machines can reach,
+    /// unless the operator said so explicitly (`NANGO_ALLOW_OPEN_API`): anyone reaching the
+    /// port could read every client secret and token.
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        if self.secret_key.is_none() && !self.listen.ip().is_loopback() && !self.allow_open_api {
+            return Err(invalid(
+                "NANGO_BIND",
+                format!(
+                    "{} is reachable from other machines and NANGO_SECRET_KEY is not set, so anyone who reaches it could read every client secret and token. Set NANGO_SECRET_KEY (e.g. `openssl rand -hex 32`), or bind 127.0.0.1, or set NANGO_ALLOW_OPEN_API=true if another layer guards the port",
+                    self.listen.ip()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The hosts (lower case, without port) a request may name in `Host` when the server runs
+    /// without a secret key: loopback names and those of the server and callback URLs. A page
+    /// on another site reaching the server through DNS rebinding names its own host instead.
+    pub fn keyless_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        for url in [&self.server_url, &self.callback_url] {
+            if let Some(host) = url::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(|h| h.to_ascii_lowercase()))
+            {
+                if !hosts.contains(&host) {
+                    hosts.push(host);
+                }
+            }
+        }
+        hosts
+    }
 }
 
 /// `scheme://host[:port]` of an http(s) URL, the unit the redirect allow-list compares.
@@ -540,6 +634,48 @@ mod tests {
         for bad in ["", "d", "7w", "30s", "-1d"] {
             assert!(parse_retention(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_secret_key_with_a_colon_is_refused() {
+        let args = ServeArgs {
+            secret_key: Some("abcdefgh:ijklmnopq".into()),
+            ..Default::default()
+        };
+        let error = resolve(args, &[]).err().map(|e| e.to_string());
+        assert!(
+            error.as_deref().is_some_and(|e| e.contains("':'")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn keyless_on_an_open_address_needs_the_opt_in() -> Result<(), ConfigError> {
+        let open = |key: Option<&str>, allow: bool| ServeArgs {
+            bind: Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            secret_key: key.map(String::from),
+            allow_open_api: allow,
+            ..Default::default()
+        };
+        assert!(resolve(open(None, false), &[])?.check_exposure().is_err());
+        resolve(open(None, true), &[])?.check_exposure()?;
+        resolve(open(Some("a-long-enough-secret-key"), false), &[])?.check_exposure()?;
+        resolve(ServeArgs::default(), &[])?.check_exposure()?;
+        Ok(())
+    }
+
+    #[test]
+    fn keyless_hosts_are_loopback_and_the_server_url() -> Result<(), ConfigError> {
+        let args = ServeArgs {
+            server_url: Some("https://Nango.Example.com:8443/".into()),
+            ..Default::default()
+        };
+        let hosts = resolve(args, &[])?.keyless_hosts();
+        assert_eq!(
+            hosts,
+            ["localhost", "127.0.0.1", "[::1]", "nango.example.com"]
+        );
+        Ok(())
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod outbound;
 pub mod providers;
 pub mod proxy;
 pub mod secret;
+pub mod server;
 pub mod store;
 pub mod webhooks;
 
@@ -66,6 +67,8 @@ pub struct Shared {
     pub ws: Arc<WsHub>,
     pub refresher: Arc<Refresher>,
     pub public_rate_limit: api::guard::PublicRateLimit,
+    /// Wrong secret keys per client address (REST and dashboard login).
+    pub auth_failures: api::guard::AuthFailureLimit,
     pub webhook_wakeup: webhooks::Wakeup,
     pub metrics: Arc<metrics::Metrics>,
 }
@@ -124,6 +127,9 @@ impl AppState {
             public_rate_limit: api::guard::PublicRateLimit::per_minute(
                 settings.public_rate_limit_per_minute,
             ),
+            auth_failures: api::guard::AuthFailureLimit::per_minute(
+                settings.auth_failures_per_minute,
+            ),
             webhook_wakeup: webhooks::Wakeup::default(),
             metrics: Arc::new(metrics::Metrics::new()),
             settings: Arc::new(settings),
@@ -160,7 +166,10 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     rest_api().2
 }
 
-/// All routes, with open CORS (as Nango had) and the body limit.
+/// All routes, with the body limit, and open CORS on the routes a web page calls (the frontend
+/// SDKs: the OAuth flow, credential entry, the catalog, the SDK file, health, the OpenAPI
+/// document) and on nothing that takes the secret key: a page in a browser must never read the
+/// REST API's answers, even of a server without a key.
 pub fn router(state: AppState) -> Router {
     let (public, secured, _) = rest_api();
     let require_secret_key = middleware::from_fn_with_state(state.clone(), api::require_secret_key);
@@ -186,25 +195,41 @@ pub fn router(state: AppState) -> Router {
             Method::DELETE,
         ])
         .allow_headers(AllowHeaders::mirror_request());
-    Router::new()
+    let browser = Router::new()
         .merge(public)
         .merge(oauth::routes())
+        .layer(cors);
+    // Without a secret key, only requests naming this server (not a rebound domain) are
+    // answered; with one, the key guards what matters.
+    let keyless_hosts = Arc::new(
+        state
+            .settings
+            .secret_key
+            .is_none()
+            .then(|| state.settings.keyless_hosts()),
+    );
+    Router::new()
+        .merge(browser)
         .merge(dashboard::routes())
         .merge(secured)
         .fallback(api::route_not_found)
         .layer(DefaultBodyLimit::max(api::BODY_LIMIT_BYTES))
         .layer(timeout)
+        // Inside the rate limit: each WebSocket counts as a request of the flow.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            oauth::notify::upgrade_websockets,
+        ))
         .layer(middleware::from_fn_with_state(
             state.public_rate_limit.clone(),
             api::guard::rate_limit_public,
         ))
         .layer(middleware::from_fn(api::guard::security_headers))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            oauth::notify::upgrade_websockets,
-        ))
-        .layer(cors)
         .merge(proxy)
+        .layer(middleware::from_fn_with_state(
+            keyless_hosts,
+            api::guard::check_host,
+        ))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             observe_request,
@@ -261,6 +286,7 @@ pub async fn serve(
     let purge_limits = state.public_rate_limit.clone();
     let webhook_retention = chrono::Duration::from_std(state.settings.webhook_retention)
         .unwrap_or(chrono::Duration::MAX);
+    let purge_failures = state.auth_failures.clone();
     let purger = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -278,6 +304,7 @@ pub async fn serve(
                 }
             }
             purge_limits.forget_idle_clients();
+            purge_failures.forget_idle_clients();
         }
     });
     let proactive = tokio::spawn(credentials::proactive::run(state.clone()));
@@ -293,12 +320,12 @@ pub async fn serve(
             None
         }
     };
-    let result = axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let limits = server::Limits {
+        max_connections: state.settings.max_connections,
+        header_read_timeout: state.settings.header_read_timeout,
+        idle_timeout: state.settings.idle_timeout,
+    };
+    let result = server::serve(listener, router(state), limits, shutdown).await;
     purger.abort();
     proactive.abort();
     webhook_worker.abort();
@@ -311,11 +338,17 @@ pub async fn serve(
 /// Resolves settings from flags and environment, binds, and serves until SIGTERM or Ctrl-C.
 pub async fn run(args: ServeArgs) -> Result<(), StartupError> {
     let settings = Settings::from_args(&args)?;
-    if settings.secret_key.is_none() {
-        tracing::warn!(
+    settings.check_exposure()?;
+    match &settings.secret_key {
+        None => tracing::warn!(
             "NANGO_SECRET_KEY is not set: the /config and /connection API is open to anyone who can reach {}",
             settings.listen
-        );
+        ),
+        Some(key) if key.expose().chars().count() < config::SHORT_SECRET_KEY => tracing::warn!(
+            "NANGO_SECRET_KEY is shorter than {} characters: it can be guessed; use a long random key (e.g. `openssl rand -hex 32`)",
+            config::SHORT_SECRET_KEY
+        ),
+        Some(_) => {}
     }
     let listen = settings.listen;
     let port = listen.port();

@@ -42,6 +42,7 @@ pub fn init(filter: &str, format: LogFormat) -> Result<(), String> {
     let installed = match format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())
+            .fmt_fields(text_fields())
             .try_init(),
         LogFormat::Json => builder
             .json()
@@ -50,6 +51,46 @@ pub fn init(filter: &str, format: LogFormat) -> Result<(), String> {
             .try_init(),
     };
     installed.map_err(|e| format!("could not install the logger: {e}"))
+}
+
+/// How the text format writes the fields of events and spans: as the default formatter does
+/// (`message key=value ...`), but with control characters escaped in every value. Many values
+/// come from requests (a rejected `state`, a provider's `error_description`, a method), and a
+/// newline or an ANSI escape in one of them could otherwise forge a whole log line or rewrite
+/// the terminal. Escaping here covers every call site at once; the JSON format escapes anyway.
+pub fn text_fields() -> impl for<'writer> tracing_subscriber::fmt::FormatFields<'writer> + 'static {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let rendered = format!("{value:?}");
+        let value = escape_control(&rendered);
+        match field.name() {
+            "message" => write!(writer, "{value}"),
+            name => write!(
+                writer,
+                "{}={value}",
+                name.strip_prefix("r#").unwrap_or(name)
+            ),
+        }
+    })
+    .delimited(" ")
+}
+
+/// `text` with control characters (newlines, escapes, C1 controls) and the Unicode line and
+/// paragraph separators written as Rust escapes (`\n`, `\u{1b}`), everything else kept.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    let forged = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !text.chars().any(forged) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if forged(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Longest `X-Request-Id` taken from a caller.
@@ -95,6 +136,15 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("x-request-id", value.parse().unwrap());
         request_id(&headers)
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(escape_control("plain é ✓"), "plain é ✓");
+        assert_eq!(
+            escape_control("\u{1b}[31mX\n2026-01-01T00:00:00Z ERROR forged\r\u{85}\u{2028}"),
+            "\\u{1b}[31mX\\n2026-01-01T00:00:00Z ERROR forged\\r\\u{85}\\u{2028}"
+        );
     }
 
     #[test]

@@ -86,6 +86,18 @@ pub enum DeliveryOutcome {
     GaveUp,
 }
 
+/// The `method` label: a method HTTP defines, or `OTHER`. A caller may send any token as a
+/// method, and each new label value would be a new series kept for the life of the process.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("OTHER")
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("nango");
@@ -140,6 +152,7 @@ impl Metrics {
 
     /// `route` is the route template (`/connection/{connection_id}`), not the path.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let method = method_label(method);
         self.requests
             .get_or_create(&RequestLabels {
                 method: method.to_string(),

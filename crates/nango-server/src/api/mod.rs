@@ -29,13 +29,28 @@ use crate::AppState;
 /// Guards `/config` and `/connection` when a secret key is configured. Accepts what 0.9 clients
 /// send (HTTP Basic with the key as username; only the part after the last `Basic ` counts) and
 /// `Bearer <key>`. Keys are compared as SHA-256 digests in constant time so neither the content
-/// nor the length of the key leaks through timing.
+/// nor the length of the key leaks through timing. Wrong keys are counted per client address
+/// (`guard::AuthFailureLimit`): past the limit the address gets 429s for the rest of the minute.
 pub async fn require_secret_key(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
     let Some(secret) = state.settings.secret_key.as_ref() else {
+        // Keyless, a page on another site cannot read the answers (no CORS) nor reach us by
+        // another name (Host check), but it could still send a write to localhost blind.
+        // Browsers name the page's origin on such requests; programs send none.
+        if let Some(origin) = request.headers().get(header::ORIGIN) {
+            if !guard::origin_is_this_server(origin, &state.settings) {
+                return crate::http::json_response(
+                    axum::http::StatusCode::FORBIDDEN,
+                    &serde_json::json!({
+                        "error": "Requests from web pages of other sites are refused by a server without a secret key.",
+                        "type": "cross_site_request",
+                    }),
+                );
+            }
+        }
         return next.run(request).await;
     };
     let Some(header) = request.headers().get(header::AUTHORIZATION) else {
@@ -46,10 +61,14 @@ pub async fn require_secret_key(
         .ok()
         .and_then(presented_key)
         .unwrap_or_default();
-    if secret_key_matches(secret.expose(), &presented) {
-        next.run(request).await
-    } else {
-        ApiError::InvalidSecretKey.into_response()
+    let client = guard::client_address(&request);
+    match state.auth_failures.refusal(
+        client,
+        || secret_key_matches(secret.expose(), &presented),
+        || ApiError::InvalidSecretKey.into_response(),
+    ) {
+        None => next.run(request).await,
+        Some(refused) => refused,
     }
 }
 

@@ -14,8 +14,9 @@ use crate::AppState;
 /// The module exactly as it is in the repository; its first lines carry its version.
 pub const FRONTEND_SDK: &str = include_str!("../../../../sdks/frontend/index.js");
 
-/// A strong validator of the embedded file, so a browser whose year-long cache entry was evicted
-/// or force-reloaded revalidates with a 304 instead of downloading the file again.
+/// A strong validator of the embedded file: the browser revalidates its copy on every load
+/// (`no-cache`) and gets a 304 while it is current. The URL carries no version, so a long
+/// `max-age` would keep serving an old SDK (with its bugs or holes) for a year after an upgrade.
 static FRONTEND_SDK_ETAG: LazyLock<HeaderValue> = LazyLock::new(|| {
     let digest = Sha256::digest(FRONTEND_SDK.as_bytes());
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
@@ -48,10 +49,7 @@ async fn frontend_sdk(request_headers: HeaderMap) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/javascript; charset=utf-8"),
         ),
-        (
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=31536000"),
-        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         (header::ETAG, etag.clone()),
         (
             header::X_CONTENT_TYPE_OPTIONS,

@@ -334,6 +334,7 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
 /// session. A wrong key answers the form again, with 401 and no cookie.
 async fn login(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> PageResult {
@@ -343,9 +344,24 @@ async fn login(
     if cross_site(&headers) {
         return Err(DashError::Forbidden);
     }
+    // Wrong keys count with the REST API's, per client address (see `AuthFailureLimit`).
+    let client = peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |p| p.0 .0.ip());
+    if let Some(seconds) = state.auth_failures.locked_out(client) {
+        let mut page = html(
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::login(Some(&format!(
+                "Too many wrong secret keys from this address; try again in {seconds} s."
+            ))),
+        );
+        if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+            page.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Ok(page);
+    }
     let form = Form::parse(body)?;
     let presented = form.get("secret_key").unwrap_or_default();
     if !crate::http::secret_key_matches(secret.expose(), presented) {
+        state.auth_failures.failed(client);
         tracing::info!("dashboard: login with a wrong secret key refused");
         return Ok(html(
             StatusCode::UNAUTHORIZED,

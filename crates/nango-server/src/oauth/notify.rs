@@ -2,6 +2,7 @@
 //! the wire reference) and the legacy `postMessage` pages for 0.8 and older (§2.2).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -122,14 +123,65 @@ pub struct FlowReply {
     pub return_to: Option<String>,
 }
 
+/// Open WebSockets per client address at most: a page runs one flow at a time, and a few
+/// users behind one NAT address still fit.
+pub const MAX_SOCKETS_PER_CLIENT: usize = 32;
+/// Open WebSockets in this process at most.
+pub const MAX_SOCKETS: usize = 4096;
+
 /// Open frontend WebSockets of this process, by client id. A callback served by another replica
 /// reaches them through the store's channel (PostgreSQL NOTIFY, `forward_published_frames`).
 #[derive(Default)]
 pub struct WsHub {
     sockets: Mutex<HashMap<String, oneshot::Sender<String>>>,
+    /// Open (or opening) sockets by client address; the total is the sum.
+    open: std::sync::Arc<Mutex<OpenSockets>>,
+}
+
+#[derive(Default)]
+struct OpenSockets {
+    by_client: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+/// One socket counted against the caps until dropped.
+pub struct SocketSlot {
+    open: std::sync::Arc<Mutex<OpenSockets>>,
+    client: IpAddr,
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.open.lock() {
+            open.total = open.total.saturating_sub(1);
+            if let Some(count) = open.by_client.get_mut(&self.client) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    open.by_client.remove(&self.client);
+                }
+            }
+        }
+    }
 }
 
 impl WsHub {
+    /// A slot for one more socket of `client`, unless it or the process is at its cap.
+    /// `per_client`: whether the per-address cap applies (it does not when the public rate
+    /// limit is off, as behind a reverse proxy, where every client has the proxy's address).
+    fn reserve(&self, client: IpAddr, per_client: bool) -> Option<SocketSlot> {
+        let mut open = self.open.lock().ok()?;
+        let mine = open.by_client.get(&client).copied().unwrap_or(0);
+        if open.total >= MAX_SOCKETS || (per_client && mine >= MAX_SOCKETS_PER_CLIENT) {
+            return None;
+        }
+        open.total += 1;
+        open.by_client.insert(client, mine + 1);
+        Some(SocketSlot {
+            open: self.open.clone(),
+            client,
+        })
+    }
+
     fn register(&self, id: String, sender: oneshot::Sender<String>) {
         if let Ok(mut sockets) = self.sockets.lock() {
             sockets.insert(id, sender);
@@ -149,31 +201,58 @@ impl WsHub {
     }
 }
 
-/// Accepts WebSocket upgrades on any path (the 0.9 SDK connects to the host root), and passes
-/// every other request on.
+/// The path the SDKs open their socket on: the host root (`ws://host:port`).
+pub const SOCKET_PATH: &str = "/";
+
+/// Whether `request` asks for a WebSocket on the SDKs' path (the public rate limit counts
+/// these with the flow's routes).
+pub fn is_socket_request(request: &Request) -> bool {
+    request.uri().path() == SOCKET_PATH
+        && request
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Accepts WebSocket upgrades on the SDKs' path (the 0.9 SDK connects to the host root), at
+/// most [`MAX_SOCKETS_PER_CLIENT`] per client address (while the public rate limit is on) and
+/// [`MAX_SOCKETS`] in all (beyond, 429: our SDK then falls back to the popup's `postMessage`),
+/// and passes every other request on.
 pub async fn upgrade_websockets(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let is_upgrade = request
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if !is_upgrade {
+    if !is_socket_request(&request) {
         return next.run(request).await;
     }
+    let client = crate::api::guard::client_address(&request);
+    let per_client = state.settings.public_rate_limit_per_minute > 0;
+    let Some(slot) = state.ws.reserve(client, per_client) else {
+        tracing::info!(client = %client, "WebSocket refused: too many open");
+        return crate::http::json_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            &json!({
+                "error": "Too many WebSockets open from this address or on this server.",
+                "type": "rate_limited",
+            }),
+        );
+    };
     let (mut parts, _body) = request.into_parts();
     match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
         Ok(upgrade) => upgrade
             .max_message_size(64 * 1024)
-            .on_upgrade(move |socket| serve_socket(state, socket)),
+            .on_upgrade(move |socket| serve_socket(state, socket, slot)),
         Err(rejection) => rejection.into_response(),
     }
 }
 
-async fn serve_socket(state: AppState, mut socket: WebSocket) {
+/// Serves one SDK socket: the ack with its id, then the flow's outcome. A socket lives no
+/// longer than a flow may take (`oauth_state_ttl`): after that no outcome can come for it.
+async fn serve_socket(state: AppState, mut socket: WebSocket, slot: SocketSlot) {
+    let deadline = tokio::time::sleep(state.settings.oauth_state_ttl);
+    tokio::pin!(deadline);
     let id = uuid::Uuid::new_v4().to_string();
     let (sender, receiver) = oneshot::channel();
     state.ws.register(id.clone(), sender);
@@ -192,6 +271,10 @@ async fn serve_socket(state: AppState, mut socket: WebSocket) {
                 let _ = socket.send(Message::Close(None)).await;
                 break;
             }
+            () = &mut deadline => {
+                let _ = socket.send(Message::Close(None)).await;
+                break;
+            }
             incoming = socket.recv() => match incoming {
                 // The SDK sends nothing; anything else is ignored until the socket closes.
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
@@ -200,6 +283,7 @@ async fn serve_socket(state: AppState, mut socket: WebSocket) {
         }
     }
     state.ws.forget(&id);
+    drop(slot);
 }
 
 /// Ends a flow. In redirect mode the browser goes back to the app. When the flow came from a WebSocket SDK, the outcome goes to its socket (here, or

@@ -12,13 +12,12 @@ use axum::http::{HeaderMap, HeaderName};
 
 use crate::error::ApiError;
 
-/// Hop-by-hop headers, always dropped.
+/// Hop-by-hop headers, always dropped (and every `Proxy-*` header: they are meant for a proxy
+/// on the way, such as `Proxy-Authorization` for the caller's own forward proxy, and never for
+/// the provider).
 const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
     "te",
     "trailer",
     "transfer-encoding",
@@ -60,7 +59,7 @@ fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
 }
 
 fn hop_by_hop(name: &str, listed: &[String]) -> bool {
-    HOP_BY_HOP.contains(&name) || listed.iter().any(|t| t == name)
+    HOP_BY_HOP.contains(&name) || name.starts_with("proxy-") || listed.iter().any(|t| t == name)
 }
 
 /// The caller's headers that go to the provider.
@@ -146,6 +145,9 @@ mod tests {
             ("nango-proxy-authorization", "Bearer smuggled"),
             ("nango-proxy-host", "evil.example"),
             ("x-custom", "kept"),
+            ("proxy-authorization", "Basic cHJveHk6cHc="),
+            ("proxy-foo", "1"),
+            ("nango-proxy-proxy-bar", "2"),
         ]);
         let out = forwarded_request_headers(&incoming).unwrap();
         let mut names: Vec<_> = out.keys().map(|k| k.as_str().to_string()).collect();

@@ -15,6 +15,7 @@ mod connections;
 mod dashboard;
 mod direct_connections;
 mod docs;
+mod edge;
 mod encryption;
 mod flow_errors;
 mod hardening;

@@ -133,6 +133,8 @@ async fn an_oauth2_call_gets_the_bearer_token_and_passes_everything_else_through
     .header("X-Plain", "kept")
     .header("Cookie", "nango_dashboard=secret")
     .header("X-Forwarded-For", "10.1.2.3")
+    .header("Proxy-Authorization", "Basic bWluZTpwcm94eQ==")
+    .header("Proxy-Foo", "for a proxy on the way")
     .body(r#"{"title":"hello"}"#)
     .send()
     .await
@@ -170,6 +172,8 @@ async fn an_oauth2_call_gets_the_bearer_token_and_passes_everything_else_through
         "connection-id",
         "provider-config-key",
         "nango-proxy-x-trace",
+        "proxy-authorization",
+        "proxy-foo",
     ] {
         assert!(seen.header(name).is_none(), "{name} was forwarded");
     }
