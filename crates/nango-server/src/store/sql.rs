@@ -1580,7 +1580,7 @@ impl SqliteStore {
             // Deleted and overwritten values (a deleted config's secret, a refreshed token) are
             // zeroed in their pages instead of lingering in free space.
             .pragma("secure_delete", "ON");
-        if super::sqlite_files::names_a_file(url, options.get_filename()) {
+        if super::sqlite_files::names_a_writable_file(url, options.get_filename()) {
             super::sqlite_files::prepare(options.get_filename())?;
         }
         let pool = SqlitePoolOptions::new()
