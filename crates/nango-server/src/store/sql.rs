@@ -462,16 +462,20 @@ macro_rules! sql_store {
             /// Binds rows written before columns were bound to their secrets: values sealed
             /// with the legacy associated data are re-sealed with the bound one when `legacy`
             /// (once: no key's check value says it was done); values stored as given are sealed
-            /// when nothing is sealed yet (encryption just turned on). After that, a value stored
-            /// as given, or sealed without its bound columns, is refused when read: only someone
-            /// without the key writes one. Row by row, with compare-and-set.
-            async fn authenticate_rows(&self, legacy: bool) -> Result<(), StoreError> {
+            /// when no key was ever registered (`first_key`) and nothing is sealed yet: encryption
+            /// being turned on. After that, a value stored as given, or sealed without its bound
+            /// columns, is refused when read: only someone without the key writes one. Row by
+            /// row, with compare-and-set.
+            async fn authenticate_rows(&self, legacy: bool, first_key: bool) -> Result<(), StoreError> {
                 let cipher = &self.cipher;
-                let mut any_sealed = false;
+                let mut any_sealed = !first_key;
                 for sql in [
                     "SELECT 1 FROM provider_configs WHERE oauth_client_secret LIKE 'enc:%' LIMIT 1",
                     "SELECT 1 FROM connections WHERE credentials LIKE 'enc:%' LIMIT 1",
                 ] {
+                    if any_sealed {
+                        break;
+                    }
                     let found: Option<i32> =
                         sqlx::query_scalar(sql).fetch_optional(&self.pool).await?;
                     any_sealed |= found.is_some();
@@ -1173,7 +1177,7 @@ macro_rules! sql_store {
                 }
                 if let Some(primary) = self.cipher.primary_key_id() {
                     // Before the check value says so: a start cut short does it again.
-                    self.authenticate_rows(!bound).await?;
+                    self.authenticate_rows(!bound, registered.is_empty()).await?;
                     sqlx::query(
                         "INSERT INTO encryption_keys (key_id, canary, created_at) \
                          VALUES ($1, $2, $3) \
@@ -1596,7 +1600,7 @@ impl SqliteStore {
             // Deleted and overwritten values (a deleted config's secret, a refreshed token) are
             // zeroed in their pages instead of lingering in free space.
             .pragma("secure_delete", "ON");
-        if super::sqlite_files::names_a_file(url, options.get_filename()) {
+        if super::sqlite_files::names_a_writable_file(url, options.get_filename()) {
             super::sqlite_files::prepare(options.get_filename())?;
         }
         let pool = SqlitePoolOptions::new()

@@ -81,9 +81,11 @@ pub fn prepare(_path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Whether a SQLite URL names a file (not an in-memory database).
-pub fn names_a_file(url: &str, filename: &Path) -> bool {
+/// Whether a SQLite URL names a file this process may create or change (not an in-memory
+/// database, not one opened read-only as `nango doctor` does: it looks, it creates nothing).
+pub fn names_a_writable_file(url: &str, filename: &Path) -> bool {
     !(url.contains(":memory:")
         || url.contains("mode=memory")
+        || url.contains("mode=ro")
         || filename.to_string_lossy().starts_with("file:"))
 }
