@@ -42,10 +42,13 @@ fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result
 type Bound = Vec<(&'static str, String)>;
 
 /// The provider config columns its client secret authenticates: they decide where the secret
-/// and its connections' tokens are sent (the template, hence the token URL). A new such column
-/// is one more line here and in `ConfigRow::bound` (e.g. `("connection_config", <its JSON>)`).
-fn config_bound(f: &ProviderConfigFields) -> Bound {
-    vec![("provider", f.provider.clone())]
+/// and its connections' tokens are sent (the template, hence the token URL, and the operator's
+/// host values). A new such column is one more line here and in `ConfigRow::bound`.
+fn config_bound(provider: &str, connection_config: &str) -> Bound {
+    vec![
+        ("provider", provider.to_string()),
+        ("connection_config", connection_config.to_string()),
+    ]
 }
 
 /// The connection columns its credentials authenticate: both can carry the host the proxy and
@@ -217,7 +220,7 @@ struct ConfigRow {
 impl ConfigRow {
     /// The columns bound to the secret, as stored (see `config_bound`).
     fn bound(&self) -> Bound {
-        vec![("provider", self.provider.clone())]
+        config_bound(&self.provider, &self.connection_config)
     }
 
     fn context(&self) -> String {
@@ -582,6 +585,8 @@ macro_rules! sql_store {
 
             async fn insert_config(&self, f: &ProviderConfigFields) -> Result<i64, StoreError> {
                 let now = millis(Utc::now());
+                let connection_config =
+                    Value::Object(f.connection_config.clone().unwrap_or_default()).to_string();
                 let id: Result<i64, sqlx::Error> = sqlx::query_scalar(
                     "INSERT INTO provider_configs (created_at, updated_at, unique_key, provider, \
                      oauth_client_id, oauth_client_secret, oauth_scopes, connection_config) \
@@ -593,10 +598,13 @@ macro_rules! sql_store {
                 .bind(&f.oauth_client_id)
                 .bind(self.cipher.seal(
                     f.oauth_client_secret.expose(),
-                    &config_secret_context(&f.unique_key, &config_bound(f)),
+                    &config_secret_context(
+                        &f.unique_key,
+                        &config_bound(&f.provider, &connection_config),
+                    ),
                 )?)
                 .bind(&f.oauth_scopes)
-                .bind(Value::Object(f.connection_config.clone().unwrap_or_default()).to_string())
+                .bind(&connection_config)
                 .fetch_one(&self.pool)
                 .await;
                 match id {
@@ -608,27 +616,44 @@ macro_rules! sql_store {
             }
 
             async fn update_config(&self, f: &ProviderConfigFields) -> Result<bool, StoreError> {
+                // Absent in the request (a 0.9 client's PUT): the operator's values are kept. The
+                // secret is sealed with the text the row will hold, so it is read first; the
+                // update applies only if that text is still the stored one.
+                let (connection_config, unchanged) = match &f.connection_config {
+                    Some(values) => (Value::Object(values.clone()).to_string(), None),
+                    None => {
+                        let stored: Option<String> = sqlx::query_scalar(
+                            "SELECT connection_config FROM provider_configs WHERE unique_key = $1",
+                        )
+                        .bind(&f.unique_key)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                        let Some(stored) = stored else {
+                            return Ok(false);
+                        };
+                        (stored.clone(), Some(stored))
+                    }
+                };
                 let done = sqlx::query(
                     "UPDATE provider_configs SET updated_at = $1, provider = $2, \
                      oauth_client_id = $3, oauth_client_secret = $4, oauth_scopes = $5, \
-                     connection_config = COALESCE($7, connection_config) \
-                     WHERE unique_key = $6",
+                     connection_config = $7 \
+                     WHERE unique_key = $6 AND ($8 IS NULL OR connection_config = $8)",
                 )
                 .bind(millis(Utc::now()))
                 .bind(&f.provider)
                 .bind(&f.oauth_client_id)
                 .bind(self.cipher.seal(
                     f.oauth_client_secret.expose(),
-                    &config_secret_context(&f.unique_key, &config_bound(f)),
+                    &config_secret_context(
+                        &f.unique_key,
+                        &config_bound(&f.provider, &connection_config),
+                    ),
                 )?)
                 .bind(&f.oauth_scopes)
                 .bind(&f.unique_key)
-                // Absent in the request (a 0.9 client's PUT): the operator's values are kept.
-                .bind(
-                    f.connection_config
-                        .as_ref()
-                        .map(|c| Value::Object(c.clone()).to_string()),
-                )
+                .bind(&connection_config)
+                .bind(unchanged)
                 .execute(&self.pool)
                 .await?;
                 self.cache.evict_config(&f.unique_key);

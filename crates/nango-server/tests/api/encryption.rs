@@ -498,6 +498,7 @@ async fn columns_edited_without_the_key_are_refused_and_never_followed() {
     .await;
     app.create_config("bound", "bound-meta", "read").await;
     app.create_config("other", "bound-meta", "read").await;
+    app.create_config("hosted", "bound-meta", "read").await;
     for id in ["meta", "config", "fine"] {
         store_bound_connection(&app, id, &legit.base_url).await;
     }
@@ -528,6 +529,12 @@ async fn columns_edited_without_the_key_are_refused_and_never_followed() {
         "UPDATE provider_configs SET provider = 'bound-evil' WHERE unique_key = 'other'",
     )
     .await;
+    // The operator's host values decide where secrets go as much as the provider does.
+    execute(
+        &app,
+        r#"UPDATE provider_configs SET connection_config = '{"hostname":"evil.example"}' WHERE unique_key = 'hosted'"#,
+    )
+    .await;
     // Whatever was cached is gone; the start's checks must not bind the edits either.
     app.restart().await;
 
@@ -540,8 +547,10 @@ async fn columns_edited_without_the_key_are_refused_and_never_followed() {
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR, "{id}");
         assert!(!response.text().await.unwrap().contains("token-of"));
     }
-    let config = app.get("/config/other").await;
-    assert_eq!(config.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    for key in ["other", "hosted"] {
+        let config = app.get(&format!("/config/{key}")).await;
+        assert_eq!(config.status(), StatusCode::INTERNAL_SERVER_ERROR, "{key}");
+    }
     // A connection of the edited config: its config (and so its template) is refused.
     let response = proxy_get(&app, "other", "victim").send().await.unwrap();
     assert!(response.status().is_server_error(), "{}", response.status());

@@ -249,7 +249,9 @@ async fn store_new_authorization(store: &std::sync::Arc<dyn nango_server::store:
             credentials: credentials("newer", "newer-r"),
             connection_config: Default::default(),
             metadata: Default::default(),
-            obtained_at: Utc::now(),
+            // A second ago: the generation (milliseconds) of a write the test makes next must
+            // differ from this one, however fast the machine.
+            obtained_at: Utc::now() - chrono::Duration::seconds(1),
         })
         .await
         .unwrap();
