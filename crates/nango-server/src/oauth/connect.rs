@@ -240,16 +240,17 @@ async fn redirect_to_provider(
     };
     let authorization_url = interpolate(&template.authorization_url)?;
     interpolate(&template.token_url)?;
+    let invalid_authorization_url = |e: url::ParseError| {
+        failure(
+            fe::URL_PARAM,
+            format!("The authorization URL {authorization_url} is not a valid URL: {e}."),
+            key,
+            cid,
+        )
+    };
     if template.auth_mode == AuthMode::OAuth1 {
         let request_url = interpolate(template.request_url.as_deref().unwrap_or_default())?;
-        url::Url::parse(&authorization_url).map_err(|e| {
-            failure(
-                fe::URL_PARAM,
-                format!("The authorization URL {authorization_url} is not a valid URL: {e}."),
-                key,
-                cid,
-            )
-        })?;
+        url::Url::parse(&authorization_url).map_err(invalid_authorization_url)?;
         // Validated: the connect session is used up before the provider is called.
         redeem_connect_session(state, &request, key, connection_id).await?;
         return redirect_to_oauth1_provider(
@@ -299,14 +300,8 @@ async fn redirect_to_provider(
         browser_hash: Some(binding.hash()),
     };
     let params = authorization_params(&config, template, &session, code_verifier.as_deref());
-    let location = oauth2::authorization_url(&authorization_url, params).map_err(|e| {
-        failure(
-            fe::URL_PARAM,
-            format!("The authorization URL {authorization_url} is not a valid URL: {e}."),
-            key,
-            cid,
-        )
-    })?;
+    let location =
+        oauth2::authorization_url(&authorization_url, params).map_err(invalid_authorization_url)?;
     // Validated: the connect session is used up before anything is stored.
     redeem_connect_session(state, &request, key, connection_id).await?;
     state
