@@ -13,7 +13,7 @@ use super::flow_error as fe;
 use super::notify::{finish_flow, FlowOutcome, FlowReply};
 use super::oauth1::{self, OAuth1Error};
 use super::{oauth2, pkce};
-use crate::connect_sessions::redeem;
+use crate::connect_sessions::{redeem, ConnectSessionError};
 use crate::http::id_problem;
 use crate::providers::{
     interpolate_url, settle_connection_config, AuthMode, InterpolationError, ProviderTemplate,
@@ -327,7 +327,13 @@ async fn redeem_connect_session(
         connection_id,
     )
     .await
-    .map_err(|e| failure(fe::CONNECT_SESSION, e.to_string(), key, Some(connection_id)))
+    .map_err(|e| match e {
+        // The database failed, not the request: a server fault, answered as one (500).
+        ConnectSessionError::Unavailable => {
+            failure(fe::UNKNOWN, fe::UNKNOWN_MESSAGE, key, Some(connection_id))
+        }
+        e => failure(fe::CONNECT_SESSION, e.to_string(), key, Some(connection_id)),
+    })
 }
 
 /// At most this many bytes of `params[...]` names and values per flow (F12): they are stored
