@@ -26,6 +26,7 @@ try {
   const key = await h.createConfig({ key: 'github' });
   await h.connect(key, 'user-42');
   const args = [
+    '--config-file', new URL('./schemathesis.toml', import.meta.url).pathname,
     'run',
     `${h.nangoUrl}/openapi.json`,
     '--checks', 'all',
