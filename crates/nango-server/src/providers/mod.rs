@@ -291,6 +291,9 @@ pub struct ProviderTemplate {
     /// The provider's own OAuth documentation (https).
     #[serde(default)]
     pub docs: Option<String>,
+    /// When the entry was last checked against `docs` (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub verified: Option<String>,
     /// What kind of API it is (`crm`, `communication`, ...), for browsing the catalog.
     #[serde(default)]
     pub categories: Vec<String>,
@@ -481,6 +484,14 @@ impl ProviderTemplate {
         }
         if let Some(docs) = &self.docs {
             check_url(provider, "docs", docs, false)?;
+        }
+        if let Some(verified) = &self.verified {
+            if chrono::NaiveDate::parse_from_str(verified, "%Y-%m-%d").is_err() {
+                return Err(CatalogError::Template {
+                    provider: provider.to_string(),
+                    message: format!("verified must be a date (YYYY-MM-DD), not {verified:?}"),
+                });
+            }
         }
         self.check_base_api_url(provider, allow_http)?;
         self.check_proxy(provider)?;
@@ -1167,6 +1178,10 @@ mod tests {
             (
                 x_with(&["  docs: http://a.example/docs"]),
                 "provider 'x': docs must be an https URL",
+            ),
+            (
+                x_with(&["  verified: last week"]),
+                "provider 'x': verified must be a date (YYYY-MM-DD)",
             ),
             (
                 x_with(&["  token_response:", "    expires_in_unit: fortnights"]),
