@@ -994,7 +994,7 @@ mod tests {
                 .authorization_params
                 .get("audience")
                 .map(String::as_str),
-            Some("https://api.lever.co/v1")
+            Some("https://api.lever.co/v1/")
         );
         assert_eq!(
             template(&catalog, "sage").authorization_params,
