@@ -160,3 +160,13 @@ pub fn secret_key_matches(secret: &str, presented: &str) -> bool {
     let given = Sha256::digest(presented.as_bytes());
     bool::from(expected.ct_eq(&given))
 }
+
+/// The client address of a request (the TCP peer's), or `0.0.0.0` when the server was not
+/// given one (a router served without connect info).
+pub fn client_address(request: &axum::extract::Request) -> std::net::IpAddr {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|axum::extract::ConnectInfo(addr)| addr.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}

@@ -2,11 +2,13 @@
 //! on the routes anyone can call (the OAuth flow, credential entry), and a bound on how long a
 //! request may take (the router adds the timeout itself).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
+
+use crate::http::client_address;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -93,16 +95,6 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         }
     }
     response
-}
-
-/// The client address of a request (the TCP peer's), or `0.0.0.0` when the server was not
-/// given one (a router served without connect info).
-pub fn client_address(request: &Request) -> IpAddr {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
 /// A 429 in the documented error shape, with `Retry-After`.
@@ -265,6 +257,7 @@ fn host_without_port(authority: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn the_port_is_cut_from_the_host() {

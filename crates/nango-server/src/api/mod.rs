@@ -61,7 +61,7 @@ pub async fn require_secret_key(
         .ok()
         .and_then(presented_key)
         .unwrap_or_default();
-    let client = guard::client_address(&request);
+    let client = crate::http::client_address(&request);
     match state.auth_failures.refusal(
         client,
         || secret_key_matches(secret.expose(), &presented),

@@ -227,7 +227,7 @@ pub async fn upgrade_websockets(
     if !is_socket_request(&request) {
         return next.run(request).await;
     }
-    let client = crate::api::guard::client_address(&request);
+    let client = crate::http::client_address(&request);
     let per_client = state.settings.public_rate_limit_per_minute > 0;
     let Some(slot) = state.ws.reserve(client, per_client) else {
         tracing::info!(client = %client, "WebSocket refused: too many open");
