@@ -118,6 +118,9 @@ pub struct AuthFailureLimit {
     limit: u32,
     window: std::time::Duration,
     failures: Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, (std::time::Instant, u32)>>>,
+    /// Whether some address may be locked out: every request with the right key asks, so while
+    /// none is (nearly always) the answer costs an atomic load, not the map's lock.
+    any_locked: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AuthFailureLimit {
@@ -127,12 +130,13 @@ impl AuthFailureLimit {
             limit,
             window: std::time::Duration::from_secs(60),
             failures: Arc::default(),
+            any_locked: Arc::default(),
         }
     }
 
     /// `Some(seconds to wait)` while `client` is locked out.
     pub fn locked_out(&self, client: IpAddr) -> Option<u64> {
-        if self.limit == 0 {
+        if self.limit == 0 || !self.any_locked.load(std::sync::atomic::Ordering::Acquire) {
             return None;
         }
         let failures = self.failures.lock().ok()?;
@@ -155,6 +159,8 @@ impl AuthFailureLimit {
             }
             entry.1 = entry.1.saturating_add(1);
             if entry.1 == self.limit {
+                self.any_locked
+                    .store(true, std::sync::atomic::Ordering::Release);
                 tracing::warn!(client = %client, "too many wrong secret keys from this address; refused for the rest of the minute");
             }
         }
@@ -164,6 +170,9 @@ impl AuthFailureLimit {
     pub fn forget_idle_clients(&self) {
         if let Ok(mut failures) = self.failures.lock() {
             failures.retain(|_, (started, _)| started.elapsed() < self.window);
+            let locked = failures.values().any(|(_, count)| *count >= self.limit);
+            self.any_locked
+                .store(locked, std::sync::atomic::Ordering::Release);
         }
     }
 
