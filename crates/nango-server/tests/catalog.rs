@@ -44,7 +44,24 @@ const HOSTILE: &[&str] = &["evil.com/x", "a@b", "x?y"];
 const MIN_DISTINCT: usize = 250;
 
 fn catalog() -> Catalog {
-    Catalog::builtin().expect("the built-in catalog loads")
+    let mut catalog = Catalog::builtin().expect("the built-in catalog loads");
+    if let Some((path, text)) = lint_file() {
+        // A draft of new entries, checked by this test's rules before it goes into providers.yaml
+        // (`CATALOG_LINT_FILE=draft.yaml cargo test -p nango-server --test catalog`).
+        let extra = Catalog::from_yaml(&text, false).unwrap_or_else(|e| panic!("{path}: {e}"));
+        for name in extra.names() {
+            assert!(!catalog.contains(name), "{path}: {name} is already built in");
+        }
+        catalog.extend(extra);
+    }
+    catalog
+}
+
+/// The file named by CATALOG_LINT_FILE, if any: its path and text.
+fn lint_file() -> Option<(String, String)> {
+    let path = std::env::var("CATALOG_LINT_FILE").ok()?;
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    Some((path, text))
 }
 
 /// `${...}` placeholder names in `url`, in order.
@@ -117,15 +134,39 @@ fn every_entry_loads_through_the_public_api() {
     let catalog = catalog();
     assert!(catalog.len() >= MIN_DISTINCT, "{} entries", catalog.len());
     for (name, t) in catalog.iter() {
-        assert!(
-            matches!(t.auth_mode, AuthMode::OAuth2 | AuthMode::OAuth1),
-            "{name}: built-in entries are OAUTH2 or OAUTH1"
-        );
-        if t.auth_mode == AuthMode::OAuth1 {
-            assert!(t.request_url.is_some(), "{name}: OAUTH1 needs request_url");
+        match t.auth_mode {
+            AuthMode::OAuth1 => {
+                assert!(t.request_url.is_some(), "{name}: OAUTH1 needs request_url");
+                assert!(
+                    t.signature_method.is_some(),
+                    "{name}: OAUTH1 needs signature_method"
+                );
+            }
+            AuthMode::OAuth2 => {}
+            // Without a base URL such a connection could only be read back, never used.
+            AuthMode::ApiKey | AuthMode::Basic | AuthMode::OAuth2ClientCredentials => {
+                assert!(t.base_api_url.is_some(), "{name}: base_api_url");
+            }
+        }
+        if t.auth_mode == AuthMode::ApiKey {
+            let scheme = t.api_key.clone().unwrap_or_default();
+            let placed = scheme.header.is_some()
+                || scheme.query.is_some()
+                || nango_server::providers::mentions_api_key(&t.proxy);
             assert!(
-                t.signature_method.is_some(),
-                "{name}: OAUTH1 needs signature_method"
+                placed,
+                "{name}: say where the key goes (api_key.header, api_key.query or proxy.headers with ${{apiKey}})"
+            );
+            assert!(
+                scheme.description.is_some(),
+                "{name}: api_key.description (where the user finds the key)"
+            );
+        }
+        if t.auth_mode == AuthMode::Basic {
+            let scheme = t.basic.clone().unwrap_or_default();
+            assert!(
+                scheme.description.is_some(),
+                "{name}: basic.description (what goes in username and password)"
             );
         }
         assert!(
@@ -133,6 +174,12 @@ fn every_entry_loads_through_the_public_api() {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'),
             "{name}: provider names are lowercase letters, digits and '-'"
         );
+    }
+    if let Some((path, text)) = lint_file() {
+        let extra = Catalog::from_yaml(&text, false).unwrap();
+        for (name, t) in extra.iter() {
+            assert!(t.verified.is_some(), "{path}: {name}: verified");
+        }
     }
 }
 
@@ -360,11 +407,10 @@ fn placeholders_are_declared_used_and_strictly_patterned() {
     }
 }
 
-/// Top-level keys of the raw YAML, in file order (a map loader would keep only the last of two
-/// same-named entries, so duplicates are found in the text).
-fn raw_top_level_keys() -> Vec<String> {
-    BUILTIN_CATALOG
-        .lines()
+/// Top-level keys of a catalog's raw YAML, in file order (a map loader would keep only the last
+/// of two same-named entries, so duplicates are found in the text).
+fn raw_top_level_keys(text: &str) -> Vec<String> {
+    text.lines()
         .filter(|line| !line.starts_with([' ', '#', '-']) && !line.trim().is_empty())
         .map(|line| {
             line.strip_suffix(':')
@@ -376,20 +422,23 @@ fn raw_top_level_keys() -> Vec<String> {
 
 #[test]
 fn no_duplicate_names_and_the_file_is_sorted() {
-    let keys = raw_top_level_keys();
+    let mut texts = vec![("providers.yaml".to_string(), BUILTIN_CATALOG.to_string())];
+    texts.extend(lint_file());
     let mut seen = BTreeMap::new();
-    for (i, key) in keys.iter().enumerate() {
-        if let Some(first) = seen.insert(key.clone(), i) {
-            panic!("provider {key} appears twice (entries {first} and {i})");
+    let mut total = 0;
+    for (file, text) in &texts {
+        let keys = raw_top_level_keys(text);
+        for (i, key) in keys.iter().enumerate() {
+            if let Some(first) = seen.insert(key.clone(), (file.clone(), i)) {
+                panic!("provider {key} appears twice ({first:?} and {file} entry {i})");
+            }
         }
+        total += keys.len();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted, "{file} is kept sorted by provider name");
     }
-    assert_eq!(keys.len(), catalog().len());
-    let mut sorted = keys.clone();
-    sorted.sort();
-    assert_eq!(
-        keys, sorted,
-        "providers.yaml is kept sorted by provider name"
-    );
+    assert_eq!(total, catalog().len());
 }
 
 #[test]
@@ -397,6 +446,7 @@ fn at_least_250_distinct_oauth_servers() {
     let catalog = catalog();
     let distinct: BTreeSet<(String, String)> = catalog
         .iter()
+        .filter(|(_, t)| t.auth_mode.uses_browser_flow())
         .map(|(_, t)| (filled(&t.authorization_url), filled(&t.token_url)))
         .collect();
     println!(
@@ -578,7 +628,7 @@ fn render_providers(catalog: &Catalog) -> String {
 
 #[test]
 fn the_providers_page_is_generated_from_the_catalog() {
-    let catalog = catalog();
+    let catalog = Catalog::builtin().unwrap();
     let generated = render_providers(&catalog);
     for (name, _) in catalog.iter() {
         assert!(generated.contains(&format!("| `{name}` |")), "{name}");

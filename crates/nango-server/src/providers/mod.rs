@@ -17,7 +17,7 @@ pub use hosts::{
 pub use interpolate::{interpolate_url, InterpolationError};
 pub use proxy::{
     api_base_url, api_target, fill_proxy_value, mentions_access_token, mentions_api_key, ApiTarget,
-    ProxyScheme, ProxyUrlError, ProxyValueError, RetryHeaders,
+    ProxyScheme, ProxyUrlError, ProxyValueError, RetryHeaders, Verification, VerificationMethod,
 };
 
 use std::collections::BTreeMap;
@@ -333,6 +333,9 @@ pub struct ProviderTemplate {
     /// Extra headers and query parameters of every proxied request, and the rate-limit headers.
     #[serde(default)]
     pub proxy: ProxyScheme,
+    /// API_KEY and BASIC: the call that checks a credential when it is saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
     /// For `base_api_url: ${metadata.<field>}`: the domains the provider's API hosts are under
     /// (`salesforce.com` admits `salesforce.com` and `*.salesforce.com`); a value the token
     /// response gives elsewhere is refused. Required for such built-in templates; an operator file
@@ -495,6 +498,7 @@ impl ProviderTemplate {
         }
         self.check_base_api_url(provider, allow_http)?;
         self.check_proxy(provider)?;
+        self.check_verification(provider)?;
         for (name, field) in &self.connection_config {
             if let Some(pattern) = &field.pattern {
                 if let Err(e) = regex::Regex::new(pattern) {
@@ -649,7 +653,7 @@ impl Catalog {
                 path: path.to_path_buf(),
                 source: Box::new(source),
             })?;
-            catalog.providers.extend(extra.providers);
+            catalog.extend(extra);
         }
         Ok(catalog)
     }
@@ -697,6 +701,11 @@ impl Catalog {
             providers.insert(name, template);
         }
         Ok(Catalog { providers })
+    }
+
+    /// Adds `other`'s entries, replacing same-named ones whole.
+    pub fn extend(&mut self, other: Catalog) {
+        self.providers.extend(other.providers);
     }
 
     pub fn get(&self, name: &str) -> Option<&ProviderTemplate> {

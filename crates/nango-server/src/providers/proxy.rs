@@ -44,6 +44,27 @@ pub struct ProxyScheme {
     pub retry: RetryHeaders,
 }
 
+/// A cheap authenticated call the server makes when an API key or username and password is saved,
+/// so a wrong credential is refused at connect time instead of at the first proxied call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Verification {
+    /// GET (the default) or POST (sent with an empty JSON object).
+    #[serde(default)]
+    pub method: VerificationMethod,
+    /// Path (and optional query) under `base_api_url`, starting with `/`, e.g. `/v1/me`.
+    pub path: String,
+}
+
+/// HTTP method of a verification call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum VerificationMethod {
+    #[default]
+    Get,
+    Post,
+}
+
 /// Names of the response headers a provider uses to say when a rate-limited call may be retried.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -375,6 +396,36 @@ impl ProviderTemplate {
 
     /// `proxy`: header names are HTTP header names the proxy does not own, values hold no line
     /// breaks and use only the placeholders the proxy fills.
+    /// A verification call goes to the provider's API with the saved credential, so it needs a
+    /// base URL, a mode with such a credential, and a path that stays under that URL.
+    pub(super) fn check_verification(&self, provider: &str) -> Result<(), CatalogError> {
+        let Some(verification) = &self.verification else {
+            return Ok(());
+        };
+        let invalid = |reason: &str| CatalogError::Template {
+            provider: provider.to_string(),
+            message: format!("verification {reason}"),
+        };
+        if !matches!(self.auth_mode, super::AuthMode::ApiKey | super::AuthMode::Basic) {
+            return Err(invalid("applies only to API_KEY and BASIC templates"));
+        }
+        if self.base_api_url.is_none() {
+            return Err(invalid("needs a base_api_url"));
+        }
+        let path = &verification.path;
+        let well_formed = path.starts_with('/')
+            && !path.starts_with("//")
+            && !path.contains(['#', '\\', ' ', '\r', '\n', '\0'])
+            && !path.split(['/', '?']).any(|segment| segment == "..")
+            && !path.contains("${");
+        if !well_formed {
+            return Err(invalid(
+                "path must start with one `/`, stay under base_api_url (no `..`) and have no placeholder, fragment or space",
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn check_proxy(&self, provider: &str) -> Result<(), CatalogError> {
         let invalid = |field: String, reason: &str| CatalogError::InvalidProxy {
             provider: provider.to_string(),
