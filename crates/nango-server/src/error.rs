@@ -69,6 +69,9 @@ pub enum ApiError {
     /// The provider could not be reached or failed while a token was being obtained.
     #[error("The provider failed to issue a token ({reason}); try again later.")]
     ProviderUnavailable { reason: String },
+    /// The provider could not be reached or failed while a saved credential was being verified.
+    #[error("The provider could not verify the credentials ({reason}); try again later.")]
+    VerificationUnavailable { reason: String },
     /// A connect session token missing (when required), unknown, used, expired or for another
     /// connection.
     #[error("{0}")]
@@ -100,9 +103,10 @@ impl ApiError {
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RouteNotFound { .. } | UnknownProvider => StatusCode::NOT_FOUND,
-            RefreshUnavailable { .. } | ProviderUnavailable { .. } | ProxyUnreachable(_) => {
-                StatusCode::BAD_GATEWAY
-            }
+            RefreshUnavailable { .. }
+            | ProviderUnavailable { .. }
+            | VerificationUnavailable { .. }
+            | ProxyUnreachable(_) => StatusCode::BAD_GATEWAY,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -137,7 +141,7 @@ impl ApiError {
             InvalidCredentials(_) => "invalid_credentials",
             WrongAuthMode { .. } => "auth_mode_err",
             ClientCredentialsRejected { .. } => "client_credentials_rejected",
-            ProviderUnavailable { .. } => "provider_unavailable",
+            ProviderUnavailable { .. } | VerificationUnavailable { .. } => "provider_unavailable",
             MissingHeader { .. } => "missing_header",
             ProxyTarget(_) => "proxy_target",
             ProxyUnreachable(_) => "provider_unreachable",

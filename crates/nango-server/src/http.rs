@@ -69,6 +69,27 @@ pub fn query_value<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a
         .map(|(_, v)| v.as_str())
 }
 
+/// The frontend SDK's `params[name]=value` query parameters as a connection config
+/// (`{"connectionConfig.params.name": "value"}`); other parameters are left out.
+pub fn connection_config_from_params<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut config = serde_json::Map::new();
+    for (name, value) in pairs {
+        if let Some(param) = name
+            .strip_prefix("params[")
+            .and_then(|p| p.strip_suffix(']'))
+            .filter(|p| !p.is_empty() && !p.contains(['[', ']']))
+        {
+            config.insert(
+                format!("connectionConfig.params.{param}"),
+                serde_json::Value::String(value.to_string()),
+            );
+        }
+    }
+    config
+}
+
 /// A path segment (config key or connection id), checked; percent-encoding that is not UTF-8 is a
 /// JSON 400 like every other bad input, not axum's plain-text rejection.
 pub fn path_id(

@@ -53,7 +53,10 @@ fn catalog() -> Catalog {
         // (`CATALOG_LINT_FILE=draft.yaml cargo test -p nango-server --test catalog`).
         let extra = Catalog::from_yaml(&text, false).unwrap_or_else(|e| panic!("{path}: {e}"));
         for name in extra.names() {
-            assert!(!catalog.contains(name), "{path}: {name} is already built in");
+            assert!(
+                !catalog.contains(name),
+                "{path}: {name} is already built in"
+            );
         }
         catalog.extend(extra);
     }
@@ -368,7 +371,12 @@ fn placeholders_are_declared_used_and_strictly_patterned() {
                 used.insert(param.to_string());
             }
         }
-        for (header, value) in t.proxy.headers.iter().chain(&t.proxy.query) {
+        let params = t
+            .authorization_params
+            .iter()
+            .chain(&t.token_params)
+            .chain(&t.refresh_params);
+        for (header, value) in t.proxy.headers.iter().chain(&t.proxy.query).chain(params) {
             for placeholder in placeholders(value) {
                 if let Some(param) = placeholder.strip_prefix(PREFIX) {
                     assert!(

@@ -22,11 +22,12 @@ use super::{check_id, json_object_body, json_response, parse_query, path_id, que
 pub use crate::configs::config_and_template;
 use crate::connect_sessions::redeem;
 use crate::credentials::{
-    fetch_client_credentials, ApiKeyCredentials, BasicCredentials, Credentials, FreshError,
+    fetch_client_credentials, verify_credentials, ApiKeyCredentials, BasicCredentials, Credentials,
+    FreshError, VerifyError,
 };
 use crate::error::ApiError;
-use crate::http::require_json_content_type;
-use crate::providers::{AuthMode, ProviderTemplate};
+use crate::http::{connection_config_from_params, require_json_content_type};
+use crate::providers::{settle_connection_config, AuthMode, ProviderTemplate, ValueSource};
 use crate::store::{Connection, ConnectionFields};
 use crate::AppState;
 
@@ -140,7 +141,7 @@ pub async fn store_direct_connection(
         ),
         _ => validated_credentials(template, entered)?,
     };
-    store_connection(state, key, connection_id, template, credentials).await
+    store_connection(state, key, connection_id, template, credentials, Map::new()).await
 }
 
 /// Creates or replaces the connection with these credentials.
@@ -150,6 +151,7 @@ async fn store_connection(
     connection_id: &str,
     template: &ProviderTemplate,
     credentials: Credentials,
+    connection_config: Map<String, Value>,
 ) -> Result<Connection, ApiError> {
     let connection = state
         .store
@@ -157,7 +159,7 @@ async fn store_connection(
             provider_config_key: key.to_string(),
             connection_id: connection_id.to_string(),
             credentials,
-            connection_config: Map::new(),
+            connection_config,
             metadata: Map::new(),
             obtained_at: chrono::Utc::now(),
         })
@@ -247,7 +249,7 @@ async fn enter(
             ..Default::default()
         },
     };
-    let (_, template) = config_and_template(&state, &key).await?;
+    let (config, template) = config_and_template(&state, &key).await?;
     if template.auth_mode != mode {
         return Err(ApiError::WrongAuthMode {
             mode: template.auth_mode.as_str(),
@@ -255,9 +257,39 @@ async fn enter(
     }
     // Checked before the connect session is used up, so a typo does not cost the user theirs.
     let credentials = validated_credentials(template, entered)?;
+    let given = connection_config_from_params(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let connection_config = settle_connection_config(
+        template,
+        &config.connection_config,
+        &given,
+        ValueSource::Browser,
+    )
+    .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    template
+        .check_connection_values(&connection_config)
+        .map_err(ApiError::InvalidRequest)?;
+    verify_credentials(&state, &config, template, &credentials, &connection_config)
+        .await
+        .map_err(|e| match e {
+            VerifyError::Refused { status } => ApiError::InvalidCredentials(format!(
+                "The provider refused these credentials (HTTP {status} from its verification call): check them and try again."
+            )),
+            VerifyError::Unavailable(reason) => ApiError::VerificationUnavailable { reason },
+            VerifyError::Unusable(reason) => ApiError::InvalidRequest(format!(
+                "The credentials could not be verified: {reason}"
+            )),
+        })?;
     let token = query_value(&query, "connect_session_token");
     redeem(&state, token, &key, &connection_id).await?;
-    store_connection(&state, &key, &connection_id, template, credentials).await?;
+    store_connection(
+        &state,
+        &key,
+        &connection_id,
+        template,
+        credentials,
+        connection_config,
+    )
+    .await?;
     Ok(json_response(
         StatusCode::OK,
         &EnteredResult {
@@ -275,9 +307,10 @@ async fn enter(
     request_body(content = ApiKeyBody, content_type = "application/json"),
     responses(
         (status = 200, body = EnteredResult),
-        (status = 400, description = "Unknown config, not an API_KEY provider, or a key that is missing or not in the provider's format.", body = ErrorBody),
+        (status = 400, description = "Unknown config, not an API_KEY provider, a key that is missing, not in the provider's format or refused by the provider's verification call, or a `params[...]` value the template refuses.", body = ErrorBody),
         (status = 401, description = "A connect session token is required, or the one given is unknown, used, expired or for another connection.", body = ErrorBody),
         (status = 413, description = "The body is over 100 kB.", body = ErrorBody),
+        (status = 502, description = "The provider's verification call failed (unreachable, rate limited or a server error): nothing is stored.", body = ErrorBody),
         (status = 415, description = "The body is not sent as `Content-Type: application/json` (a cross-site form or `text/plain` post is refused).", body = ErrorBody),
     )
 )]
@@ -299,9 +332,10 @@ async fn enter_api_key(
     request_body(content = BasicBody, content_type = "application/json"),
     responses(
         (status = 200, body = EnteredResult),
-        (status = 400, description = "Unknown config, not a BASIC provider, or missing or malformed credentials.", body = ErrorBody),
+        (status = 400, description = "Unknown config, not a BASIC provider, credentials that are missing, malformed or refused by the provider's verification call, or a `params[...]` value the template refuses.", body = ErrorBody),
         (status = 401, description = "A connect session token is required, or the one given is unknown, used, expired or for another connection.", body = ErrorBody),
         (status = 413, description = "The body is over 100 kB.", body = ErrorBody),
+        (status = 502, description = "The provider's verification call failed (unreachable, rate limited or a server error): nothing is stored.", body = ErrorBody),
         (status = 415, description = "The body is not sent as `Content-Type: application/json` (a cross-site form or `text/plain` post is refused).", body = ErrorBody),
     )
 )]

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::{parse_oauth2_response, policy, ClientCredentials, Credentials, OAuth2Credentials};
 use crate::metrics::RefreshOutcome;
 use crate::oauth::oauth2::{TokenCall, TokenEndpointError};
-use crate::providers::stored_url;
+use crate::providers::{fill_params, settle_connection_config, stored_url, ValueSource};
 use crate::store::{Connection, ConnectionHealth, Generation, LeaseTake, ProviderConfig};
 use crate::webhooks::{self, EventKind};
 use crate::AppState;
@@ -804,11 +804,19 @@ async fn refresh_oauth2(
     } else {
         &template.refresh_params
     };
+    let values = settle_connection_config(
+        template,
+        &config.connection_config,
+        &connection.connection_config,
+        ValueSource::Stored,
+    )
+    .map_err(|e| FreshError::Unavailable(format!("connection config: {e}")))?;
+    let extra = fill_params(extra, &values, None)
+        .map_err(|e| FreshError::Unavailable(format!("refresh parameters: {e}")))?;
     params.extend(
         extra
-            .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "grant_type" | "refresh_token"))
-            .map(|(k, v)| (k.clone(), v.clone())),
+            .into_iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "grant_type" | "refresh_token")),
     );
     params.push(("refresh_token".into(), refresh_token.clone()));
 
@@ -867,12 +875,19 @@ pub async fn fetch_client_credentials(
     if !scope.is_empty() {
         params.push(("scope".into(), scope));
     }
+    let values = settle_connection_config(
+        template,
+        &config.connection_config,
+        connection_config,
+        ValueSource::Stored,
+    )
+    .map_err(|e| FreshError::Unavailable(format!("connection config: {e}")))?;
+    let extra = fill_params(&template.token_params, &values, None)
+        .map_err(|e| FreshError::Unavailable(format!("token parameters: {e}")))?;
     params.extend(
-        template
-            .token_params
-            .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "grant_type" | "scope"))
-            .map(|(k, v)| (k.clone(), v.clone())),
+        extra
+            .into_iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "grant_type" | "scope")),
     );
     let raw = TokenCall {
         template,

@@ -1,11 +1,15 @@
 //! Credentials of a connection: their stored shape, parsing a provider's token response into them,
 //! and handing out fresh ones (refresh policy and single-flight refresh in `fresh`).
 
+mod apply;
 mod fresh;
 pub mod policy;
 pub mod proactive;
+mod verify;
 
+pub use apply::{apply_credentials, ApplyError};
 pub use fresh::{fetch_client_credentials, FreshError, Freshness, Refresher};
+pub use verify::{verify_credentials, VerifyError};
 
 use std::fmt;
 
@@ -173,6 +177,7 @@ pub fn parse_oauth2_response(
     };
     let lifetime = value_at(&raw, shape.expires_in_path())
         .and_then(parse_number)
+        .filter(|n| !(shape.zero_expires_in_never_expires && *n == 0.0))
         .map(|n| shape.expires_in_unit.to_seconds(n))
         .or(shape.default_expires_in.map(|secs| secs as f64));
     let expires_at = raw

@@ -12,10 +12,15 @@ use super::flow_cookie;
 use super::flow_error as fe;
 use super::notify::{finish_flow as notify_frontend, FlowOutcome, FlowReply};
 use super::oauth1;
-use super::oauth2::TokenCall;
-use crate::credentials::{parse_oauth2_response, Credentials, OAuth1Credentials};
+use super::oauth2::{ExchangeCall, TokenCall};
+use crate::credentials::{
+    parse_oauth2_response, Credentials, OAuth1Credentials, OAuth2Credentials,
+};
 use crate::http::query_value;
-use crate::providers::{stored_url, AuthMode, ProviderTemplate};
+use crate::providers::{
+    fill_exchange_params, fill_params, settle_connection_config, stored_url, AuthMode,
+    ProviderTemplate, TokenExchange, ValueSource,
+};
 use crate::store::{ConnectionFields, OAuthSession, ProviderConfig};
 use crate::AppState;
 
@@ -160,7 +165,8 @@ async fn complete_oauth2(
     query: &[(String, String)],
 ) -> Result<(), FlowFailure> {
     let param = |name: &str| query_value(query, name);
-    let Some(code) = param("code").filter(|c| !c.is_empty()) else {
+    let (config, template) = config_and_template(state, session).await?;
+    let Some(code) = param(template.code_param()).filter(|c| !c.is_empty()) else {
         // Nango's sentence first (clients match on it), then what the provider said, so a user
         // who denied access can be told so.
         let mut message = fe::CALLBACK_MESSAGE.to_string();
@@ -175,7 +181,6 @@ async fn complete_oauth2(
         }
         return Err((fe::CALLBACK, message));
     };
-    let (config, template) = config_and_template(state, session).await?;
     let (token_url, public_only) = stored_url(
         template,
         &config.connection_config,
@@ -189,12 +194,19 @@ async fn complete_oauth2(
         ("code".to_string(), code.to_string()),
         ("redirect_uri".to_string(), session.callback_url.clone()),
     ];
+    let values = settle_connection_config(
+        template,
+        &config.connection_config,
+        &session.connection_config,
+        ValueSource::Stored,
+    )
+    .map_err(|e| unknown("could not settle the connection config", &e))?;
+    let extra = fill_params(&template.token_params, &values, None)
+        .map_err(|e| unknown("could not fill in token_params", &e))?;
     params.extend(
-        template
-            .token_params
-            .iter()
-            .filter(|(k, _)| k.as_str() != "grant_type")
-            .map(|(k, v)| (k.clone(), v.clone())),
+        extra
+            .into_iter()
+            .filter(|(k, _)| k.as_str() != "grant_type"),
     );
     if let Some(verifier) = &session.code_verifier {
         params.push(("code_verifier".into(), verifier.expose().clone()));
@@ -222,8 +234,24 @@ async fn complete_oauth2(
             metadata.insert(name.clone(), value.clone());
         }
     }
-    let credentials = parse_oauth2_response(raw, Utc::now(), &template.token_response)
+    let mut credentials = parse_oauth2_response(raw, Utc::now(), &template.token_response)
         .map_err(|e| unknown("the token response was unusable", &e))?;
+    if let Some(exchange) = &template.long_lived_token {
+        // No connection is stored with the short-lived token: the flow fails instead.
+        credentials = exchange_for_long_lived(
+            state,
+            template,
+            exchange,
+            &config,
+            &values,
+            credentials,
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(provider = %config.provider, error = %e, "the long-lived token exchange failed");
+            (fe::UNKNOWN, format!("{} The long-lived token exchange failed: {e}", fe::UNKNOWN_MESSAGE))
+        })?;
+    }
 
     let connection = state
         .store
@@ -239,6 +267,43 @@ async fn complete_oauth2(
         .map_err(|e| unknown("could not store the connection", &e))?;
     crate::webhooks::connection_stored(state, &connection).await;
     Ok(())
+}
+
+/// Trades the code exchange's short-lived token for a long-lived one (`long_lived_token`), keeping
+/// the first response's refresh token when the exchange gives none.
+async fn exchange_for_long_lived(
+    state: &AppState,
+    template: &ProviderTemplate,
+    exchange: &TokenExchange,
+    config: &ProviderConfig,
+    values: &Map<String, Value>,
+    short_lived: OAuth2Credentials,
+) -> Result<OAuth2Credentials, String> {
+    let url =
+        crate::providers::interpolate_url(&exchange.url, values).map_err(|e| e.to_string())?;
+    let params = fill_exchange_params(
+        &exchange.params,
+        &short_lived.access_token,
+        &config.oauth_client_id,
+        config.oauth_client_secret.expose(),
+    )
+    .map_err(|e| e.to_string())?;
+    let raw = ExchangeCall {
+        template,
+        url: &url,
+        method: exchange.method,
+        params,
+        timeout: state.settings.provider_timeout,
+    }
+    .send(state.http_for(template.public_hosts_only()))
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut long_lived = parse_oauth2_response(raw, Utc::now(), &template.token_response)
+        .map_err(|e| e.to_string())?;
+    if long_lived.refresh_token.is_none() {
+        long_lived.refresh_token = short_lived.refresh_token;
+    }
+    Ok(long_lived)
 }
 
 /// The flow's provider config and its template, as they are now.

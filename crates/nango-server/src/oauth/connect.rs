@@ -14,10 +14,10 @@ use super::notify::{finish_flow, FlowOutcome, FlowReply};
 use super::oauth1::{self, OAuth1Error};
 use super::{oauth2, pkce};
 use crate::connect_sessions::{redeem, ConnectSessionError};
-use crate::http::id_problem;
+use crate::http::{connection_config_from_params, id_problem};
 use crate::providers::{
-    interpolate_url, settle_connection_config, AuthMode, InterpolationError, ProviderTemplate,
-    ValueSource,
+    fill_params, interpolate_url, settle_connection_config, AuthMode, InterpolationError,
+    ProviderTemplate, ValueSource,
 };
 use crate::secret::Secret;
 use crate::store::{OAuthSession, ProviderConfig};
@@ -39,29 +39,23 @@ impl ConnectRequest {
         let mut ws_client_id = None;
         let mut return_to = None;
         let mut connect_session_token = None;
-        let mut connection_config = Map::new();
-        for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-            match name.as_ref() {
-                "connection_id" => connection_ids.push(value.into_owned()),
-                "ws_client_id" if !value.is_empty() => ws_client_id = Some(value.into_owned()),
-                "return_to" if !value.is_empty() => return_to = Some(value.into_owned()),
+        let pairs: Vec<(String, String)> =
+            url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect();
+        for (name, value) in &pairs {
+            match name.as_str() {
+                "connection_id" => connection_ids.push(value.clone()),
+                "ws_client_id" if !value.is_empty() => ws_client_id = Some(value.clone()),
+                "return_to" if !value.is_empty() => return_to = Some(value.clone()),
                 "connect_session_token" if !value.is_empty() => {
-                    connect_session_token = Some(value.into_owned())
+                    connect_session_token = Some(value.clone())
                 }
-                other => {
-                    if let Some(param) = other
-                        .strip_prefix("params[")
-                        .and_then(|p| p.strip_suffix(']'))
-                        .filter(|p| !p.is_empty() && !p.contains(['[', ']']))
-                    {
-                        connection_config.insert(
-                            format!("connectionConfig.params.{param}"),
-                            Value::String(value.into_owned()),
-                        );
-                    }
-                }
+                _ => {}
             }
         }
+        let connection_config =
+            connection_config_from_params(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         // Nango joined a repeated connection_id with commas (qs turned it into an array).
         let connection_id = (!connection_ids.is_empty())
             .then(|| connection_ids.join(","))
@@ -222,7 +216,8 @@ async fn redirect_to_provider(
         ValueSource::Browser,
     )
     .map_err(|e| failure(fe::URL_PARAM, e.to_string(), key, cid))?;
-    check_connection_config(template, &request.connection_config)
+    template
+        .check_connection_values(&request.connection_config)
         .map_err(|message| failure(fe::URL_PARAM, message, key, cid))?;
     let interpolate = |url: &str| {
         interpolate_url(url, &request.connection_config).map_err(|e| {
@@ -299,7 +294,8 @@ async fn redirect_to_provider(
         return_to: request.return_to.clone(),
         browser_hash: Some(binding.hash()),
     };
-    let params = authorization_params(&config, template, &session, code_verifier.as_deref());
+    let params = authorization_params(&config, template, &session, code_verifier.as_deref())
+        .map_err(|message| failure(fe::URL_PARAM, message, key, cid))?;
     let location =
         oauth2::authorization_url(&authorization_url, params).map_err(invalid_authorization_url)?;
     // Validated: the connect session is used up before anything is stored.
@@ -465,41 +461,14 @@ async fn redirect_to_oauth1_provider(
     Ok(location)
 }
 
-/// Checks each value the template declares a pattern for, before any is put in a URL: a
-/// subdomain like `evil.com` or `a/b` is refused with the template's description, not interpolated.
-fn check_connection_config(
-    template: &ProviderTemplate,
-    connection_config: &Map<String, Value>,
-) -> Result<(), String> {
-    for (name, field) in &template.connection_config {
-        let Some(pattern) = &field.pattern else {
-            continue;
-        };
-        let Some(value) = connection_config.get(&format!("connectionConfig.params.{name}")) else {
-            continue; // a missing value is reported by the interpolation, with the URL
-        };
-        let value = value.as_str().unwrap_or_default();
-        // Validated when the catalog loaded; anchored so the whole value must match.
-        let matches = regex::Regex::new(&format!("^(?:{pattern})$"))
-            .map(|re| re.is_match(value))
-            .unwrap_or(false);
-        if !matches {
-            let what = field.description.as_deref().unwrap_or(name.as_str());
-            return Err(format!(
-                "Connection Config param '{name}' is not valid ({what}): it must match {pattern}."
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Query of the authorize redirect, in Nango's order (§3.3 of the wire reference).
+/// Query of the authorize redirect, in Nango's order (§3.3 of the wire reference), with the
+/// template's renamed parameters, filled placeholders and, if it says so, no empty values.
 fn authorization_params(
     config: &ProviderConfig,
     template: &ProviderTemplate,
     session: &OAuthSession,
     code_verifier: Option<&str>,
-) -> Vec<(String, String)> {
+) -> Result<Vec<(String, String)>, String> {
     let scopes = template.scope_param(&config.oauth_scopes);
     let mut params: Vec<(String, String)> = vec![
         ("response_type".into(), "code".into()),
@@ -508,17 +477,26 @@ fn authorization_params(
         ("scope".into(), scopes),
         ("state".into(), session.state.clone()),
     ];
-    params.extend(
-        template
-            .authorization_params
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
+    // A fresh random value per flow, like the PKCE verifier (and drawn the same way).
+    let nonce = match template.wants_nonce() {
+        true => Some(pkce::new_verifier().map_err(|e| format!("no random nonce: {e}"))?),
+        false => None,
+    };
+    let extra = fill_params(
+        &template.authorization_params,
+        &session.connection_config,
+        nonce.as_deref(),
+    )
+    .map_err(|e| format!("authorization_params: {e}"))?;
+    params.extend(extra);
     if let Some(verifier) = code_verifier {
         params.push(("code_challenge".into(), pkce::challenge(verifier)));
         params.push(("code_challenge_method".into(), "S256".into()));
     }
-    params
+    if template.omit_empty_params {
+        params.retain(|(_, value)| !value.is_empty());
+    }
+    Ok(template.rename_params(params))
 }
 
 fn auth_mode_name(mode: AuthMode) -> &'static str {

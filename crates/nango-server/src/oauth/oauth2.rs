@@ -11,7 +11,7 @@ use axum::http::header;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::providers::{BodyFormat, ProviderTemplate};
+use crate::providers::{BodyFormat, HttpMethod, ProviderTemplate};
 
 /// Builds the provider's authorize URL: origin and path of the template URL (its query is
 /// dropped, as Nango did), then our parameters in Nango's order. A later parameter with the same
@@ -79,6 +79,7 @@ impl TokenCall<'_> {
             params.push(("client_id".into(), self.client_id.into()));
             params.push(("client_secret".into(), self.client_secret.into()));
         }
+        let params = self.template.rename_params(params);
         let mut request = http
             .post(url)
             .timeout(self.timeout)
@@ -109,70 +110,121 @@ impl TokenCall<'_> {
             }
         };
 
-        let response = request.send().await.map_err(|e| {
-            TokenEndpointError::Unavailable(if e.is_timeout() {
-                "the token endpoint timed out".into()
-            } else {
-                "the token endpoint could not be reached".into()
-            })
-        })?;
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let body = super::answer::read_token_answer(response)
-            .await
-            .map_err(|e| match e {
-                // The provider's fault, like an unreadable answer: a refresh keeps the stored
-                // credentials and is tried again later.
-                super::answer::AnswerError::TooLarge => {
-                    TokenEndpointError::InvalidResponse(super::answer::TOO_LARGE.into())
-                }
-                super::answer::AnswerError::CutShort => TokenEndpointError::Unavailable(
-                    "the token endpoint response was cut short".into(),
-                ),
-            })?;
-        let parsed = parse_token_body(&content_type, &body);
-
-        // A rate limit or a request timeout is the provider's momentary state, not a verdict on
-        // the grant: retried later like a 5xx, never taken as a refusal.
-        let momentary = status.is_server_error()
-            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            || status == reqwest::StatusCode::REQUEST_TIMEOUT;
-        if momentary {
-            return Err(TokenEndpointError::Unavailable(format!(
-                "HTTP {}{}",
-                status.as_u16(),
-                parsed
-                    .as_ref()
-                    .map(provider_error_suffix)
-                    .unwrap_or_default()
-            )));
-        }
-        if !status.is_success() {
-            return Err(TokenEndpointError::Rejected(match &parsed {
-                Some(obj) => {
-                    provider_error(obj).unwrap_or_else(|| format!("HTTP {}", status.as_u16()))
-                }
-                None => format!("HTTP {}", status.as_u16()),
-            }));
-        }
-        let obj = parsed.ok_or_else(|| {
-            TokenEndpointError::InvalidResponse(format!(
-                "the token endpoint answered with an unreadable body (content type {content_type:?})"
-            ))
-        })?;
-        // GitHub and Slack answer 200 with an error object.
-        if !obj.contains_key("access_token") {
-            if let Some(error) = provider_error(&obj) {
-                return Err(TokenEndpointError::Rejected(error));
-            }
-        }
-        Ok(obj)
+        let response = request.send().await;
+        read_answer(response).await
     }
+}
+
+/// A post-authorization exchange (`long_lived_token`): the short-lived token and the client's
+/// credentials go in the template's parameters, not in client authentication.
+pub struct ExchangeCall<'a> {
+    pub template: &'a ProviderTemplate,
+    /// The exchange URL after interpolation.
+    pub url: &'a str,
+    pub method: HttpMethod,
+    pub params: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+impl ExchangeCall<'_> {
+    /// Sends the exchange and returns the provider's response object, read like a token answer.
+    pub async fn send(
+        self,
+        http: &reqwest::Client,
+    ) -> Result<Map<String, Value>, TokenEndpointError> {
+        let mut url = Url::parse(self.url)
+            .map_err(|e| TokenEndpointError::InvalidResponse(format!("bad exchange URL: {e}")))?;
+        url.set_fragment(None);
+        let method = match self.method {
+            HttpMethod::Get => reqwest::Method::GET,
+            HttpMethod::Post => reqwest::Method::POST,
+            HttpMethod::Put => reqwest::Method::PUT,
+        };
+        let mut request = if method == reqwest::Method::GET {
+            url.query_pairs_mut().extend_pairs(&self.params);
+            http.get(url)
+        } else {
+            http.request(method, url)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(form_encode(&self.params))
+        };
+        request = request
+            .timeout(self.timeout)
+            .header(header::ACCEPT, "application/json")
+            .header(header::USER_AGENT, "Nango");
+        for (name, value) in &self.template.token_request_headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        read_answer(request.send().await).await
+    }
+}
+
+/// Reads a token endpoint's answer: the response object, or why there is none (a refusal, an
+/// outage, an unreadable body).
+async fn read_answer(
+    response: Result<reqwest::Response, reqwest::Error>,
+) -> Result<Map<String, Value>, TokenEndpointError> {
+    let response = response.map_err(|e| {
+        TokenEndpointError::Unavailable(if e.is_timeout() {
+            "the token endpoint timed out".into()
+        } else {
+            "the token endpoint could not be reached".into()
+        })
+    })?;
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let body = super::answer::read_token_answer(response)
+        .await
+        .map_err(|e| match e {
+            // The provider's fault, like an unreadable answer: a refresh keeps the stored
+            // credentials and is tried again later.
+            super::answer::AnswerError::TooLarge => {
+                TokenEndpointError::InvalidResponse(super::answer::TOO_LARGE.into())
+            }
+            super::answer::AnswerError::CutShort => {
+                TokenEndpointError::Unavailable("the token endpoint response was cut short".into())
+            }
+        })?;
+    let parsed = parse_token_body(&content_type, &body);
+
+    // A rate limit or a request timeout is the provider's momentary state, not a verdict on
+    // the grant: retried later like a 5xx, never taken as a refusal.
+    let momentary = status.is_server_error()
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+    if momentary {
+        return Err(TokenEndpointError::Unavailable(format!(
+            "HTTP {}{}",
+            status.as_u16(),
+            parsed
+                .as_ref()
+                .map(provider_error_suffix)
+                .unwrap_or_default()
+        )));
+    }
+    if !status.is_success() {
+        return Err(TokenEndpointError::Rejected(match &parsed {
+            Some(obj) => provider_error(obj).unwrap_or_else(|| format!("HTTP {}", status.as_u16())),
+            None => format!("HTTP {}", status.as_u16()),
+        }));
+    }
+    let obj = parsed.ok_or_else(|| {
+        TokenEndpointError::InvalidResponse(format!(
+            "the token endpoint answered with an unreadable body (content type {content_type:?})"
+        ))
+    })?;
+    // GitHub and Slack answer 200 with an error object.
+    if !obj.contains_key("access_token") {
+        if let Some(error) = provider_error(&obj) {
+            return Err(TokenEndpointError::Rejected(error));
+        }
+    }
+    Ok(obj)
 }
 
 /// `error` and `error_description` of an RFC 6749 §5.2 error response, as one line.

@@ -103,6 +103,8 @@ pub enum HostError {
          1 to 63 characters, no '.')."
     )]
     NotALabel { name: String },
+    #[error("Connection Config param '{name}' must be one of: {choices}.")]
+    NotAChoice { name: String, choices: String },
 }
 
 /// The connection config a template's URLs are filled from: `given` (the browser's params, or a
@@ -121,12 +123,43 @@ pub fn settle_connection_config(
     }
     for full in &template.hosts.host {
         let name = full.strip_prefix(PARAMS_PREFIX).unwrap_or(full);
-        if !operator.contains_key(name) {
-            return Err(HostError::NotSetByOperator {
-                name: name.to_string(),
-            });
+        if operator.contains_key(name) {
+            continue;
+        }
+        let field = template.connection_config.get(name);
+        match field {
+            // A closed list of the provider's own hosts: anyone may choose among them.
+            Some(field) if !field.choices.is_empty() => {
+                let chosen = given
+                    .get(full)
+                    .and_then(Value::as_str)
+                    .or(field.default.as_deref());
+                match chosen {
+                    Some(value) if field.accepts(value) => {
+                        merged.insert(full.clone(), Value::String(value.to_string()));
+                    }
+                    _ => {
+                        return Err(HostError::NotAChoice {
+                            name: name.to_string(),
+                            choices: field.choices.join(", "),
+                        })
+                    }
+                }
+            }
+            // The template's own default stands in for the operator's value; a given one is
+            // never used for a host.
+            Some(field) if field.default.is_some() => {
+                let default = field.default.clone().unwrap_or_default();
+                merged.insert(full.clone(), Value::String(default));
+            }
+            _ => {
+                return Err(HostError::NotSetByOperator {
+                    name: name.to_string(),
+                })
+            }
         }
     }
+    let merged = template.with_defaults(merged);
     if source == ValueSource::Browser {
         for full in &template.hosts.label {
             let name = full.strip_prefix(PARAMS_PREFIX).unwrap_or(full);

@@ -5,6 +5,7 @@
 //! Provider quirks are data in the YAML so that the flow code can follow templates instead of
 //! naming providers.
 
+mod flow;
 mod hosts;
 mod interpolate;
 mod proxy;
@@ -14,6 +15,7 @@ pub use hosts::{
     stored_url, HostError, HostPlaceholders, HostRefusal, ValueSource, PARAMS_PREFIX,
 };
 
+pub use flow::{fill_exchange_params, fill_params};
 pub use interpolate::{interpolate_url, InterpolationError};
 pub use proxy::{
     api_base_url, api_target, fill_proxy_value, mentions_access_token, mentions_api_key, ApiTarget,
@@ -193,6 +195,10 @@ pub struct TokenResponseShape {
     /// provider), so they get refreshed in time. Default: none (the token is taken as not expiring).
     #[serde(default)]
     pub default_expires_in: Option<u64>,
+    /// True for providers whose non-expiring tokens come with `expires_in: 0` (Mailchimp): a
+    /// zero lifetime is then read as none. Default: false (zero is already expired).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub zero_expires_in_never_expires: bool,
 }
 
 impl TokenResponseShape {
@@ -333,6 +339,21 @@ pub struct ProviderTemplate {
     /// Extra headers and query parameters of every proxied request, and the rate-limit headers.
     #[serde(default)]
     pub proxy: ProxyScheme,
+    /// OAUTH2: leave parameters whose value is empty out of the authorize URL (Nango 0.9 always
+    /// sent `scope`, even empty; some providers refuse `scope=`).
+    #[serde(default)]
+    pub omit_empty_params: bool,
+    /// OAUTH2: the names this provider gives standard parameters (`client_id: client_key`), used
+    /// in the authorize URL and in every token request.
+    #[serde(default, deserialize_with = "scalar_map")]
+    pub param_names: IndexMap<String, String>,
+    /// OAUTH2: the callback query parameter holding the authorization code. Default: `code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_code_param: Option<String>,
+    /// OAUTH2: a second exchange right after the code exchange, for providers whose code gives a
+    /// short-lived token that must be traded for a long-lived one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_lived_token: Option<TokenExchange>,
     /// API_KEY and BASIC: the call that checks a credential when it is saved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
@@ -353,6 +374,42 @@ pub struct ProviderTemplate {
     pub operator_file: bool,
 }
 
+/// A post-authorization exchange (`long_lived_token`): one request whose answer replaces the
+/// access token (and its lifetime) the code exchange gave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchange {
+    /// Where the exchange goes (https; placeholders as in the other URLs).
+    pub url: String,
+    /// GET (parameters in the query, the default) or POST (a form body).
+    #[serde(default = "get_method")]
+    pub method: HttpMethod,
+    /// Parameters of the request; values may use `${accessToken}` (the short-lived token),
+    /// `${clientId}` and `${clientSecret}`.
+    #[serde(default, deserialize_with = "scalar_map")]
+    pub params: IndexMap<String, String>,
+}
+
+fn get_method() -> HttpMethod {
+    HttpMethod::Get
+}
+
+/// The standard OAuth 2 parameters a template may rename with `param_names`.
+pub const RENAMABLE_PARAMS: [&str; 6] = [
+    "client_id",
+    "client_secret",
+    "redirect_uri",
+    "scope",
+    "state",
+    "response_type",
+];
+
+/// Placeholders an exchange parameter may use.
+const EXCHANGE_PLACEHOLDERS: [&str; 3] = ["accessToken", "clientId", "clientSecret"];
+
+/// The placeholder of `authorization_params` filled with a fresh random value per flow.
+pub const NONCE_PLACEHOLDER: &str = "nonce";
+
 /// One value a connection supplies for a template's placeholders.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -367,6 +424,33 @@ pub struct ConnectionConfigField {
     /// A valid value, for documentation.
     #[serde(default)]
     pub example: Option<String>,
+    /// The value used when the connection gives none (e.g. a data centre's `com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// The only values accepted (e.g. a provider's regions). A placeholder with choices may
+    /// choose a URL's host even when the browser gives it: every choice is the provider's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+}
+
+impl ConnectionConfigField {
+    /// Whether `value` is acceptable by `choices` and `pattern` (a value the template forms its
+    /// own URLs with, so the check is strict).
+    pub fn accepts(&self, value: &str) -> bool {
+        let chosen = self.choices.is_empty() || self.choices.iter().any(|c| c == value);
+        chosen && self.matches_pattern(value)
+    }
+
+    /// Whether `value` matches `pattern` (any value when there is none).
+    pub fn matches_pattern(&self, value: &str) -> bool {
+        match &self.pattern {
+            // Validated when the catalog loaded; anchored so the whole value must match.
+            Some(pattern) => regex::Regex::new(&format!("^(?:{pattern})$"))
+                .map(|re| re.is_match(value))
+                .unwrap_or(false),
+            None => true,
+        }
+    }
 }
 
 impl ProviderTemplate {
@@ -499,6 +583,7 @@ impl ProviderTemplate {
         self.check_base_api_url(provider, allow_http)?;
         self.check_proxy(provider)?;
         self.check_verification(provider)?;
+        self.check_flow_features(provider, allow_http)?;
         for (name, field) in &self.connection_config {
             if let Some(pattern) = &field.pattern {
                 if let Err(e) = regex::Regex::new(pattern) {
@@ -924,7 +1009,7 @@ mod tests {
                 t.refresh_url.as_ref(),
                 t.request_url.as_ref(),
             ];
-            for url in urls.into_iter().flatten() {
+            for url in urls.into_iter().flatten().filter(|url| !url.is_empty()) {
                 assert!(url.starts_with("https://"), "{name}: {url}");
                 let sample = url.replace("${connectionConfig.params.subdomain}", "acme");
                 let parsed = Url::parse(&sample).unwrap_or_else(|e| panic!("{name}: {url}: {e}"));
@@ -944,10 +1029,11 @@ mod tests {
             .collect();
         assert!(oauth1.contains(&"trello") && oauth1.contains(&"twitter"));
         for (name, t) in catalog.iter() {
-            assert!(
-                !t.authorization_url.is_empty() && !t.token_url.is_empty(),
-                "{name}"
-            );
+            // The URLs each mode needs, and only those.
+            let browser = t.auth_mode.uses_browser_flow();
+            assert_eq!(!t.authorization_url.is_empty(), browser, "{name}");
+            let token = browser || t.auth_mode == AuthMode::OAuth2ClientCredentials;
+            assert_eq!(!t.token_url.is_empty(), token, "{name}");
             if t.auth_mode == AuthMode::OAuth1 {
                 assert!(t.request_url.is_some(), "{name}");
                 assert!(t.signature_method.is_some(), "{name}");

@@ -406,7 +406,10 @@ impl ProviderTemplate {
             provider: provider.to_string(),
             message: format!("verification {reason}"),
         };
-        if !matches!(self.auth_mode, super::AuthMode::ApiKey | super::AuthMode::Basic) {
+        if !matches!(
+            self.auth_mode,
+            super::AuthMode::ApiKey | super::AuthMode::Basic
+        ) {
             return Err(invalid("applies only to API_KEY and BASIC templates"));
         }
         if self.base_api_url.is_none() {

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::on;
 use axum::Router;
@@ -33,11 +33,9 @@ use futures::StreamExt;
 use url::Url;
 
 use crate::configs::config_and_template;
-use crate::credentials::{Credentials, Freshness};
+use crate::credentials::{apply_credentials, Credentials, Freshness};
 use crate::error::ApiError;
-use crate::oauth::oauth1::Signer;
-use crate::providers::{self, ProviderTemplate, RetryHeaders};
-use crate::store::{Connection, ProviderConfig};
+use crate::providers::{self, RetryHeaders};
 use crate::AppState;
 
 use headers::{forwarded_request_headers, returned_response_headers};
@@ -142,15 +140,17 @@ async fn forward(State(state): State<AppState>, request: Request) -> Result<Resp
     let mut refreshed = false;
     loop {
         let mut headers = forwarded.clone();
-        let url = authorize(
+        let url = apply_credentials(
             template,
             &config,
-            &connection,
+            &connection.credentials,
+            &connection.connection_config,
             &parts.method,
             &url,
             &form_params,
             &mut headers,
-        )?;
+        )
+        .map_err(|e| ApiError::ProxyTarget(e.to_string()))?;
         let mut outgoing = state
             .http_for(target.public_only)
             .request(parts.method.clone(), url)
@@ -335,125 +335,6 @@ fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Puts the connection's credentials into the request: the template's extra headers and query
-/// parameters, then the auth mode's own header, query parameter or signature. Returns the URL to
-/// call (with any added query).
-fn authorize(
-    template: &ProviderTemplate,
-    config: &ProviderConfig,
-    connection: &Connection,
-    method: &Method,
-    url: &Url,
-    form_params: &[(String, String)],
-    headers: &mut HeaderMap,
-) -> Result<Url, ApiError> {
-    let credentials = &connection.credentials;
-    let access_token = match credentials {
-        Credentials::OAuth2(c) => Some(c.access_token.as_str()),
-        Credentials::OAuth2ClientCredentials(c) => Some(c.token.as_str()),
-        _ => None,
-    };
-    let api_key = match credentials {
-        Credentials::ApiKey(c) => Some(c.api_key.as_str()),
-        _ => None,
-    };
-    let lookup = |name: &str| -> Option<String> {
-        match name {
-            "accessToken" => access_token.map(str::to_string),
-            "apiKey" => api_key.map(str::to_string),
-            other => match connection.connection_config.get(other)? {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            },
-        }
-    };
-    let unfilled = |e: providers::ProxyValueError| ApiError::ProxyTarget(e.to_string());
-    let mut url = url.clone();
-    for (name, value) in &template.proxy.query {
-        let value = providers::fill_proxy_value(value, lookup).map_err(unfilled)?;
-        url.query_pairs_mut().append_pair(name, &value);
-    }
-    for (name, value) in &template.proxy.headers {
-        let value = providers::fill_proxy_value(value, lookup).map_err(unfilled)?;
-        headers.insert(header_name(name)?, sensitive(&value)?);
-    }
-    let authorization = axum::http::header::AUTHORIZATION;
-    match credentials {
-        Credentials::OAuth2(_) | Credentials::OAuth2ClientCredentials(_) => {
-            if !providers::mentions_access_token(&template.proxy) {
-                let token = access_token.unwrap_or_default();
-                headers.insert(authorization, sensitive(&format!("Bearer {token}"))?);
-            }
-        }
-        Credentials::ApiKey(c) => {
-            let scheme = template.api_key.clone().unwrap_or_default();
-            match (&scheme.query, &scheme.header) {
-                (Some(parameter), _) => {
-                    url.query_pairs_mut().append_pair(parameter, &c.api_key);
-                }
-                (None, Some(header)) => {
-                    let prefix = scheme.prefix.as_deref().unwrap_or_default();
-                    headers.insert(
-                        header_name(header)?,
-                        sensitive(&format!("{prefix}{}", c.api_key))?,
-                    );
-                }
-                (None, None) if !providers::mentions_api_key(&template.proxy) => {
-                    headers.insert(authorization, sensitive(&format!("Bearer {}", c.api_key))?);
-                }
-                (None, None) => {}
-            }
-        }
-        Credentials::Basic(c) => {
-            use base64::Engine;
-            let pair = format!("{}:{}", c.username, c.password);
-            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-            headers.insert(authorization, sensitive(&format!("Basic {encoded}"))?);
-        }
-        Credentials::OAuth1(c) => {
-            let method_name = template.signature_method.ok_or_else(|| {
-                ApiError::ProxyTarget("The provider's template has no signature_method.".into())
-            })?;
-            let signer = Signer::new(
-                method_name,
-                &config.oauth_client_id,
-                config.oauth_client_secret.expose(),
-            )
-            .map_err(|e| ApiError::ProxyTarget(e.to_string()))?;
-            let value = signer
-                .authorize_api_call(
-                    method.as_str(),
-                    &url,
-                    form_params.to_vec(),
-                    &c.oauth_token,
-                    &c.oauth_token_secret,
-                )
-                .map_err(|e| ApiError::ProxyTarget(e.to_string()))?;
-            headers.insert(authorization, sensitive(&value)?);
-        }
-    }
-    Ok(url)
-}
-
-fn header_name(name: &str) -> Result<axum::http::HeaderName, ApiError> {
-    axum::http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-        ApiError::ProxyTarget(format!("The template's header name {name:?} is not valid."))
-    })
-}
-
-/// A header value that may hold a secret: refused if it cannot be sent (never quoted), and
-/// marked so that HTTP/2 does not index it.
-fn sensitive(value: &str) -> Result<HeaderValue, ApiError> {
-    let mut value = HeaderValue::from_str(value).map_err(|_| {
-        ApiError::ProxyTarget(
-            "A credential or template value cannot be sent in an HTTP header.".into(),
-        )
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
 /// The request body: kept (and so replayable) when small, else streamed once.
 enum OutgoingBody {
     Kept(Bytes),
@@ -577,6 +458,7 @@ fn backoff(attempt: u32) -> Duration {
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failed test should panic
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     #[test]
     fn endpoints_cannot_climb_out_of_the_base_path() {

@@ -5,7 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_json_error, Page, TestApp, CLIENT_ID};
+use crate::helpers::{assert_json_error, FakeApi, Page, TestApp, CLIENT_ID};
 
 async fn post_connection(app: &TestApp, body: Value) -> reqwest::Response {
     app.post_json("/connection", &body).await
@@ -389,4 +389,151 @@ async fn entered_credentials_are_read_from_json_bodies_only() {
     assert_eq!(response.status(), StatusCode::OK);
     let connection = app.get_connection("openai", "victim-42").await;
     assert_eq!(connection["credentials"]["apiKey"], "sk-newrealkey1");
+}
+
+/// A template with a verification call against the fake API, the key in a header, and a
+/// per-account subdomain-like value (`account`) put in a header too.
+async fn spawn_with_verification() -> (TestApp, FakeApi) {
+    let api = FakeApi::start().await;
+    let base = api.base_url.clone();
+    let app = TestApp::spawn_with_templates(
+        |_| {},
+        move |_| {
+            format!(
+                "verified-key:\n  auth_mode: API_KEY\n  base_api_url: \"{base}/v1\"\n  api_key:\n    header: Authorization\n    prefix: 'Bearer '\n    description: Settings > API keys\n  verification:\n    path: /me\n  proxy:\n    headers:\n      X-Account: '${{connectionConfig.params.account}}'\n  connection_config:\n    account:\n      description: Your account id\n      pattern: '[a-z0-9]+'\n      example: acme\n\
+                 verified-basic:\n  auth_mode: BASIC\n  base_api_url: \"{base}/v2\"\n  verification:\n    method: POST\n    path: /whoami?fields=id\n"
+            )
+        },
+    )
+    .await;
+    (app, api)
+}
+
+#[tokio::test]
+async fn a_saved_key_is_verified_with_the_provider_and_a_refused_one_is_not_stored() {
+    let (app, api) = spawn_with_verification().await;
+    app.create_config("vk", "verified-key", "").await;
+
+    let response = enter(
+        &app,
+        "/api-auth/api-key/vk?connection_id=u1&params[account]=acme",
+        json!({"apiKey": "good-key"}),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        response.text().await.unwrap()
+    );
+    let call = api.last_request();
+    assert_eq!(call.method, "GET");
+    assert_eq!(call.path, "/v1/me");
+    assert_eq!(call.bearer().as_deref(), Some("good-key"));
+    assert_eq!(call.header("x-account").as_deref(), Some("acme"));
+    // The value is kept with the connection, and the proxy sends it the same way.
+    let connection = app.get_connection("vk", "u1").await;
+    assert_eq!(
+        connection["connection_config"]["connectionConfig.params.account"],
+        "acme"
+    );
+
+    // A key the provider refuses is not stored, with a message that says why.
+    api.refuse_token("bad-key");
+    let calls = api.request_count();
+    let error = assert_json_error(
+        enter(
+            &app,
+            "/api-auth/api-key/vk?connection_id=u2&params[account]=acme",
+            json!({"apiKey": "bad-key"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(error["type"], "invalid_credentials", "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("HTTP 401"),
+        "{error}"
+    );
+    assert_eq!(api.request_count(), calls + 1);
+    app.assert_no_connection("vk", "u2").await;
+
+    // A provider outage is not a verdict on the key: a 502, nothing stored.
+    api.script(&[(503, &[])]);
+    let error = assert_json_error(
+        enter(
+            &app,
+            "/api-auth/api-key/vk?connection_id=u3&params[account]=acme",
+            json!({"apiKey": "good-key"}),
+        )
+        .await,
+        StatusCode::BAD_GATEWAY,
+    )
+    .await;
+    assert_eq!(error["type"], "provider_unavailable", "{error}");
+    app.assert_no_connection("vk", "u3").await;
+
+    // A value the template's pattern refuses never reaches the provider.
+    let calls = api.request_count();
+    let error = assert_json_error(
+        enter(
+            &app,
+            "/api-auth/api-key/vk?connection_id=u4&params[account]=a%2Fb",
+            json!({"apiKey": "good-key"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(
+        error["error"].as_str().unwrap().contains("account"),
+        "{error}"
+    );
+    assert_eq!(api.request_count(), calls);
+    app.assert_no_connection("vk", "u4").await;
+}
+
+#[tokio::test]
+async fn basic_credentials_are_verified_with_a_post_when_the_template_says_so() {
+    let (app, api) = spawn_with_verification().await;
+    app.create_config("vb", "verified-basic", "").await;
+    let response = enter(
+        &app,
+        "/api-auth/basic/vb?connection_id=u1",
+        json!({"username": "ann", "password": "pw"}),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        response.text().await.unwrap()
+    );
+    let call = api.last_request();
+    assert_eq!(call.method, "POST");
+    assert_eq!(call.path, "/v2/whoami");
+    assert_eq!(call.query.as_deref(), Some("fields=id"));
+    let expected = {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("ann:pw")
+        )
+    };
+    assert_eq!(call.header("authorization"), Some(expected));
+
+    api.script(&[(403, &[])]);
+    let error = assert_json_error(
+        enter(
+            &app,
+            "/api-auth/basic/vb?connection_id=u2",
+            json!({"username": "ann", "password": "wrong"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(error["type"], "invalid_credentials", "{error}");
+    app.assert_no_connection("vb", "u2").await;
 }

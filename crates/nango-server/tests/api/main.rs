@@ -34,5 +34,6 @@ mod refresh_lifetimes;
 mod replicas;
 mod sdk;
 mod state;
+mod template_features;
 mod webhooks;
 mod websocket;

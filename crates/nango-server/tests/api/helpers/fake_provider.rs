@@ -51,6 +51,11 @@ pub struct Behaviour {
     pub revoke_grant_on_reuse: bool,
     /// Answer to `grant_type=client_credentials` instead of tokens: (status, JSON body).
     pub client_credentials_failure: Option<(u16, Value)>,
+    /// The names this provider gives standard parameters (`client_id` -> `client_key`), in its
+    /// authorize endpoint and its token endpoint alike.
+    pub param_names: Vec<(String, String)>,
+    /// The callback parameter the code is sent back in. Default: `code`.
+    pub code_param: Option<String>,
 }
 
 impl Default for Behaviour {
@@ -70,6 +75,8 @@ impl Default for Behaviour {
             rotate_refresh_tokens: false,
             revoke_grant_on_reuse: false,
             client_credentials_failure: None,
+            param_names: Vec::new(),
+            code_param: None,
         }
     }
 }
@@ -83,6 +90,11 @@ pub struct AuthorizeRequest {
 }
 
 impl AuthorizeRequest {
+    /// Whether the parameter was sent at all (even empty).
+    pub fn has(&self, name: &str) -> bool {
+        self.query.iter().any(|(k, _)| k == name)
+    }
+
     pub fn param(&self, name: &str) -> Option<&str> {
         self.query
             .iter()
@@ -144,6 +156,10 @@ struct Inner {
     reuses: usize,
     authorize_requests: Vec<AuthorizeRequest>,
     token_requests: Vec<TokenRequest>,
+    /// Requests to `/exchange` (the long-lived token exchange), as query or form pairs.
+    exchange_requests: Vec<Vec<(String, String)>>,
+    /// Access tokens issued by the token endpoint (what `/exchange` accepts).
+    issued_access_tokens: HashSet<String>,
     /// Token requests being answered now, and the most there ever were at once.
     in_flight: usize,
     max_in_flight: usize,
@@ -174,6 +190,7 @@ impl FakeProvider {
             .route("/token", any(token))
             .route("/refresh", any(refresh))
             .route("/{sub}/token", any(token_sub))
+            .route("/exchange", any(exchange))
             .with_state(provider.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -226,6 +243,11 @@ impl FakeProvider {
     /// Changes how the provider answers from now on.
     pub fn set(&self, change: impl FnOnce(&mut Behaviour)) {
         change(&mut self.inner.lock().unwrap().behaviour);
+    }
+
+    /// Requests to the long-lived token exchange, as their query or form pairs.
+    pub fn exchange_requests(&self) -> Vec<Vec<(String, String)>> {
+        self.inner.lock().unwrap().exchange_requests.clone()
     }
 
     pub fn authorize_requests(&self) -> Vec<AuthorizeRequest> {
@@ -303,15 +325,21 @@ fn handle_authorize(p: FakeProvider, subdomain: Option<String>, query: Option<St
     let request = AuthorizeRequest { subdomain, query };
     let mut inner = p.inner.lock().unwrap();
     inner.authorize_requests.push(request.clone());
-    let (Some(redirect_uri), Some(client_id)) =
-        (request.param("redirect_uri"), request.param("client_id"))
-    else {
+    let names = inner.behaviour.param_names.clone();
+    let name = |standard: &'static str| wire_name(&names, standard);
+    let (Some(redirect_uri), Some(client_id)) = (
+        request.param(&name("redirect_uri")),
+        request.param(&name("client_id")),
+    ) else {
         return (StatusCode::BAD_REQUEST, "missing redirect_uri or client_id").into_response();
     };
     let Ok(mut target) = Url::parse(redirect_uri) else {
         return (StatusCode::BAD_REQUEST, "bad redirect_uri").into_response();
     };
-    let state = request.param("state").unwrap_or_default().to_string();
+    let state = request
+        .param(&name("state"))
+        .unwrap_or_default()
+        .to_string();
     if inner.behaviour.deny {
         target
             .query_pairs_mut()
@@ -330,9 +358,10 @@ fn handle_authorize(p: FakeProvider, subdomain: Option<String>, query: Option<St
                 code_challenge_method: request.param("code_challenge_method").map(String::from),
             },
         );
+        let code_param = inner.behaviour.code_param.clone();
         target
             .query_pairs_mut()
-            .append_pair("code", &code)
+            .append_pair(code_param.as_deref().unwrap_or("code"), &code)
             .append_pair("state", &state)
             .extend_pairs(inner.behaviour.callback_extra.iter());
     }
@@ -366,6 +395,38 @@ async fn token_sub(
     body: Bytes,
 ) -> Response {
     handle_token(p, format!("/{sub}/token"), Some(sub), method, headers, body).await
+}
+
+/// The long-lived token exchange (Facebook's `fb_exchange_token` shape): a short-lived access
+/// token this provider issued, and the app's secret, for a token that lives 60 days.
+async fn exchange(
+    State(p): State<FakeProvider>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let mut pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    pairs.extend(url::form_urlencoded::parse(&body).into_owned());
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut inner = p.inner.lock().unwrap();
+    inner.exchange_requests.push(pairs.clone());
+    let short = get("fb_exchange_token").unwrap_or_default();
+    let valid = get("grant_type").as_deref() == Some("fb_exchange_token")
+        && get("client_secret").as_deref() == Some(super::CLIENT_SECRET)
+        && inner.issued_access_tokens.contains(&short);
+    if !valid {
+        let body = json!({"error": {"message": "Invalid OAuth access token", "code": 190}});
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
+    let body = json!({"access_token": format!("long-{short}"), "token_type": "bearer", "expires_in": 5_184_000});
+    (StatusCode::OK, axum::Json(body)).into_response()
 }
 
 fn error(status: u16, code: &str) -> (u16, Value) {
@@ -458,7 +519,10 @@ async fn handle_token(
 
 /// The client id and secret the request authenticated with: HTTP Basic (form-decoded, RFC 6749
 /// §2.3.1) or the body.
-fn presented_client(request: &TokenRequest) -> (Option<String>, Option<String>) {
+fn presented_client(
+    request: &TokenRequest,
+    names: &[(String, String)],
+) -> (Option<String>, Option<String>) {
     if let Some(basic) = request
         .header("authorization")
         .and_then(|h| h.strip_prefix("Basic "))
@@ -479,13 +543,21 @@ fn presented_client(request: &TokenRequest) -> (Option<String>, Option<String>) 
         return (form_decode(id), form_decode(secret));
     }
     (
-        request.param("client_id").map(String::from),
-        request.param("client_secret").map(String::from),
+        request
+            .param(&wire_name(names, "client_id"))
+            .map(String::from),
+        request
+            .param(&wire_name(names, "client_secret"))
+            .map(String::from),
     )
 }
 
-fn presented_client_id(request: &TokenRequest) -> Option<String> {
-    presented_client(request).0
+/// The name the provider gives a standard parameter.
+fn wire_name(names: &[(String, String)], standard: &str) -> String {
+    names
+        .iter()
+        .find(|(k, _)| k == standard)
+        .map_or_else(|| standard.to_string(), |(_, v)| v.clone())
 }
 
 fn decide(inner: &mut Inner, request: &TokenRequest) -> (u16, Value) {
@@ -502,10 +574,13 @@ fn decide(inner: &mut Inner, request: &TokenRequest) -> (u16, Value) {
             let Some(issued) = request.param("code").and_then(|c| inner.codes.remove(c)) else {
                 return error(400, "invalid_grant");
             };
-            if request.param("redirect_uri") != Some(issued.redirect_uri.as_str()) {
+            let names = inner.behaviour.param_names.clone();
+            if request.param(&wire_name(&names, "redirect_uri"))
+                != Some(issued.redirect_uri.as_str())
+            {
                 return error(400, "invalid_grant");
             }
-            if presented_client_id(request).as_deref() != Some(issued.client_id.as_str()) {
+            if presented_client(request, &names).0.as_deref() != Some(issued.client_id.as_str()) {
                 return error(401, "invalid_client");
             }
             if let Some(challenge) = &issued.code_challenge {
@@ -564,7 +639,7 @@ fn decide(inner: &mut Inner, request: &TokenRequest) -> (u16, Value) {
             if let Some(failure) = inner.behaviour.client_credentials_failure.clone() {
                 return failure;
             }
-            let (id, secret) = presented_client(request);
+            let (id, secret) = presented_client(request, &inner.behaviour.param_names);
             if id.as_deref() != Some(super::CLIENT_ID)
                 || secret.as_deref() != Some(super::CLIENT_SECRET)
             {
@@ -588,6 +663,7 @@ fn issue_tokens(inner: &mut Inner, grant: Option<u64>) -> (u16, Value) {
     inner.counter += 1;
     let n = inner.counter;
     let grant = grant.unwrap_or(n);
+    inner.issued_access_tokens.insert(format!("access-{n}"));
     let mut body = json!({
         "access_token": format!("access-{n}"),
         "token_type": "bearer",
