@@ -223,6 +223,10 @@ pub enum Command {
         /// Only providers whose name, display name or a category contains this text
         #[arg(long, value_name = "TEXT")]
         search: Option<String>,
+        /// Only providers of this auth mode: OAUTH2, OAUTH1, OAUTH2_CC, API_KEY or BASIC (several
+        /// comma-separated)
+        #[arg(long, value_name = "MODE")]
+        auth_mode: Option<String>,
         #[command(flatten)]
         client: ClientOpts,
     },

@@ -18,8 +18,14 @@ pub async fn run(command: Command, json: bool) -> Result<Printed, Error> {
         | Command::Completions { .. } => Err(Error::InvalidArgument(
             "`serve`, `db:rotate-key`, `doctor` and `completions` are not client commands".into(),
         )),
-        Command::ProvidersList { search, client } => {
-            let providers = connect(&client)?.list_providers(search.as_deref()).await?;
+        Command::ProvidersList {
+            search,
+            auth_mode,
+            client,
+        } => {
+            let providers = connect(&client)?
+                .list_providers_of(search.as_deref(), auth_mode.as_deref())
+                .await?;
             if json {
                 return Ok(Data(output::pretty(
                     &serde_json::json!({ "providers": providers }),

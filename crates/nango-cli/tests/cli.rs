@@ -835,6 +835,27 @@ fn providers_list_searches_the_catalog_and_providers_get_shows_a_template() {
     );
     assert!(rows.len() < count, "{}", run.context());
 
+    // By auth mode: only that mode's rows, and every mode together is the whole list.
+    let mut by_mode = 0;
+    for mode in ["OAUTH2", "OAUTH1", "OAUTH2_CC", "API_KEY", "BASIC"] {
+        let run = server.nango(&["providers:list", "--auth-mode", mode]);
+        let rows = data_rows(run.ok());
+        assert!(!rows.is_empty(), "{mode}: {}", run.context());
+        assert!(
+            rows.iter().all(|r| r.contains(&format!(" {mode} "))),
+            "{mode}: {}",
+            run.context()
+        );
+        by_mode += rows.len();
+    }
+    assert_eq!(by_mode, count);
+    let run = server.nango(&["providers:list", "--auth-mode", "api_key,basic"]);
+    let both = data_rows(run.ok()).len();
+    assert!(both > 0 && both < count, "{}", run.context());
+    server
+        .nango(&["providers:list", "--auth-mode", "PASSWORD"])
+        .fails_with("Param 'auth_mode'");
+
     let run = server.nango(&[
         "--json",
         "providers:list",

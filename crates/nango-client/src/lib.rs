@@ -582,7 +582,21 @@ impl Client {
         &self,
         search: Option<&str>,
     ) -> Result<Vec<ProviderSummary>, Error> {
-        let query: Vec<_> = search.map(|s| ("search", s)).into_iter().collect();
+        self.list_providers_of(search, None).await
+    }
+
+    /// [`Self::list_providers`], also filtered by auth mode (`auth_mode`: one or more of
+    /// OAUTH2, OAUTH1, OAUTH2_CC, API_KEY and BASIC, comma-separated); a 400
+    /// `invalid_request` for an unknown mode.
+    pub async fn list_providers_of(
+        &self,
+        search: Option<&str>,
+        auth_mode: Option<&str>,
+    ) -> Result<Vec<ProviderSummary>, Error> {
+        let query: Vec<_> = [("search", search), ("auth_mode", auth_mode)]
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?)))
+            .collect();
         let body = self
             .json(Method::GET, self.url(&["providers"], &query)?, None)
             .await?;

@@ -541,7 +541,8 @@ fn render_providers(catalog: &Catalog) -> String {
         out,
         "The built-in catalog has {} providers ({}). The **name** is what `nango config:create <key> <name> ...`\n\
          and `POST /config` take as `provider`. The same list is served by `GET /providers` (with\n\
-         `?search=<text>`) and `nango providers:list`; `GET /providers/<name>` and `nango providers:get <name>`\n\
+         `?search=<text>` and `?auth_mode=<mode>`) and `nango providers:list [--search <text>] [--auth-mode <mode>]`;\n\
+         `GET /providers/<name>` and `nango providers:get <name>`\n\
          show a whole template. A file given with `NANGO_PROVIDERS_FILE` adds providers or replaces\n\
          built-in ones ([configuration.md](configuration.md#providers)); the template fields are documented\n\
          at the top of `crates/nango-server/providers.yaml`.\n",

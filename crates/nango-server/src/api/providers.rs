@@ -56,6 +56,31 @@ pub struct ProviderSearch {
     /// Case-insensitive text found in the name, the display name or a category.
     #[param(max_length = 255)]
     search: Option<String>,
+    /// Only providers of these auth modes: one or more of OAUTH2, OAUTH1, OAUTH2_CC, API_KEY and
+    /// BASIC, comma-separated (case-insensitive).
+    #[param(example = "API_KEY,BASIC")]
+    auth_mode: Option<String>,
+}
+
+/// The auth modes a comma-separated `auth_mode` parameter names.
+fn auth_modes(value: &str) -> Result<Vec<AuthMode>, ApiError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|mode| !mode.is_empty())
+        .map(|mode| {
+            AuthMode::ALL
+                .into_iter()
+                .find(|known| known.as_str().eq_ignore_ascii_case(mode))
+                .ok_or_else(|| {
+                    let known: Vec<&str> = AuthMode::ALL.iter().map(|m| m.as_str()).collect();
+                    ApiError::InvalidRequest(format!(
+                        "Param 'auth_mode' must be one of {} (comma-separated).",
+                        known.join(", ")
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// A provider name in the path.
@@ -80,7 +105,7 @@ fn matches(name: &str, template: &ProviderTemplate, needle: &str) -> bool {
     params(ProviderSearch),
     responses(
         (status = 200, body = ProviderList),
-        (status = 400, description = "A bad query string.", body = ErrorBody),
+        (status = 400, description = "A bad query string, or an unknown auth mode.", body = ErrorBody),
     )
 )]
 async fn list_providers(
@@ -96,9 +121,11 @@ async fn list_providers(
             "Param 'search' is too long (at most {MAX_ID_LEN} characters)."
         )));
     }
+    let modes = auth_modes(query_value(&query, "auth_mode").unwrap_or_default())?;
     let providers = state
         .catalog
         .iter()
+        .filter(|(_, template)| modes.is_empty() || modes.contains(&template.auth_mode))
         .filter(|(name, template)| needle.is_empty() || matches(name, template, &needle))
         .map(|(name, template)| ProviderSummary {
             name,

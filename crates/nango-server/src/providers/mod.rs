@@ -55,6 +55,15 @@ pub enum AuthMode {
 }
 
 impl AuthMode {
+    /// Every mode, in the order they are listed.
+    pub const ALL: [AuthMode; 5] = [
+        AuthMode::OAuth2,
+        AuthMode::OAuth1,
+        AuthMode::OAuth2ClientCredentials,
+        AuthMode::ApiKey,
+        AuthMode::Basic,
+    ];
+
     /// The wire name (`OAUTH2`, `API_KEY`, ...).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -70,6 +70,45 @@ async fn search_matches_name_display_name_and_category_case_insensitively() {
 }
 
 #[tokio::test]
+async fn the_list_filters_by_auth_mode() {
+    let app = TestApp::spawn().await;
+    let mut total = 0;
+    for mode in ["OAUTH2", "OAUTH1", "OAUTH2_CC", "API_KEY", "BASIC"] {
+        let (status, list) = get_json(&app, &format!("/providers?auth_mode={mode}")).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        let found = names(&list);
+        assert!(!found.is_empty(), "{mode}");
+        for name in &found {
+            assert_eq!(
+                app.state.catalog.get(name).unwrap().auth_mode.as_str(),
+                mode
+            );
+        }
+        total += found.len();
+    }
+    assert_eq!(total, app.state.catalog.len());
+
+    // Several modes, any case, with a search.
+    let (_, list) = get_json(&app, "/providers?auth_mode=api_key,Basic&search=zendesk").await;
+    let found = names(&list);
+    assert!(!found.is_empty());
+    assert!(
+        found.iter().all(|n| {
+            let mode = app.state.catalog.get(n).unwrap().auth_mode.as_str();
+            (mode == "API_KEY" || mode == "BASIC") && n.contains("zendesk")
+        }),
+        "{found:?}"
+    );
+
+    let (status, body) = get_json(&app, "/providers?auth_mode=PASSWORD").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("auth_mode"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn one_provider_is_its_whole_template() {
     let app = TestApp::spawn().await;
     let (status, body) = get_json(&app, "/providers/fake-sub-pattern").await;
