@@ -104,6 +104,7 @@ impl AppState {
             settings.secret_key.as_ref(),
         )?;
         let catalog = Catalog::load(settings.providers_file.as_deref())?;
+        catalog.log_operator_file(settings.providers_file.as_deref());
         let cipher = store::Cipher::from_base64_keys(&settings.encryption_keys)
             .map_err(store::StoreError::from)?;
         let store = store::connect(

@@ -34,6 +34,9 @@ pub struct ProviderSummary<'a> {
     pub categories: &'a [String],
     /// The provider's own OAuth documentation.
     pub docs: Option<&'a str>,
+    /// For a name that stands for another provider (e.g. Nango's name for it), that provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias_of: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -133,6 +136,7 @@ async fn list_providers(
             auth_mode: template.auth_mode,
             categories: &template.categories,
             docs: template.docs.as_deref(),
+            alias_of: template.alias_of.as_deref(),
         })
         .collect();
     Ok(json_response(StatusCode::OK, &ProviderList { providers }))

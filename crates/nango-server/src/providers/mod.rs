@@ -8,6 +8,7 @@
 mod flow;
 mod hosts;
 mod interpolate;
+mod nango_format;
 mod proxy;
 
 pub use hosts::{
@@ -372,6 +373,10 @@ pub struct ProviderTemplate {
     /// may also list an IP address or `localhost`, and then reach it over http.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metadata_url_hosts: Vec<String>,
+    /// For an `alias:` entry, the provider it stands for (its template is that one's, with the
+    /// entry's own fields laid over it).
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub alias_of: Option<String>,
     /// Which placeholders choose the host of the template's URLs (worked out at load).
     #[serde(skip)]
     #[schema(ignore)]
@@ -463,6 +468,45 @@ impl ConnectionConfigField {
 }
 
 impl ProviderTemplate {
+    /// The template validated, with what is worked out at load filled in.
+    fn checked(mut self, provider: &str, allow_http: bool) -> Result<Self, CatalogError> {
+        self.validate(provider, allow_http)?;
+        self.hosts = HostPlaceholders::classify(self.urls());
+        // Only operator files may use http, so the flag also says where a template is from.
+        self.operator_file = allow_http;
+        Ok(self)
+    }
+
+    /// The template of an `alias:` entry: this (its target's) template with the alias entry's
+    /// own fields laid over it, field by field at the top level.
+    fn aliased(
+        &self,
+        name: &str,
+        target: &str,
+        overrides: serde_norway::Value,
+    ) -> Result<ProviderTemplate, CatalogError> {
+        let invalid = |message: String| CatalogError::Template {
+            provider: name.to_string(),
+            message,
+        };
+        let mut merged = serde_norway::to_value(self).map_err(|e| invalid(e.to_string()))?;
+        if let (Some(merged), serde_norway::Value::Mapping(overrides)) =
+            (merged.as_mapping_mut(), overrides)
+        {
+            // Worked out again below, never given.
+            merged.remove("alias_of");
+            for (key, value) in overrides {
+                if key.as_str() != Some("alias") {
+                    merged.insert(key, value);
+                }
+            }
+        }
+        let mut template: ProviderTemplate =
+            serde_norway::from_value(merged).map_err(|e| invalid(e.to_string()))?;
+        template.alias_of = Some(self.alias_of.clone().unwrap_or_else(|| target.to_string()));
+        Ok(template)
+    }
+
     /// Every URL the template's requests go to (the empty ones of modes without a flow skipped).
     pub fn urls(&self) -> impl Iterator<Item = &str> {
         [
@@ -725,6 +769,68 @@ const MAX_REFRESH_MARGIN_SECS: u64 = 86_400;
 pub struct Catalog {
     // Sorted, so `names()` needs no sort and listings are stable.
     providers: BTreeMap<String, ProviderTemplate>,
+    /// Entries of a Nango-format operator file left out, each with the reason.
+    pub skipped: Vec<SkippedEntry>,
+    /// Whether the (operator) file was in current Nango's format.
+    pub nango_format: bool,
+}
+
+/// An entry of an operator file that cannot be used here, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedEntry {
+    pub provider: String,
+    pub reason: String,
+}
+
+/// `alias: <name>` of an entry, if it has one.
+fn alias_target(name: &str, value: &serde_norway::Value) -> Result<Option<String>, CatalogError> {
+    let Some(target) = value.get("alias") else {
+        return Ok(None);
+    };
+    match target.as_str() {
+        Some(target) if is_valid_name(target) && target != name => Ok(Some(target.to_string())),
+        _ => Err(CatalogError::Template {
+            provider: name.to_string(),
+            message: "alias must name another provider".into(),
+        }),
+    }
+}
+
+/// Gives each `alias:` entry its target's template (from the same file, or from `base`), with
+/// the alias entry's own fields laid over it; aliases of aliases are followed.
+fn resolve_aliases(
+    providers: &mut BTreeMap<String, ProviderTemplate>,
+    mut pending: Vec<(String, String, serde_norway::Value)>,
+    base: Option<&Catalog>,
+    allow_http: bool,
+) -> Result<(), CatalogError> {
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut waiting = Vec::new();
+        for (name, target, value) in pending {
+            let found = providers
+                .get(&target)
+                .or_else(|| base.and_then(|b| b.get(&target)));
+            let Some(found) = found else {
+                waiting.push((name, target, value));
+                continue;
+            };
+            let template = found.aliased(&name, &target, value)?;
+            let template = template.checked(&name, allow_http)?;
+            providers.insert(name, template);
+        }
+        if waiting.len() == before {
+            let (name, target, _) = &waiting[0];
+            return Err(CatalogError::Template {
+                provider: name.clone(),
+                message: format!(
+                    "alias names '{target}', which is not a provider (or the aliases form a loop)"
+                ),
+            });
+        }
+        pending = waiting;
+    }
+    Ok(())
 }
 
 impl Catalog {
@@ -735,7 +841,9 @@ impl Catalog {
 
     /// The built-in catalog with the entries of `extra_file` laid over it: an entry there replaces
     /// the same-named built-in one whole, or adds a provider. The file may use http URLs so tests
-    /// and local setups can point a provider at a server without TLS.
+    /// and local setups can point a provider at a server without TLS. It may be written in this
+    /// catalog's format or in current Nango's (detected by its field names); entries of a Nango
+    /// file that cannot work here are left out and listed in `skipped`.
     pub fn load(extra_file: Option<&Path>) -> Result<Catalog, CatalogError> {
         let mut catalog = Catalog::builtin()?;
         if let Some(path) = extra_file {
@@ -743,9 +851,11 @@ impl Catalog {
                 path: path.to_path_buf(),
                 source,
             })?;
-            let extra = Catalog::from_yaml(&text, true).map_err(|source| CatalogError::InFile {
-                path: path.to_path_buf(),
-                source: Box::new(source),
+            let extra = Catalog::parse(&text, true, Some(&catalog)).map_err(|source| {
+                CatalogError::InFile {
+                    path: path.to_path_buf(),
+                    source: Box::new(source),
+                }
             })?;
             catalog.extend(extra);
         }
@@ -754,6 +864,16 @@ impl Catalog {
 
     /// Parses and validates a catalog document (an empty document is an empty catalog).
     pub fn from_yaml(yaml: &str, allow_http: bool) -> Result<Catalog, CatalogError> {
+        Catalog::parse(yaml, allow_http, None)
+    }
+
+    /// [`Catalog::from_yaml`], with `base` (the built-in catalog) as where `alias:` entries may
+    /// also point.
+    fn parse(
+        yaml: &str,
+        allow_http: bool,
+        base: Option<&Catalog>,
+    ) -> Result<Catalog, CatalogError> {
         let mut doc: serde_norway::Value =
             serde_norway::from_str(yaml).map_err(CatalogError::Yaml)?;
         // Lets operator files share a base template with `<<: *anchor`.
@@ -763,7 +883,7 @@ impl Catalog {
             serde_norway::Value::Mapping(entries) => entries,
             _ => return Err(CatalogError::NotAMap),
         };
-        let mut providers = BTreeMap::new();
+        let mut named = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             let name = match key {
                 serde_norway::Value::String(name) if is_valid_name(&name) => name,
@@ -778,28 +898,78 @@ impl Catalog {
                     return Err(CatalogError::InvalidName { name });
                 }
             };
+            named.push((name, value));
+        }
+        // Current Nango's providers.yaml is recognised by its own field names and translated.
+        let nango_format = nango_format::detect(&named);
+        let mut skipped = Vec::new();
+        if nango_format {
+            let translated = nango_format::translate(named, yaml)?;
+            named = translated.entries;
+            skipped = translated.skipped;
+        }
+        let mut providers = BTreeMap::new();
+        let mut aliases = Vec::new();
+        for (name, value) in named {
+            if let Some(target) = alias_target(&name, &value)? {
+                aliases.push((name, target, value));
+                continue;
+            }
             // Deserialising entry by entry (rather than the whole map at once) is what lets every
-            // error name its provider.
+            // error name its provider (and, in this catalog's format, its line).
             let template: ProviderTemplate = serde_norway::from_value(value).map_err(|e| {
                 let message = e.to_string();
+                let located = if nango_format {
+                    nango_format::located(yaml, &name, &message)
+                } else {
+                    located_message(yaml, &name, &message)
+                };
                 CatalogError::Template {
-                    message: located_message(yaml, &name, &message).unwrap_or(message),
+                    message: located.unwrap_or(message),
                     provider: name.clone(),
                 }
             })?;
-            let mut template = template;
-            template.validate(&name, allow_http)?;
-            template.hosts = HostPlaceholders::classify(template.urls());
-            // Only operator files may use http, so the flag also says where a template is from.
-            template.operator_file = allow_http;
+            let template = template.checked(&name, allow_http)?;
             providers.insert(name, template);
         }
-        Ok(Catalog { providers })
+        resolve_aliases(&mut providers, aliases, base, allow_http)?;
+        Ok(Catalog {
+            providers,
+            skipped,
+            nango_format,
+        })
     }
 
-    /// Adds `other`'s entries, replacing same-named ones whole.
+    /// Adds `other`'s entries, replacing same-named ones whole (and keeps what it says about
+    /// its file: its format and the entries it left out).
     pub fn extend(&mut self, other: Catalog) {
         self.providers.extend(other.providers);
+        self.skipped.extend(other.skipped);
+        self.nango_format |= other.nango_format;
+    }
+
+    /// Says at startup how the operator's file was read: in Nango's format or not, and, in one
+    /// warning, which of its entries were left out and why.
+    pub fn log_operator_file(&self, path: Option<&Path>) {
+        let Some(path) = path else {
+            return;
+        };
+        if self.nango_format {
+            tracing::info!(path = %path.display(), "providers file is in Nango's format: translated");
+        }
+        if !self.skipped.is_empty() {
+            let list: Vec<String> = self
+                .skipped
+                .iter()
+                .map(|s| format!("{} ({})", s.provider, s.reason))
+                .collect();
+            tracing::warn!(
+                path = %path.display(),
+                count = self.skipped.len(),
+                "providers file: entries left out, they cannot work on this server: {}",
+                list.join("; ")
+            );
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&ProviderTemplate> {
@@ -1003,9 +1173,25 @@ mod tests {
             assert!(catalog.contains(name), "{name} is missing");
         }
         assert!(catalog.len() >= 250, "{}", catalog.len());
+        // Nango 0.9's name and today's Nango name both work.
         assert!(catalog.contains("wave_accounting"));
-        assert!(!catalog.contains("wave-accounting"));
+        assert!(catalog.contains("wave-accounting"));
         assert!(catalog.get("nope").is_none());
+    }
+
+    #[test]
+    fn an_alias_without_overrides_is_its_target_template() {
+        // What alias resolution relies on: a template survives the trip through YAML whole.
+        let catalog = builtin();
+        for (name, t) in catalog.iter().filter(|(_, t)| t.alias_of.is_none()) {
+            let empty = serde_norway::Value::Mapping(Default::default());
+            let mut alias = t.aliased("copy", name, empty).unwrap();
+            assert_eq!(alias.alias_of.as_deref(), Some(name));
+            alias.alias_of = None;
+            alias.hosts = t.hosts.clone();
+            alias.operator_file = t.operator_file;
+            assert_eq!(&alias, t, "{name}");
+        }
     }
 
     #[test]
@@ -1180,10 +1366,11 @@ mod tests {
             "{message}"
         );
         assert!(message.ends_with("at line 5 column 3"), "{message}");
-        // Later-era Nango fields we do not model are unknown too, not silently ignored.
-        let message = error(&x_with(&["  webhook_routing_script: x"]));
+        // A field of current Nango's format makes the file a Nango file: a field neither
+        // format knows is still an error there, with the entry's line.
+        let message = error(&x_with(&["  webhook_routing_script: x", "  bar: 1"]));
         assert!(
-            message.starts_with("provider 'x': unknown field `webhook_routing_script`"),
+            message.starts_with("provider 'x': line 1: unknown field `bar`"),
             "{message}"
         );
         let message = error(&x_with(&[
@@ -1204,8 +1391,8 @@ mod tests {
                 "provider 'x': missing field `auth_mode`",
             ),
             (
-                doc(&["x:", "  auth_mode: JWT"]),
-                "provider 'x': auth_mode: unknown variant `JWT`, expected one of `OAUTH2`, `OAUTH1`, `OAUTH2_CC`, `API_KEY`, `BASIC` at line 2",
+                doc(&["x:", "  auth_mode: OAUTH3"]),
+                "provider 'x': auth_mode: unknown variant `OAUTH3`, expected one of `OAUTH2`, `OAUTH1`, `OAUTH2_CC`, `API_KEY`, `BASIC` at line 2",
             ),
             (
                 doc(&["x:", "  auth_mode: OAUTH2", "  token_url: https://a/t"]),

@@ -658,8 +658,8 @@ mod tests {
                 "provider 'x': base_api_url: invalid type: sequence",
             ),
             (
-                x_with(&["  proxy:", "    base_url: https://a"]),
-                "provider 'x': proxy: unknown field `base_url`",
+                x_with(&["  proxy:", "    base: https://a"]),
+                "provider 'x': proxy: unknown field `base`",
             ),
             (
                 x_with(&["  proxy:", "    retry:", "      remaining: x"]),

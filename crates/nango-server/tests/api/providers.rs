@@ -133,3 +133,51 @@ async fn one_provider_is_its_whole_template() {
     let body = assert_json_error(response, StatusCode::NOT_FOUND).await;
     assert_eq!(body["type"], "unknown_provider");
 }
+
+#[tokio::test]
+async fn a_nango_format_providers_file_works_for_a_flow_and_names_what_it_left_out() {
+    let app = TestApp::spawn_with_templates(
+        |_| {},
+        |p| {
+            format!(
+                "nango-crm:\n    display_name: Nango CRM\n    auth_mode: OAUTH2\n    authorization_url: {base}/${{connectionConfig.subdomain}}/authorize\n    token_url: {base}/${{connectionConfig.subdomain}}/token\n    token_request_auth_method: basic\n    docs_connect: https://docs.nango.dev/x\n    connection_config:\n        subdomain:\n            type: string\n            title: Subdomain\n            pattern: '^[a-z0-9-]+$'\n\
+                 nango-crm-alias:\n    alias: nango-crm\n\
+                 nango-app:\n    auth_mode: APP\n    authorization_url: https://github.com/apps/x/installations/new\n",
+                base = p.base_url
+            )
+        },
+    )
+    .await;
+    assert!(app.state.catalog.nango_format);
+    let skipped: Vec<&str> = app
+        .state
+        .catalog
+        .skipped
+        .iter()
+        .map(|s| s.provider.as_str())
+        .collect();
+    assert_eq!(skipped, ["nango-app"]);
+
+    app.create_config("crm", "nango-crm-alias", "").await;
+    let page = app
+        .run_flow("crm", "connection_id=c1&params[subdomain]=acme")
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let token_request = app.provider.last_token_request();
+    assert_eq!(token_request.path, "/acme/token");
+    assert!(token_request
+        .header("authorization")
+        .is_some_and(|h| h.starts_with("Basic ")));
+
+    // The alias is listed under its own name, saying what it stands for.
+    let (_, list) = get_json(&app, "/providers?search=nango-crm").await;
+    let alias = list["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "nango-crm-alias")
+        .unwrap();
+    assert_eq!(alias["alias_of"], "nango-crm");
+    let (status, _) = get_json(&app, "/providers/nango-app").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
