@@ -127,11 +127,24 @@ pub async fn store_direct_connection(
     key: &str,
     connection_id: &str,
     entered: EnteredCredentials,
+    given_config: Map<String, Value>,
 ) -> Result<Connection, ApiError> {
     let (config, template) = config_and_template(state, key).await?;
+    // The backend is trusted with a connection's values, not with a host: that stays the
+    // operator's (the provider config's), as for stored values.
+    let connection_config = settle_connection_config(
+        template,
+        &config.connection_config,
+        &given_config,
+        ValueSource::Stored,
+    )
+    .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    template
+        .check_connection_values(&connection_config)
+        .map_err(ApiError::InvalidRequest)?;
     let credentials = match template.auth_mode {
         AuthMode::OAuth2ClientCredentials => Credentials::OAuth2ClientCredentials(
-            fetch_client_credentials(state, &config, &Map::new())
+            fetch_client_credentials(state, &config, &connection_config)
                 .await
                 .map_err(|e| match e {
                     FreshError::Rejected(error) => ApiError::ClientCredentialsRejected { error },
@@ -141,7 +154,15 @@ pub async fn store_direct_connection(
         ),
         _ => validated_credentials(template, entered)?,
     };
-    store_connection(state, key, connection_id, template, credentials, Map::new()).await
+    store_connection(
+        state,
+        key,
+        connection_id,
+        template,
+        credentials,
+        connection_config,
+    )
+    .await
 }
 
 /// Creates or replaces the connection with these credentials.

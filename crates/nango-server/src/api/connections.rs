@@ -19,6 +19,7 @@ use super::{
 use crate::connections::delete_connection_and_notify;
 use crate::credentials::{iso_millis, Credentials, Freshness};
 use crate::error::ApiError;
+use crate::providers::PARAMS_PREFIX;
 use crate::store::{Connection, ConnectionHealth};
 use crate::AppState;
 
@@ -230,6 +231,11 @@ pub struct NewConnection {
     username: Option<String>,
     #[schema(max_length = 4096)]
     password: Option<String>,
+    /// Values of the template's placeholders (`{"subdomain": "acme"}`), checked against its
+    /// patterns and kept with the connection (the proxy fills its URLs and headers with them).
+    /// A placeholder that forms a whole host is the provider config's, not the connection's.
+    #[schema(value_type = Option<Object>)]
+    connection_config: Option<serde_json::Map<String, Value>>,
 }
 
 /// Creates (or replaces) a connection that needs no browser: an API_KEY or BASIC provider's
@@ -266,11 +272,42 @@ async fn create_connection(
         username: optional_string(&body, "username")?,
         password: optional_string(&body, "password")?,
     };
-    let connection = store_direct_connection(&state, &key, &connection_id, entered).await?;
+    let connection_config = match body.get("connection_config") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(values)) => placeholder_values(values)?,
+        Some(_) => {
+            return Err(ApiError::InvalidRequest(
+                "Param 'connection_config' must be an object.".into(),
+            ))
+        }
+    };
+    let connection =
+        store_direct_connection(&state, &key, &connection_id, entered, connection_config).await?;
     Ok(json_response(
         StatusCode::OK,
         &ConnectionBody::from(&connection),
     ))
+}
+
+/// `{"subdomain": "acme"}` as the stored form `{"connectionConfig.params.subdomain": "acme"}`
+/// (a key already in that form is kept); values must be strings.
+fn placeholder_values(values: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    values
+        .iter()
+        .map(|(name, value)| {
+            let Value::String(text) = value else {
+                return Err(ApiError::InvalidRequest(format!(
+                    "Param 'connection_config.{name}' must be a string."
+                )));
+            };
+            let key = if name.starts_with(PARAMS_PREFIX) {
+                name.clone()
+            } else {
+                format!("{PARAMS_PREFIX}{name}")
+            };
+            Ok((key, Value::String(text.clone())))
+        })
+        .collect()
 }
 
 /// Every connection, oldest first.

@@ -537,3 +537,47 @@ async fn basic_credentials_are_verified_with_a_post_when_the_template_says_so() 
     assert_eq!(error["type"], "invalid_credentials", "{error}");
     app.assert_no_connection("vb", "u2").await;
 }
+
+#[tokio::test]
+async fn an_imported_key_keeps_its_connection_config_values_checked_against_the_template() {
+    let (app, api) = spawn_with_verification().await;
+    app.create_config("vk", "verified-key", "").await;
+    let response = post_connection(
+        &app,
+        json!({"provider_config_key": "vk", "connection_id": "u1", "api_key": "k1",
+               "connection_config": {"account": "acme"}}),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        response.text().await.unwrap()
+    );
+    // The backend's import is not a login: no verification call.
+    assert_eq!(api.request_count(), 0);
+    let connection = app.get_connection("vk", "u1").await;
+    assert_eq!(
+        connection["connection_config"]["connectionConfig.params.account"],
+        "acme"
+    );
+
+    for (config, what) in [
+        (json!({"account": "a/b"}), "a value the pattern refuses"),
+        (json!({"account": 7}), "a number"),
+        (json!(["acme"]), "not an object"),
+    ] {
+        let error = assert_json_error(
+            post_connection(
+                &app,
+                json!({"provider_config_key": "vk", "connection_id": "u2", "api_key": "k1",
+                       "connection_config": config}),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(error["type"], "invalid_request", "{what}: {error}");
+    }
+    app.assert_no_connection("vk", "u2").await;
+}
