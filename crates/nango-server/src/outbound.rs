@@ -70,6 +70,15 @@ impl Resolve for PublicOnly {
     }
 }
 
+/// A provider's answer that says nothing about the request itself, only about the provider's
+/// state now (a server error, a rate limit, a request timeout): worth trying again later, never
+/// taken as a refusal of a grant or a credential.
+pub fn is_momentary_failure(status: reqwest::StatusCode) -> bool {
+    status.is_server_error()
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failed test should panic
 mod tests {

@@ -28,7 +28,7 @@ use crate::credentials::{
 use crate::error::ApiError;
 use crate::http::{connection_config_from_params, require_json_content_type};
 use crate::providers::{settle_connection_config, AuthMode, ProviderTemplate, ValueSource};
-use crate::store::{Connection, ConnectionFields};
+use crate::store::{Connection, ConnectionFields, ProviderConfig};
 use crate::AppState;
 
 /// Keys, usernames and passwords longer than this are refused (no provider issues such keys).
@@ -120,6 +120,23 @@ pub fn validated_credentials(
     }
 }
 
+/// The connection config a direct connection keeps: `given` settled with the provider config's
+/// values (a host only from those, or from a template's own choices) and checked against the
+/// template's patterns.
+fn checked_connection_config(
+    template: &ProviderTemplate,
+    config: &ProviderConfig,
+    given: &Map<String, Value>,
+    source: ValueSource,
+) -> Result<Map<String, Value>, ApiError> {
+    let settled = settle_connection_config(template, &config.connection_config, given, source)
+        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    template
+        .check_connection_values(&settled)
+        .map_err(ApiError::InvalidRequest)?;
+    Ok(settled)
+}
+
 /// Creates or replaces a connection whose credentials need no browser: entered ones for API_KEY
 /// and BASIC, a token fetched now for OAUTH2_CC.
 pub async fn store_direct_connection(
@@ -132,16 +149,8 @@ pub async fn store_direct_connection(
     let (config, template) = config_and_template(state, key).await?;
     // The backend is trusted with a connection's values, not with a host: that stays the
     // operator's (the provider config's), as for stored values.
-    let connection_config = settle_connection_config(
-        template,
-        &config.connection_config,
-        &given_config,
-        ValueSource::Stored,
-    )
-    .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
-    template
-        .check_connection_values(&connection_config)
-        .map_err(ApiError::InvalidRequest)?;
+    let connection_config =
+        checked_connection_config(template, &config, &given_config, ValueSource::Stored)?;
     let credentials = match template.auth_mode {
         AuthMode::OAuth2ClientCredentials => Credentials::OAuth2ClientCredentials(
             fetch_client_credentials(state, &config, &connection_config)
@@ -279,16 +288,8 @@ async fn enter(
     // Checked before the connect session is used up, so a typo does not cost the user theirs.
     let credentials = validated_credentials(template, entered)?;
     let given = connection_config_from_params(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let connection_config = settle_connection_config(
-        template,
-        &config.connection_config,
-        &given,
-        ValueSource::Browser,
-    )
-    .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
-    template
-        .check_connection_values(&connection_config)
-        .map_err(ApiError::InvalidRequest)?;
+    let connection_config =
+        checked_connection_config(template, &config, &given, ValueSource::Browser)?;
     verify_credentials(&state, &config, template, &credentials, &connection_config)
         .await
         .map_err(|e| match e {

@@ -92,9 +92,7 @@ pub async fn verify_credentials(
     if status.is_success() {
         return Ok(());
     }
-    let momentary = status.is_server_error()
-        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-        || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+    let momentary = crate::outbound::is_momentary_failure(status);
     if momentary {
         return Err(VerifyError::Unavailable(format!(
             "HTTP {}",

@@ -194,9 +194,7 @@ async fn read_answer(
 
     // A rate limit or a request timeout is the provider's momentary state, not a verdict on
     // the grant: retried later like a 5xx, never taken as a refusal.
-    let momentary = status.is_server_error()
-        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-        || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+    let momentary = crate::outbound::is_momentary_failure(status);
     if momentary {
         return Err(TokenEndpointError::Unavailable(format!(
             "HTTP {}{}",
