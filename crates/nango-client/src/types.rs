@@ -541,6 +541,9 @@ pub struct ProviderSummary {
     /// The provider's own OAuth documentation.
     #[serde(default)]
     pub docs: Option<String>,
+    /// For a name that stands for another provider (e.g. Nango's name for it), that provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias_of: Option<String>,
 }
 
 /// A whole provider template (`GET /providers/:name`).
@@ -548,6 +551,9 @@ pub struct ProviderSummary {
 #[non_exhaustive]
 pub struct ProviderDetail {
     pub name: String,
+    /// For a name that stands for another provider, that provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias_of: Option<String>,
     /// URLs, parameters, quirks, the `connection_config` fields it needs... (no secrets).
     pub template: Value,
 }

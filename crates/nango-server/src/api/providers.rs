@@ -48,6 +48,9 @@ pub struct ProviderList<'a> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderDetail<'a> {
     pub name: &'a str,
+    /// For a name that stands for another provider (e.g. Nango's name for it), that provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias_of: Option<&'a str>,
     pub template: &'a ProviderTemplate,
 }
 
@@ -164,6 +167,10 @@ async fn get_provider(
         .ok_or(ApiError::UnknownProvider)?;
     Ok(json_response(
         StatusCode::OK,
-        &ProviderDetail { name, template },
+        &ProviderDetail {
+            name,
+            alias_of: template.alias_of.as_deref(),
+            template,
+        },
     ))
 }

@@ -375,7 +375,8 @@ pub struct ProviderTemplate {
     pub metadata_url_hosts: Vec<String>,
     /// For an `alias:` entry, the provider it stands for (its template is that one's, with the
     /// entry's own fields laid over it).
-    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    #[serde(skip)]
+    #[schema(ignore)]
     pub alias_of: Option<String>,
     /// Which placeholders choose the host of the template's URLs (worked out at load).
     #[serde(skip)]
@@ -493,8 +494,6 @@ impl ProviderTemplate {
         if let (Some(merged), serde_norway::Value::Mapping(overrides)) =
             (merged.as_mapping_mut(), overrides)
         {
-            // Worked out again below, never given.
-            merged.remove("alias_of");
             for (key, value) in overrides {
                 if key.as_str() != Some("alias") {
                     merged.insert(key, value);

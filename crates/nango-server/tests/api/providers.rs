@@ -178,6 +178,9 @@ async fn a_nango_format_providers_file_works_for_a_flow_and_names_what_it_left_o
         .find(|p| p["name"] == "nango-crm-alias")
         .unwrap();
     assert_eq!(alias["alias_of"], "nango-crm");
+    let (_, detail) = get_json(&app, "/providers/nango-crm-alias").await;
+    assert_eq!(detail["alias_of"], "nango-crm");
+    assert!(detail["template"].get("alias_of").is_none(), "{detail}");
     let (status, _) = get_json(&app, "/providers/nango-app").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
