@@ -94,6 +94,7 @@ struct Input {
     expires_in: Option<Vec<Key>>,
     unit: u8,
     default_expires_in: Option<u64>,
+    zero_expires_in_never_expires: bool,
     now_secs: i64,
     now_nanos: u32,
 }
@@ -143,6 +144,7 @@ fuzz_target!(|input: Input| {
         expires_in: path(input.expires_in),
         expires_in_unit: unit,
         default_expires_in: input.default_expires_in,
+        zero_expires_in_never_expires: input.zero_expires_in_never_expires,
     };
     let Some(now): Option<DateTime<Utc>> = Utc
         .timestamp_opt(

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use super::{parse_oauth2_response, policy, ClientCredentials, Credentials, OAuth2Credentials};
 use crate::metrics::RefreshOutcome;
 use crate::oauth::oauth2::{TokenCall, TokenEndpointError};
-use crate::providers::{fill_params, settle_connection_config, stored_url, ValueSource};
+use crate::providers::{
+    fill_params, settle_connection_config, stored_url, FlowValues, ValueSource,
+};
 use crate::store::{Connection, ConnectionHealth, Generation, LeaseTake, ProviderConfig};
 use crate::webhooks::{self, EventKind};
 use crate::AppState;
@@ -811,8 +813,15 @@ async fn refresh_oauth2(
         ValueSource::Stored,
     )
     .map_err(|e| FreshError::Unavailable(format!("connection config: {e}")))?;
-    let extra = fill_params(extra, &values, None)
-        .map_err(|e| FreshError::Unavailable(format!("refresh parameters: {e}")))?;
+    let extra = fill_params(
+        extra,
+        &values,
+        FlowValues {
+            client_id: &config.oauth_client_id,
+            nonce: None,
+        },
+    )
+    .map_err(|e| FreshError::Unavailable(format!("refresh parameters: {e}")))?;
     params.extend(
         extra
             .into_iter()
@@ -882,8 +891,15 @@ pub async fn fetch_client_credentials(
         ValueSource::Stored,
     )
     .map_err(|e| FreshError::Unavailable(format!("connection config: {e}")))?;
-    let extra = fill_params(&template.token_params, &values, None)
-        .map_err(|e| FreshError::Unavailable(format!("token parameters: {e}")))?;
+    let extra = fill_params(
+        &template.token_params,
+        &values,
+        FlowValues {
+            client_id: &config.oauth_client_id,
+            nonce: None,
+        },
+    )
+    .map_err(|e| FreshError::Unavailable(format!("token parameters: {e}")))?;
     params.extend(
         extra
             .into_iter()

@@ -18,7 +18,7 @@ use crate::credentials::{
 };
 use crate::http::query_value;
 use crate::providers::{
-    fill_exchange_params, fill_params, settle_connection_config, stored_url, AuthMode,
+    fill_exchange_params, fill_params, settle_connection_config, stored_url, AuthMode, FlowValues,
     ProviderTemplate, TokenExchange, ValueSource,
 };
 use crate::store::{ConnectionFields, OAuthSession, ProviderConfig};
@@ -201,7 +201,11 @@ async fn complete_oauth2(
         ValueSource::Stored,
     )
     .map_err(|e| unknown("could not settle the connection config", &e))?;
-    let extra = fill_params(&template.token_params, &values, None)
+    let flow = FlowValues {
+        client_id: &config.oauth_client_id,
+        nonce: None,
+    };
+    let extra = fill_params(&template.token_params, &values, flow)
         .map_err(|e| unknown("could not fill in token_params", &e))?;
     params.extend(
         extra

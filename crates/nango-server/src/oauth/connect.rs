@@ -16,8 +16,8 @@ use super::{oauth2, pkce};
 use crate::connect_sessions::{redeem, ConnectSessionError};
 use crate::http::{connection_config_from_params, id_problem};
 use crate::providers::{
-    fill_params, interpolate_url, settle_connection_config, AuthMode, InterpolationError,
-    ProviderTemplate, ValueSource,
+    fill_params, interpolate_url, settle_connection_config, AuthMode, FlowValues,
+    InterpolationError, ProviderTemplate, ValueSource,
 };
 use crate::secret::Secret;
 use crate::store::{OAuthSession, ProviderConfig};
@@ -482,10 +482,14 @@ fn authorization_params(
         true => Some(pkce::new_verifier().map_err(|e| format!("no random nonce: {e}"))?),
         false => None,
     };
+    let flow = FlowValues {
+        client_id: &config.oauth_client_id,
+        nonce: nonce.as_deref(),
+    };
     let extra = fill_params(
         &template.authorization_params,
         &session.connection_config,
-        nonce.as_deref(),
+        flow,
     )
     .map_err(|e| format!("authorization_params: {e}"))?;
     params.extend(extra);

@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 
 use super::interpolate::{pieces, Piece};
 use super::{
-    fill_proxy_value, CatalogError, ProviderTemplate, ProxyValueError, EXCHANGE_PLACEHOLDERS,
-    NONCE_PLACEHOLDER, PARAMS_PREFIX, RENAMABLE_PARAMS,
+    fill_proxy_value, CatalogError, ProviderTemplate, ProxyValueError, CLIENT_ID_PLACEHOLDER,
+    EXCHANGE_PLACEHOLDERS, NONCE_PLACEHOLDER, PARAMS_PREFIX, RENAMABLE_PARAMS,
 };
 
 /// A parameter name a template may give: what a query string or form body can carry unescaped
@@ -95,6 +95,7 @@ impl ProviderTemplate {
             for (name, value) in map {
                 let known = |placeholder: &str| {
                     (nonce_allowed && placeholder == NONCE_PLACEHOLDER)
+                        || placeholder == CLIENT_ID_PLACEHOLDER
                         || placeholder
                             .strip_prefix(PARAMS_PREFIX)
                             .is_some_and(|param| !param.is_empty())
@@ -107,9 +108,9 @@ impl ProviderTemplate {
                 });
                 if !well_formed {
                     let allowed = if nonce_allowed {
-                        "${nonce} and ${connectionConfig.params.<name>}"
+                        "${nonce}, ${clientId} and ${connectionConfig.params.<name>}"
                     } else {
-                        "${connectionConfig.params.<name>}"
+                        "${clientId} and ${connectionConfig.params.<name>}"
                     };
                     return Err(invalid(format!(
                         "{field}.{name}: placeholders must be {allowed}"
@@ -212,25 +213,33 @@ fn placeholder_names(value: &str) -> impl Iterator<Item = &str> {
         })
 }
 
-/// A template's extra parameters with their placeholders filled: `${connectionConfig.params.x}`
-/// from `values` (a settled connection config) and `${nonce}` from `nonce`.
+/// What a flow step knows besides the connection config: the app's client id (public: it is in
+/// every authorize URL) and, when the authorization redirect is being built, the flow's nonce.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowValues<'a> {
+    pub client_id: &'a str,
+    pub nonce: Option<&'a str>,
+}
+
+/// A template's extra parameters with their placeholders filled:
+/// `${connectionConfig.params.x}` from `values` (a settled connection config), `${clientId}` and
+/// `${nonce}` from `flow`.
 pub fn fill_params(
     params: &IndexMap<String, String>,
     values: &Map<String, Value>,
-    nonce: Option<&str>,
+    flow: FlowValues<'_>,
 ) -> Result<Vec<(String, String)>, ProxyValueError> {
     params
         .iter()
         .map(|(name, value)| {
-            let filled = fill_proxy_value(value, |placeholder| {
-                if placeholder == NONCE_PLACEHOLDER {
-                    return nonce.map(str::to_string);
-                }
-                match values.get(placeholder)? {
+            let filled = fill_proxy_value(value, |placeholder| match placeholder {
+                NONCE_PLACEHOLDER => flow.nonce.map(str::to_string),
+                CLIENT_ID_PLACEHOLDER => Some(flow.client_id.to_string()),
+                _ => match values.get(placeholder)? {
                     Value::String(s) => Some(s.clone()),
                     Value::Number(n) => Some(n.to_string()),
                     _ => None,
-                }
+                },
             })?;
             Ok((name.clone(), filled))
         })

@@ -16,7 +16,7 @@ pub use hosts::{
     stored_url, HostError, HostPlaceholders, HostRefusal, ValueSource, PARAMS_PREFIX,
 };
 
-pub use flow::{fill_exchange_params, fill_params};
+pub use flow::{fill_exchange_params, fill_params, FlowValues};
 pub use interpolate::{interpolate_url, InterpolationError};
 pub use proxy::{
     api_base_url, api_target, fill_proxy_value, mentions_access_token, mentions_api_key, ApiTarget,
@@ -410,13 +410,14 @@ fn get_method() -> HttpMethod {
 }
 
 /// The standard OAuth 2 parameters a template may rename with `param_names`.
-pub const RENAMABLE_PARAMS: [&str; 6] = [
+pub const RENAMABLE_PARAMS: [&str; 7] = [
     "client_id",
     "client_secret",
     "redirect_uri",
     "scope",
     "state",
     "response_type",
+    "code",
 ];
 
 /// Placeholders an exchange parameter may use.
@@ -424,6 +425,10 @@ const EXCHANGE_PLACEHOLDERS: [&str; 3] = ["accessToken", "clientId", "clientSecr
 
 /// The placeholder of `authorization_params` filled with a fresh random value per flow.
 pub const NONCE_PLACEHOLDER: &str = "nonce";
+
+/// The placeholder of extra parameters filled with the provider config's client id (for
+/// providers that want it under another name in one step only).
+pub const CLIENT_ID_PLACEHOLDER: &str = "clientId";
 
 /// One value a connection supplies for a template's placeholders.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -6,7 +6,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{FakeProvider, TestApp, CLIENT_SECRET};
+use crate::helpers::{FakeProvider, TestApp, CLIENT_ID, CLIENT_SECRET};
 
 /// The fake provider's endpoints, as a template's first lines.
 fn endpoints(p: &FakeProvider) -> String {
@@ -49,7 +49,7 @@ async fn empty_parameters_are_left_out_only_where_the_template_says_so() {
 async fn renamed_standard_parameters_and_a_code_under_another_name_complete_a_flow() {
     let app = spawn(|p| {
         format!(
-            "feature-renamed:\n{}  param_names:\n    client_id: client_key\n    redirect_uri: redirect_url\n  callback_code_param: spapi_oauth_code\n",
+            "feature-renamed:\n{}  param_names:\n    client_id: client_key\n    redirect_uri: redirect_url\n    code: auth_code\n  callback_code_param: spapi_oauth_code\n",
             endpoints(p)
         )
     })
@@ -58,6 +58,7 @@ async fn renamed_standard_parameters_and_a_code_under_another_name_complete_a_fl
         b.param_names = vec![
             ("client_id".into(), "client_key".into()),
             ("redirect_uri".into(), "redirect_url".into()),
+            ("code".into(), "auth_code".into()),
         ];
         b.code_param = Some("spapi_oauth_code".into());
     });
@@ -76,6 +77,8 @@ async fn renamed_standard_parameters_and_a_code_under_another_name_complete_a_fl
         token_request.raw_body
     );
     assert!(token_request.param("redirect_url").is_some());
+    assert!(token_request.param("auth_code").is_some());
+    assert!(token_request.param("code").is_none());
     assert!(token_request.param("client_id").is_none());
     let connection = app.get_connection("renamed", "c1").await;
     assert!(connection["credentials"]["access_token"]
@@ -106,7 +109,7 @@ async fn renamed_standard_parameters_and_a_code_under_another_name_complete_a_fl
 async fn placeholders_in_extra_parameters_are_filled_and_the_nonce_is_new_each_flow() {
     let app = spawn(|p| {
         format!(
-            "feature-placeholders:\n{}  authorization_params:\n    nonce: '${{nonce}}'\n    tenant: 't-${{connectionConfig.params.tenant}}'\n  token_params:\n    tenant: '${{connectionConfig.params.tenant}}'\n  connection_config:\n    tenant:\n      description: Your tenant\n      pattern: '[a-z0-9]+'\n      example: acme\n",
+            "feature-placeholders:\n{}  authorization_params:\n    nonce: '${{nonce}}'\n    tenant: 't-${{connectionConfig.params.tenant}}'\n    app_key: '${{clientId}}'\n  token_params:\n    tenant: '${{connectionConfig.params.tenant}}'\n  connection_config:\n    tenant:\n      description: Your tenant\n      pattern: '[a-z0-9]+'\n      example: acme\n",
             endpoints(p)
         )
     })
@@ -124,6 +127,7 @@ async fn placeholders_in_extra_parameters_are_filled_and_the_nonce_is_new_each_f
     assert_ne!(nonces[0], nonces[1], "a nonce is drawn per flow");
     assert!(nonces.iter().all(|n| n.len() >= 32), "{nonces:?}");
     assert_eq!(sent[0].param("tenant"), Some("t-acme"));
+    assert_eq!(sent[0].param("app_key"), Some(CLIENT_ID));
     let token_request = app.provider.last_token_request();
     assert_eq!(token_request.param("tenant"), Some("acme"));
 

@@ -571,10 +571,11 @@ fn decide(inner: &mut Inner, request: &TokenRequest) -> (u16, Value) {
             if let Some(failure) = inner.behaviour.code_failure.clone() {
                 return failure;
             }
-            let Some(issued) = request.param("code").and_then(|c| inner.codes.remove(c)) else {
+            let names = inner.behaviour.param_names.clone();
+            let code = request.param(&wire_name(&names, "code"));
+            let Some(issued) = code.and_then(|c| inner.codes.remove(c)) else {
                 return error(400, "invalid_grant");
             };
-            let names = inner.behaviour.param_names.clone();
             if request.param(&wire_name(&names, "redirect_uri"))
                 != Some(issued.redirect_uri.as_str())
             {
