@@ -11,7 +11,7 @@ use super::{parse_oauth2_response, policy, ClientCredentials, Credentials, OAuth
 use crate::metrics::RefreshOutcome;
 use crate::oauth::oauth2::{TokenCall, TokenEndpointError};
 use crate::providers::{
-    fill_params, settle_connection_config, stored_url, FlowValues, ValueSource,
+    fill_params, settle_connection_config, settled_url, FlowValues, ProviderTemplate, ValueSource,
 };
 use crate::store::{Connection, ConnectionHealth, Generation, LeaseTake, ProviderConfig};
 use crate::webhooks::{self, EventKind};
@@ -793,26 +793,14 @@ async fn refresh_oauth2(
         .as_deref()
         .unwrap_or(&template.token_url);
     // A host from the operator's provider config only; a clear outage until it is set.
-    let (token_url, public_only) = stored_url(
-        template,
-        &config.connection_config,
-        &connection.connection_config,
-        token_url,
-    )
-    .map_err(|e| FreshError::Unavailable(format!("token URL: {e}")))?;
+    let (values, token_url, public_only) =
+        settled_token_url(template, config, &connection.connection_config, token_url)?;
     let mut params = vec![("grant_type".to_string(), "refresh_token".to_string())];
     let extra = if template.refresh_params.is_empty() {
         &template.token_params
     } else {
         &template.refresh_params
     };
-    let values = settle_connection_config(
-        template,
-        &config.connection_config,
-        &connection.connection_config,
-        ValueSource::Stored,
-    )
-    .map_err(|e| FreshError::Unavailable(format!("connection config: {e}")))?;
     let extra = fill_params(
         extra,
         &values,
@@ -861,6 +849,27 @@ async fn refresh_oauth2(
     Ok(fresh)
 }
 
+/// The connection's values settled with the provider config's, and `url` filled from them (with
+/// whether it must reach public addresses only): the token parameters are filled from the same
+/// values.
+fn settled_token_url(
+    template: &ProviderTemplate,
+    config: &ProviderConfig,
+    stored: &serde_json::Map<String, serde_json::Value>,
+    url: &str,
+) -> Result<(serde_json::Map<String, serde_json::Value>, String, bool), FreshError> {
+    let unavailable = |e: String| FreshError::Unavailable(format!("token URL: {e}"));
+    let values = settle_connection_config(
+        template,
+        &config.connection_config,
+        stored,
+        ValueSource::Stored,
+    )
+    .map_err(|e| unavailable(e.to_string()))?;
+    let (url, public_only) = settled_url(template, &values, url).map_err(unavailable)?;
+    Ok((values, url, public_only))
+}
+
 /// A token from the client credentials grant (RFC 6749 §4.4): the config's client id and secret,
 /// its scopes (or the template's defaults), the template's token parameters. Used to create an
 /// OAUTH2_CC connection and to renew it: there is no refresh token, the grant is simply repeated.
@@ -872,25 +881,13 @@ pub async fn fetch_client_credentials(
     let template = state.catalog.get(&config.provider).ok_or_else(|| {
         FreshError::Internal(format!("no provider template named {:?}", config.provider))
     })?;
-    let (token_url, public_only) = stored_url(
-        template,
-        &config.connection_config,
-        connection_config,
-        &template.token_url,
-    )
-    .map_err(|e| FreshError::Unavailable(format!("token URL: {e}")))?;
+    let (values, token_url, public_only) =
+        settled_token_url(template, config, connection_config, &template.token_url)?;
     let scope = template.scope_param(&config.oauth_scopes);
     let mut params = vec![("grant_type".to_string(), "client_credentials".to_string())];
     if !scope.is_empty() {
         params.push(("scope".into(), scope));
     }
-    let values = settle_connection_config(
-        template,
-        &config.connection_config,
-        connection_config,
-        ValueSource::Stored,
-    )
-    .map_err(|e| FreshError::Unavailable(format!("connection config: {e}")))?;
     let extra = fill_params(
         &template.token_params,
         &values,

@@ -26,26 +26,20 @@ pub enum VerifyError {
     Unusable(String),
 }
 
-/// Makes the template's verification call with `credentials`; `Ok` when the template has none or
-/// the provider answered 2xx.
+/// Makes the template's verification call with `credentials` and the connection's `values`
+/// (already settled with the provider config's: `settle_connection_config`); `Ok` when the
+/// template has none or the provider answered 2xx.
 pub async fn verify_credentials(
     state: &AppState,
     config: &ProviderConfig,
     template: &ProviderTemplate,
     credentials: &Credentials,
-    connection_config: &Map<String, Value>,
+    values: &Map<String, Value>,
 ) -> Result<(), VerifyError> {
     let Some(verification) = &template.verification else {
         return Ok(());
     };
-    let values = providers::settle_connection_config(
-        template,
-        &config.connection_config,
-        connection_config,
-        providers::ValueSource::Stored,
-    )
-    .map_err(|e| VerifyError::Unusable(e.to_string()))?;
-    let target = providers::api_target(template, &values, &Map::new())
+    let target = providers::api_target(template, values, &Map::new())
         .map_err(|e| VerifyError::Unusable(e.to_string()))?;
     // Validated at load: the path starts with one `/` and has no `..`, so it stays under the base.
     let joined = format!(
@@ -64,7 +58,7 @@ pub async fn verify_credentials(
         template,
         config,
         credentials,
-        &values,
+        values,
         &method,
         &url,
         &[],

@@ -18,8 +18,8 @@ use crate::credentials::{
 };
 use crate::http::query_value;
 use crate::providers::{
-    fill_exchange_params, fill_params, settle_connection_config, stored_url, AuthMode, FlowValues,
-    ProviderTemplate, TokenExchange, ValueSource,
+    fill_exchange_params, fill_params, settle_connection_config, settled_url, stored_url, AuthMode,
+    FlowValues, ProviderTemplate, TokenExchange, ValueSource,
 };
 use crate::store::{ConnectionFields, OAuthSession, ProviderConfig};
 use crate::AppState;
@@ -181,26 +181,22 @@ async fn complete_oauth2(
         }
         return Err((fe::CALLBACK, message));
     };
-    let (token_url, public_only) = stored_url(
-        template,
-        &config.connection_config,
-        &session.connection_config,
-        &template.token_url,
-    )
-    .map_err(|e| unknown("could not fill in the token URL", &e))?;
-
-    let mut params = vec![
-        ("grant_type".to_string(), "authorization_code".to_string()),
-        ("code".to_string(), code.to_string()),
-        ("redirect_uri".to_string(), session.callback_url.clone()),
-    ];
+    // Settled once: the token URL and the token parameters are filled from the same values.
     let values = settle_connection_config(
         template,
         &config.connection_config,
         &session.connection_config,
         ValueSource::Stored,
     )
-    .map_err(|e| unknown("could not settle the connection config", &e))?;
+    .map_err(|e| unknown("could not fill in the token URL", &e))?;
+    let (token_url, public_only) = settled_url(template, &values, &template.token_url)
+        .map_err(|e| unknown("could not fill in the token URL", &e))?;
+
+    let mut params = vec![
+        ("grant_type".to_string(), "authorization_code".to_string()),
+        ("code".to_string(), code.to_string()),
+        ("redirect_uri".to_string(), session.callback_url.clone()),
+    ];
     let flow = FlowValues {
         client_id: &config.oauth_client_id,
         nonce: None,

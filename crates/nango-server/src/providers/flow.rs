@@ -100,13 +100,7 @@ impl ProviderTemplate {
                             .strip_prefix(PARAMS_PREFIX)
                             .is_some_and(|param| !param.is_empty())
                 };
-                let well_formed = pieces(value).is_some_and(|pieces| {
-                    pieces.iter().all(|piece| match piece {
-                        Piece::Text(_) => true,
-                        Piece::Placeholder(placeholder) => known(placeholder),
-                    })
-                });
-                if !well_formed {
+                if !uses_only(value, known) {
                     let allowed = if nonce_allowed {
                         "${nonce}, ${clientId} and ${connectionConfig.params.<name>}"
                     } else {
@@ -121,13 +115,7 @@ impl ProviderTemplate {
         if let Some(exchange) = &self.long_lived_token {
             super::check_url(provider, "long_lived_token.url", &exchange.url, allow_http)?;
             for (name, value) in &exchange.params {
-                let well_formed = pieces(value).is_some_and(|pieces| {
-                    pieces.iter().all(|piece| match piece {
-                        Piece::Text(_) => true,
-                        Piece::Placeholder(p) => EXCHANGE_PLACEHOLDERS.contains(p),
-                    })
-                });
-                if !well_formed {
+                if !uses_only(value, |p| EXCHANGE_PLACEHOLDERS.contains(&p)) {
                     return Err(invalid(format!(
                         "long_lived_token.params.{name}: placeholders must be ${{accessToken}}, ${{clientId}} or ${{clientSecret}}"
                     )));
@@ -194,6 +182,16 @@ impl ProviderTemplate {
     }
 }
 
+/// Whether `value` is well formed and every placeholder in it is one `known` admits.
+fn uses_only(value: &str, known: impl Fn(&str) -> bool) -> bool {
+    pieces(value).is_some_and(|pieces| {
+        pieces.iter().all(|piece| match piece {
+            Piece::Text(_) => true,
+            Piece::Placeholder(placeholder) => known(placeholder),
+        })
+    })
+}
+
 /// A host placeholder's choice is put in a host name: letters, digits, `.` and `-` only.
 fn is_host_text(value: &str) -> bool {
     !value.is_empty()
@@ -229,21 +227,15 @@ pub fn fill_params(
     values: &Map<String, Value>,
     flow: FlowValues<'_>,
 ) -> Result<Vec<(String, String)>, ProxyValueError> {
-    params
-        .iter()
-        .map(|(name, value)| {
-            let filled = fill_proxy_value(value, |placeholder| match placeholder {
-                NONCE_PLACEHOLDER => flow.nonce.map(str::to_string),
-                CLIENT_ID_PLACEHOLDER => Some(flow.client_id.to_string()),
-                _ => match values.get(placeholder)? {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                },
-            })?;
-            Ok((name.clone(), filled))
-        })
-        .collect()
+    fill_each(params, |placeholder| match placeholder {
+        NONCE_PLACEHOLDER => flow.nonce.map(str::to_string),
+        CLIENT_ID_PLACEHOLDER => Some(flow.client_id.to_string()),
+        _ => match values.get(placeholder)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        },
+    })
 }
 
 /// The exchange's parameters with the short-lived token and the client's credentials filled in.
@@ -253,16 +245,21 @@ pub fn fill_exchange_params(
     client_id: &str,
     client_secret: &str,
 ) -> Result<Vec<(String, String)>, ProxyValueError> {
+    fill_each(params, |placeholder| match placeholder {
+        "accessToken" => Some(access_token.to_string()),
+        CLIENT_ID_PLACEHOLDER => Some(client_id.to_string()),
+        "clientSecret" => Some(client_secret.to_string()),
+        _ => None,
+    })
+}
+
+/// Every value of `params` with its placeholders filled by `lookup`, in order.
+fn fill_each(
+    params: &IndexMap<String, String>,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, ProxyValueError> {
     params
         .iter()
-        .map(|(name, value)| {
-            let filled = fill_proxy_value(value, |placeholder| match placeholder {
-                "accessToken" => Some(access_token.to_string()),
-                "clientId" => Some(client_id.to_string()),
-                "clientSecret" => Some(client_secret.to_string()),
-                _ => None,
-            })?;
-            Ok((name.clone(), filled))
-        })
+        .map(|(name, value)| Ok((name.clone(), fill_proxy_value(value, &lookup)?)))
         .collect()
 }

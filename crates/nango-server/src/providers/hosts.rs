@@ -192,7 +192,17 @@ pub fn stored_url(
 ) -> Result<(String, bool), String> {
     let values = settle_connection_config(template, operator, stored, ValueSource::Stored)
         .map_err(|e| e.to_string())?;
-    let filled = super::interpolate_url(url, &values).map_err(|e| e.to_string())?;
+    settled_url(template, &values, url)
+}
+
+/// [`stored_url`] from values already settled (`settle_connection_config`), for callers that also
+/// fill parameters from them.
+pub fn settled_url(
+    template: &ProviderTemplate,
+    values: &Map<String, Value>,
+    url: &str,
+) -> Result<(String, bool), String> {
+    let filled = super::interpolate_url(url, values).map_err(|e| e.to_string())?;
     let public_only = template.public_hosts_only();
     if public_only {
         let host = url::Url::parse(&filled)

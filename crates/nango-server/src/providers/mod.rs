@@ -13,7 +13,7 @@ mod proxy;
 
 pub use hosts::{
     check_host_name, check_resolved_host, is_dns_label, is_public, settle_connection_config,
-    stored_url, HostError, HostPlaceholders, HostRefusal, ValueSource, PARAMS_PREFIX,
+    settled_url, stored_url, HostError, HostPlaceholders, HostRefusal, ValueSource, PARAMS_PREFIX,
 };
 
 pub use flow::{fill_exchange_params, fill_params, FlowValues};

@@ -6,6 +6,7 @@
 
 use serde_norway::{Mapping, Value};
 
+use super::interpolate::{pieces, Piece};
 use super::{CatalogError, SkippedEntry};
 
 /// Fields only current Nango's format has: one of them anywhere marks the file as Nango's.
@@ -297,25 +298,20 @@ fn translate_entry(value: Value) -> Result<Outcome, String> {
     Ok(Outcome::Entry(Value::Mapping(out)))
 }
 
-/// The first placeholder no translation can give a meaning here, if any.
+/// The first placeholder no translation can give a meaning here, if any (a malformed one is left
+/// to the template's own checks, which name it).
 fn unsupported_placeholder(value: &Value) -> Option<String> {
     match value {
-        Value::String(text) => {
-            let mut rest = text.as_str();
-            while let Some(start) = rest.find("${") {
-                let after = &rest[start + 2..];
-                let end = after.find('}')?;
-                let name = &after[..end];
-                let known = matches!(name, "apiKey" | "accessToken")
-                    || name.starts_with("connectionConfig.")
-                    || name.starts_with("metadata.");
-                if !known {
-                    return Some(name.to_string());
-                }
-                rest = &after[end + 1..];
+        Value::String(text) => pieces(text)?.into_iter().find_map(|piece| match piece {
+            Piece::Placeholder(name)
+                if !matches!(name, "apiKey" | "accessToken")
+                    && !name.starts_with("connectionConfig.")
+                    && !name.starts_with("metadata.") =>
+            {
+                Some(name.to_string())
             }
-            None
-        }
+            _ => None,
+        }),
         Value::Mapping(map) => map.values().find_map(unsupported_placeholder),
         Value::Sequence(items) => items.iter().find_map(unsupported_placeholder),
         _ => None,
