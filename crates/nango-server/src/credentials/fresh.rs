@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::{parse_oauth2_response, policy, ClientCredentials, Credentials, OAuth2Credentials};
 use crate::metrics::RefreshOutcome;
-use crate::oauth::oauth2::{TokenCall, TokenEndpointError};
+use crate::oauth::oauth2::{ExchangeCall, TokenCall, TokenEndpointError};
 use crate::providers::{
     fill_params, settle_connection_config, settled_url, FlowValues, ProviderTemplate, ValueSource,
 };
@@ -135,6 +135,8 @@ struct Ask {
     seen: Generation,
     /// The provider's refresh margin, or the server's.
     margin: Duration,
+    /// Whether the connection's credentials can be renewed at all (`renewable`).
+    renewable: bool,
 }
 
 /// `Ask::settle`: the answer without a provider call, or the connection that still needs one.
@@ -180,7 +182,7 @@ impl Ask {
                 if replaced && !policy::expired(credentials, now) {
                     return Verdict::Serve;
                 }
-                if !policy::due(credentials, health, self.margin, now) {
+                if !policy::due(credentials, self.renewable, health, self.margin, now) {
                     return Verdict::Serve;
                 }
                 match policy::request_retry_at(health).filter(|at| *at > now) {
@@ -201,10 +203,18 @@ impl Ask {
                 if health.needs_reauth || backing_off {
                     return Verdict::Serve;
                 }
-                let idle = credentials.refreshable()
+                let idle = self.renewable
                     && !policy::recently_refreshed(health, now)
                     && health.refreshed_at.is_none_or(|at| at < idle_before);
-                if idle || policy::due(credentials, health, self.margin + lookahead, now) {
+                if idle
+                    || policy::due(
+                        credentials,
+                        self.renewable,
+                        health,
+                        self.margin + lookahead,
+                        now,
+                    )
+                {
                     Verdict::Refresh
                 } else {
                     Verdict::Serve
@@ -331,13 +341,18 @@ impl Refresher {
             .await
             .map_err(internal)?
             .ok_or(FreshError::UnknownConfig)?;
-        if matches!(freshness, Freshness::Forced { .. }) && !connection.credentials.refreshable() {
+        let template = state.catalog.get(&config.provider);
+        let renewable = renewable(&connection.credentials, template);
+        if matches!(freshness, Freshness::Forced { .. }) && !renewable {
             return Err(FreshError::NotRefreshable);
         }
         let ask = Ask {
             freshness,
             seen: connection.health.generation(),
-            margin: refresh_margin(state, &config.provider),
+            margin: template
+                .and_then(|t| t.refresh_margin)
+                .map_or(state.settings.refresh_margin, Duration::from_secs),
+            renewable,
         };
         match ask.judge(&connection, Utc::now()) {
             Verdict::Serve => return Ok(connection),
@@ -388,13 +403,13 @@ impl Refresher {
     }
 }
 
-/// The margin of `provider`'s template, or the server's.
-fn refresh_margin(state: &AppState, provider: &str) -> Duration {
-    state
-        .catalog
-        .get(provider)
-        .and_then(|t| t.refresh_margin)
-        .map_or(state.settings.refresh_margin, Duration::from_secs)
+/// Whether `credentials` can be renewed: they hold a refresh token, are client credentials, or
+/// are an OAuth 2 token that the template says the provider extends in place
+/// (`access_token_refresh`).
+fn renewable(credentials: &Credentials, template: Option<&ProviderTemplate>) -> bool {
+    credentials.refreshable()
+        || matches!(credentials, Credentials::OAuth2(_))
+            && template.is_some_and(|t| t.access_token_refresh.is_some())
 }
 
 /// How long a refresh lease lasts unless its holder renews it: what reads of a connection wait
@@ -787,7 +802,9 @@ async fn refresh_oauth2(
     let template = state.catalog.get(&config.provider).ok_or_else(|| {
         FreshError::Internal(format!("no provider template named {:?}", config.provider))
     })?;
-    let refresh_token = stale.refresh_token.clone().unwrap_or_default();
+    let Some(refresh_token) = stale.refresh_token.clone() else {
+        return extend_oauth2(state, config, template, connection, stale).await;
+    };
     let token_url = template
         .refresh_url
         .as_deref()
@@ -847,6 +864,54 @@ async fn refresh_oauth2(
         "refreshed OAuth 2 credentials"
     );
     Ok(fresh)
+}
+
+/// A renewal without a refresh token, for providers that extend the access token itself
+/// (`access_token_refresh`, e.g. Instagram's `ig_refresh_token`): the token in hand is sent and
+/// the answer replaces it.
+async fn extend_oauth2(
+    state: &AppState,
+    config: &ProviderConfig,
+    template: &ProviderTemplate,
+    connection: &Connection,
+    stale: &OAuth2Credentials,
+) -> Result<OAuth2Credentials, FreshError> {
+    let exchange = template
+        .access_token_refresh
+        .as_ref()
+        .ok_or(FreshError::NotRefreshable)?;
+    let (_, url, public_only) = settled_token_url(
+        template,
+        config,
+        &connection.connection_config,
+        &exchange.url,
+    )?;
+    let extended = ExchangeCall {
+        template,
+        exchange,
+        url: &url,
+        token: stale,
+        client_id: &config.oauth_client_id,
+        client_secret: config.oauth_client_secret.expose(),
+        timeout: state.settings.provider_timeout,
+    }
+    .send(state.http_for(public_only))
+    .await
+    .map_err(|e| {
+        tracing::warn!(
+            provider_config_key = %connection.provider_config_key,
+            connection_id = %connection.connection_id,
+            error = %e,
+            "access token renewal failed"
+        );
+        FreshError::from(e)
+    })?;
+    tracing::info!(
+        provider_config_key = %connection.provider_config_key,
+        connection_id = %connection.connection_id,
+        "renewed an OAuth 2 access token with itself"
+    );
+    Ok(extended)
 }
 
 /// The connection's values settled with the provider config's, and `url` filled from them (with

@@ -58,16 +58,18 @@ pub fn expired(credentials: &Credentials, now: DateTime<Utc>) -> bool {
     credentials.expires_at().is_some_and(|at| at <= now)
 }
 
-/// True when the credentials should be refreshed before being handed out: they can be, their
-/// remaining life is inside the window of `margin` (the provider's or the server's, plus the
-/// background pass's lookahead), and no refresh stored them moments ago.
+/// True when the credentials should be refreshed before being handed out: they can be
+/// (`renewable`: a refresh token, client credentials, or a token the provider extends itself),
+/// their remaining life is inside the window of `margin` (the provider's or the server's, plus
+/// the background pass's lookahead), and no refresh stored them moments ago.
 pub fn due(
     credentials: &Credentials,
+    renewable: bool,
     health: &ConnectionHealth,
     margin: Duration,
     now: DateTime<Utc>,
 ) -> bool {
-    if !credentials.refreshable() || recently_refreshed(health, now) {
+    if !renewable || recently_refreshed(health, now) {
         return false;
     }
     let Some(expires_at) = credentials.expires_at() else {
@@ -125,7 +127,7 @@ mod tests {
     /// Seconds after t0 at which the token first counts as due (searched to the second).
     fn first_due(lifetime: i64, by_refresh: bool) -> Option<i64> {
         let (c, h) = issued(lifetime, true, by_refresh);
-        (0..=7200).find(|s| due(&c, &h, MARGIN, t0() + secs(*s)))
+        (0..=7200).find(|s| due(&c, c.refreshable(), &h, MARGIN, t0() + secs(*s)))
     }
 
     #[test]
@@ -154,7 +156,10 @@ mod tests {
             assert_eq!(first_due(lifetime, true), Some(5), "lifetime {lifetime}");
             // From a flow or an import: due at once (the first refresh is the one that helps).
             let (c, h) = issued(lifetime, true, false);
-            assert!(due(&c, &h, MARGIN, t0() + secs(1)), "lifetime {lifetime}");
+            assert!(
+                due(&c, c.refreshable(), &h, MARGIN, t0() + secs(1)),
+                "lifetime {lifetime}"
+            );
         }
     }
 
@@ -162,12 +167,12 @@ mod tests {
     fn the_provider_margin_replaces_the_server_margin_but_not_the_lifetime_rule() {
         let (c, h) = issued(600, true, true);
         let margin = Duration::from_secs(30);
-        assert!(!due(&c, &h, margin, t0() + secs(569)));
-        assert!(due(&c, &h, margin, t0() + secs(571)));
+        assert!(!due(&c, c.refreshable(), &h, margin, t0() + secs(569)));
+        assert!(due(&c, c.refreshable(), &h, margin, t0() + secs(571)));
         let (c, h) = issued(40, true, true);
         // Half of 40 s is 20 s: due once less than 20 s remain, though the margin is 30 s.
-        assert!(!due(&c, &h, margin, t0() + secs(19)));
-        assert!(due(&c, &h, margin, t0() + secs(21)));
+        assert!(!due(&c, c.refreshable(), &h, margin, t0() + secs(19)));
+        assert!(due(&c, c.refreshable(), &h, margin, t0() + secs(21)));
     }
 
     #[test]
@@ -175,16 +180,25 @@ mod tests {
         let (c, mut h) = issued(600, true, false);
         h.refreshed_at = None;
         // Nothing says when it was issued: the margin alone.
-        assert!(due(&c, &h, MARGIN, t0()));
+        assert!(due(&c, c.refreshable(), &h, MARGIN, t0()));
         let (c, h) = issued(-10, false, false);
-        assert!(!due(&c, &h, MARGIN, t0()), "no refresh token");
+        assert!(
+            !due(&c, c.refreshable(), &h, MARGIN, t0()),
+            "no refresh token"
+        );
         let never = Credentials::OAuth2(OAuth2Credentials {
             access_token: "a".into(),
             refresh_token: Some("r".into()),
             expires_at: None,
             raw: serde_json::json!({}),
         });
-        assert!(!due(&never, &ConnectionHealth::default(), MARGIN, t0()));
+        assert!(!due(
+            &never,
+            never.refreshable(),
+            &ConnectionHealth::default(),
+            MARGIN,
+            t0()
+        ));
     }
 
     #[test]

@@ -18,8 +18,8 @@ use crate::credentials::{
 };
 use crate::http::query_value;
 use crate::providers::{
-    fill_exchange_params, fill_params, settle_connection_config, settled_url, stored_url, AuthMode,
-    FlowValues, ProviderTemplate, TokenExchange, ValueSource,
+    fill_params, settle_connection_config, settled_url, stored_url, AuthMode, FlowValues,
+    ProviderTemplate, TokenExchange, ValueSource,
 };
 use crate::store::{ConnectionFields, OAuthSession, ProviderConfig};
 use crate::AppState;
@@ -281,29 +281,18 @@ async fn exchange_for_long_lived(
 ) -> Result<OAuth2Credentials, String> {
     let url =
         crate::providers::interpolate_url(&exchange.url, values).map_err(|e| e.to_string())?;
-    let params = fill_exchange_params(
-        &exchange.params,
-        &short_lived.access_token,
-        &config.oauth_client_id,
-        config.oauth_client_secret.expose(),
-    )
-    .map_err(|e| e.to_string())?;
-    let raw = ExchangeCall {
+    ExchangeCall {
         template,
+        exchange,
         url: &url,
-        method: exchange.method,
-        params,
+        token: &short_lived,
+        client_id: &config.oauth_client_id,
+        client_secret: config.oauth_client_secret.expose(),
         timeout: state.settings.provider_timeout,
     }
     .send(state.http_for(template.public_hosts_only()))
     .await
-    .map_err(|e| e.to_string())?;
-    let mut long_lived = parse_oauth2_response(raw, Utc::now(), &template.token_response)
-        .map_err(|e| e.to_string())?;
-    if long_lived.refresh_token.is_none() {
-        long_lived.refresh_token = short_lived.refresh_token;
-    }
-    Ok(long_lived)
+    .map_err(|e| e.to_string())
 }
 
 /// The flow's provider config and its template, as they are now.

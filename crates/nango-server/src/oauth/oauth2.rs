@@ -11,7 +11,12 @@ use axum::http::header;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::providers::{BodyFormat, HttpMethod, ProviderTemplate};
+use chrono::Utc;
+
+use crate::credentials::{parse_oauth2_response, OAuth2Credentials};
+use crate::providers::{
+    fill_exchange_params, BodyFormat, HttpMethod, ProviderTemplate, TokenExchange,
+};
 
 /// Builds the provider's authorize URL: origin and path of the template URL (its query is
 /// dropped, as Nango did), then our parameters in Nango's order. A later parameter with the same
@@ -115,38 +120,52 @@ impl TokenCall<'_> {
     }
 }
 
-/// A post-authorization exchange (`long_lived_token`): the short-lived token and the client's
-/// credentials go in the template's parameters, not in client authentication.
+/// One of the template's token exchanges (`long_lived_token` right after the code exchange,
+/// `access_token_refresh` in place of a refresh): the token in hand and the client's credentials
+/// go in the exchange's parameters, not in client authentication.
 pub struct ExchangeCall<'a> {
     pub template: &'a ProviderTemplate,
+    pub exchange: &'a TokenExchange,
     /// The exchange URL after interpolation.
     pub url: &'a str,
-    pub method: HttpMethod,
-    pub params: Vec<(String, String)>,
+    /// The credentials whose access token is exchanged.
+    pub token: &'a OAuth2Credentials,
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
     pub timeout: Duration,
 }
 
 impl ExchangeCall<'_> {
-    /// Sends the exchange and returns the provider's response object, read like a token answer.
+    /// Sends the exchange and reads its answer like a token response; the token's refresh token
+    /// is kept when the answer gives none.
     pub async fn send(
         self,
         http: &reqwest::Client,
-    ) -> Result<Map<String, Value>, TokenEndpointError> {
-        let mut url = Url::parse(self.url)
-            .map_err(|e| TokenEndpointError::InvalidResponse(format!("bad exchange URL: {e}")))?;
+    ) -> Result<OAuth2Credentials, TokenEndpointError> {
+        let invalid = |what: &str, e: &dyn std::fmt::Display| {
+            TokenEndpointError::InvalidResponse(format!("{what}: {e}"))
+        };
+        let params = fill_exchange_params(
+            &self.exchange.params,
+            &self.token.access_token,
+            self.client_id,
+            self.client_secret,
+        )
+        .map_err(|e| invalid("exchange parameters", &e))?;
+        let mut url = Url::parse(self.url).map_err(|e| invalid("bad exchange URL", &e))?;
         url.set_fragment(None);
-        let method = match self.method {
+        let method = match self.exchange.method {
             HttpMethod::Get => reqwest::Method::GET,
             HttpMethod::Post => reqwest::Method::POST,
             HttpMethod::Put => reqwest::Method::PUT,
         };
         let mut request = if method == reqwest::Method::GET {
-            url.query_pairs_mut().extend_pairs(&self.params);
+            url.query_pairs_mut().extend_pairs(&params);
             http.get(url)
         } else {
             http.request(method, url)
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(form_encode(&self.params))
+                .body(form_encode(&params))
         };
         request = request
             .timeout(self.timeout)
@@ -155,7 +174,13 @@ impl ExchangeCall<'_> {
         for (name, value) in &self.template.token_request_headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        read_answer(request.send().await).await
+        let raw = read_answer(request.send().await).await?;
+        let mut exchanged = parse_oauth2_response(raw, Utc::now(), &self.template.token_response)
+            .map_err(|e| invalid("the exchange answer was unusable", &e))?;
+        if exchanged.refresh_token.is_none() {
+            exchanged.refresh_token = self.token.refresh_token.clone();
+        }
+        Ok(exchanged)
     }
 }
 

@@ -112,12 +112,25 @@ impl ProviderTemplate {
                 }
             }
         }
-        if let Some(exchange) = &self.long_lived_token {
-            super::check_url(provider, "long_lived_token.url", &exchange.url, allow_http)?;
+        let exchanges = [
+            (
+                "long_lived_token",
+                "long_lived_token.url",
+                &self.long_lived_token,
+            ),
+            (
+                "access_token_refresh",
+                "access_token_refresh.url",
+                &self.access_token_refresh,
+            ),
+        ];
+        for (field, url_field, exchange) in exchanges {
+            let Some(exchange) = exchange else { continue };
+            super::check_url(provider, url_field, &exchange.url, allow_http)?;
             for (name, value) in &exchange.params {
                 if !uses_only(value, |p| EXCHANGE_PLACEHOLDERS.contains(&p)) {
                     return Err(invalid(format!(
-                        "long_lived_token.params.{name}: placeholders must be ${{accessToken}}, ${{clientId}} or ${{clientSecret}}"
+                        "{field}.params.{name}: placeholders must be ${{accessToken}}, ${{clientId}} or ${{clientSecret}}"
                     )));
                 }
             }

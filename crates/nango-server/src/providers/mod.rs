@@ -364,6 +364,11 @@ pub struct ProviderTemplate {
     /// short-lived token that must be traded for a long-lived one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub long_lived_token: Option<TokenExchange>,
+    /// OAUTH2: how a token without a refresh token is renewed with itself, for providers that
+    /// extend the access token in place (Instagram's `ig_refresh_token`, Threads'
+    /// `th_refresh_token`); used instead of a refresh when the connection holds no refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_refresh: Option<TokenExchange>,
     /// API_KEY and BASIC: the call that checks a credential when it is saved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
@@ -389,8 +394,9 @@ pub struct ProviderTemplate {
     pub operator_file: bool,
 }
 
-/// A post-authorization exchange (`long_lived_token`): one request whose answer replaces the
-/// access token (and its lifetime) the code exchange gave.
+/// A token exchange of a template (`long_lived_token` after the code exchange,
+/// `access_token_refresh` in place of a refresh): one request, made with the token in hand, whose
+/// answer replaces the access token and its lifetime.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenExchange {
@@ -399,7 +405,7 @@ pub struct TokenExchange {
     /// GET (parameters in the query, the default) or POST (a form body).
     #[serde(default = "get_method")]
     pub method: HttpMethod,
-    /// Parameters of the request; values may use `${accessToken}` (the short-lived token),
+    /// Parameters of the request; values may use `${accessToken}` (the token in hand),
     /// `${clientId}` and `${clientSecret}`.
     #[serde(default, deserialize_with = "scalar_map")]
     pub params: IndexMap<String, String>,

@@ -111,6 +111,7 @@ const OWN_FIELDS: &[&str] = &[
     "param_names",
     "callback_code_param",
     "long_lived_token",
+    "access_token_refresh",
     "verified",
 ];
 

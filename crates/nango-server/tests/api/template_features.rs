@@ -1,7 +1,7 @@
 //! Template features of the flow, one test each against the fake provider: empty parameters left
 //! out, renamed standard parameters and the code under another callback parameter, placeholders
 //! and a per-flow nonce in extra parameters, a region choice with a default, a post-authorization
-//! exchange for a long-lived token, and a zero lifetime read as none.
+//! exchange for a long-lived token, a token renewed with itself, and a zero lifetime read as none.
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -232,6 +232,84 @@ async fn a_long_lived_token_exchange_replaces_the_short_lived_token() {
     assert_ne!(page.status, StatusCode::OK);
     assert!(page.body.contains("long-lived"), "{}", page.body);
     app.assert_no_connection("fb-bad", "c2").await;
+}
+
+/// A template whose tokens are renewed with themselves at the fake provider's `/extend`, sending
+/// `grant_type`.
+fn self_renewing(name: &str, p: &FakeProvider, grant_type: &str) -> String {
+    format!(
+        "{name}:\n{}  access_token_refresh:\n    url: \"{}/extend\"\n    params:\n      grant_type: {grant_type}\n      access_token: '${{accessToken}}'\n",
+        endpoints(p),
+        p.base_url
+    )
+}
+
+#[tokio::test]
+async fn a_token_without_refresh_token_is_renewed_with_itself_where_the_template_says_how() {
+    let app = spawn(|p| {
+        self_renewing("feature-extend", p, "ig_refresh_token")
+            + &self_renewing("feature-extend-refused", p, "not_a_grant")
+    })
+    .await;
+    // Already expired when issued, and no refresh token.
+    app.provider.set(|b| {
+        b.expires_in = Some(0);
+        b.issue_refresh_token = false;
+    });
+    app.create_config("ig", "feature-extend", "").await;
+    app.authorize("ig", "c1").await;
+
+    // The read finds the token due and renews it with itself: no refresh grant is sent.
+    let connection = app.get_connection("ig", "c1").await;
+    let requests = app.provider.extend_requests();
+    assert_eq!(requests.len(), 1);
+    let sent = |i: usize, name: &str| {
+        requests[i]
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(sent(0, "grant_type"), "ig_refresh_token");
+    let issued = sent(0, "access_token");
+    let renewed = connection["credentials"]["access_token"].as_str().unwrap();
+    assert_eq!(renewed, format!("ext1-{issued}"));
+    assert_eq!(connection["credentials"]["refresh_token"], Value::Null);
+    let expires_at: chrono::DateTime<chrono::Utc> = connection["credentials"]["expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((59..=60).contains(&(expires_at - chrono::Utc::now()).num_days()));
+    assert_eq!(app.provider.refresh_count(), 0);
+
+    // A 60-day token is not due: read again, nothing is sent.
+    let again = app.get_connection("ig", "c1").await;
+    assert_eq!(again["credentials"]["access_token"], renewed);
+    assert_eq!(app.provider.extend_requests().len(), 1);
+
+    // force_refresh renews it with the token in hand (not refused as "no refresh token").
+    let forced: Value = app
+        .get("/connection/c1?provider_config_key=ig&force_refresh=true")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        forced["credentials"]["access_token"],
+        format!("ext2-{renewed}")
+    );
+
+    // A refusal is a refused refresh: a 4xx, and the stored token stays.
+    app.create_config("ig-refused", "feature-extend-refused", "")
+        .await;
+    app.authorize("ig-refused", "c1").await;
+    let response = app.get_connection_response("ig-refused", "c1").await;
+    let status = response.status();
+    let body = crate::helpers::assert_json_error(response, status).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["type"], "refresh_rejected", "{body}");
+    assert_eq!(app.provider.extend_requests().len(), 3);
 }
 
 #[tokio::test]

@@ -158,6 +158,8 @@ struct Inner {
     token_requests: Vec<TokenRequest>,
     /// Requests to `/exchange` (the long-lived token exchange), as query or form pairs.
     exchange_requests: Vec<Vec<(String, String)>>,
+    /// Requests to `/extend` (a token renewed with itself), as query pairs.
+    extend_requests: Vec<Vec<(String, String)>>,
     /// Access tokens issued by the token endpoint (what `/exchange` accepts).
     issued_access_tokens: HashSet<String>,
     /// Token requests being answered now, and the most there ever were at once.
@@ -191,6 +193,7 @@ impl FakeProvider {
             .route("/refresh", any(refresh))
             .route("/{sub}/token", any(token_sub))
             .route("/exchange", any(exchange))
+            .route("/extend", get(extend))
             .with_state(provider.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -248,6 +251,11 @@ impl FakeProvider {
     /// Requests to the long-lived token exchange, as their query or form pairs.
     pub fn exchange_requests(&self) -> Vec<Vec<(String, String)>> {
         self.inner.lock().unwrap().exchange_requests.clone()
+    }
+
+    /// Requests to the renewal of a token with itself, as their query pairs.
+    pub fn extend_requests(&self) -> Vec<Vec<(String, String)>> {
+        self.inner.lock().unwrap().extend_requests.clone()
     }
 
     pub fn authorize_requests(&self) -> Vec<AuthorizeRequest> {
@@ -426,6 +434,34 @@ async fn exchange(
         return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
     }
     let body = json!({"access_token": format!("long-{short}"), "token_type": "bearer", "expires_in": 5_184_000});
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// A token renewed with itself (Instagram's `ig_refresh_token` shape): an access token this
+/// provider issued, for a new one that lives 60 days; an unknown token is refused.
+async fn extend(State(p): State<FakeProvider>, RawQuery(query): RawQuery) -> Response {
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut inner = p.inner.lock().unwrap();
+    inner.extend_requests.push(pairs.clone());
+    let token = get("access_token").unwrap_or_default();
+    let valid = get("grant_type").as_deref() == Some("ig_refresh_token")
+        && inner.issued_access_tokens.contains(&token);
+    if !valid {
+        let body = json!({"error": {"message": "Invalid OAuth access token", "code": 190}});
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
+    let extended = format!("ext{}-{token}", inner.extend_requests.len());
+    inner.issued_access_tokens.insert(extended.clone());
+    let body = json!({"access_token": extended, "token_type": "bearer", "expires_in": 5_184_000});
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
