@@ -235,12 +235,17 @@ fn check_storable(credentials: &OAuth2Credentials) -> Result<(), TokenResponseEr
     Ok(())
 }
 
-/// The value at a dotted path (`authed_user.access_token`) of a JSON object.
-fn value_at<'a>(object: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+/// The value at a dotted path (`authed_user.access_token`) of a JSON object; a number picks an
+/// array's element (`accounts.0.base_uri`).
+pub fn value_at<'a>(object: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     let mut parts = path.split('.');
     let mut current = object.get(parts.next()?)?;
     for part in parts {
-        current = current.as_object()?.get(part)?;
+        current = match current {
+            Value::Object(map) => map.get(part)?,
+            Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
     }
     Some(current)
 }

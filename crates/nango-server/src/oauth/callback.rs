@@ -12,14 +12,14 @@ use super::flow_cookie;
 use super::flow_error as fe;
 use super::notify::{finish_flow as notify_frontend, FlowOutcome, FlowReply};
 use super::oauth1;
-use super::oauth2::{ExchangeCall, TokenCall};
+use super::oauth2::{ExchangeCall, MetadataCall, TokenCall};
 use crate::credentials::{
     parse_oauth2_response, Credentials, OAuth1Credentials, OAuth2Credentials,
 };
 use crate::http::query_value;
 use crate::providers::{
     fill_params, settle_connection_config, settled_url, stored_url, AuthMode, FlowValues,
-    ProviderTemplate, TokenExchange, ValueSource,
+    MetadataRequest, ProviderTemplate, TokenExchange, ValueSource,
 };
 use crate::store::{ConnectionFields, OAuthSession, ProviderConfig};
 use crate::AppState;
@@ -252,6 +252,15 @@ async fn complete_oauth2(
             (fe::UNKNOWN, format!("{} The long-lived token exchange failed: {e}", fe::UNKNOWN_MESSAGE))
         })?;
     }
+    if let Some(request) = &template.metadata_request {
+        let fetched = fetch_metadata(state, template, request, &values, &credentials)
+            .await
+            .map_err(|e| {
+                tracing::warn!(provider = %config.provider, error = %e, "the metadata request failed");
+                (fe::UNKNOWN, format!("{} The metadata request failed: {e}", fe::UNKNOWN_MESSAGE))
+            })?;
+        metadata.extend(fetched);
+    }
 
     let connection = state
         .store
@@ -288,6 +297,26 @@ async fn exchange_for_long_lived(
         token: &short_lived,
         client_id: &config.oauth_client_id,
         client_secret: config.oauth_client_secret.expose(),
+        timeout: state.settings.provider_timeout,
+    }
+    .send(state.http_for(template.public_hosts_only()))
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// The connection metadata a template's `metadata_request` reads with the new token.
+async fn fetch_metadata(
+    state: &AppState,
+    template: &ProviderTemplate,
+    request: &MetadataRequest,
+    values: &Map<String, Value>,
+    credentials: &OAuth2Credentials,
+) -> Result<Map<String, Value>, String> {
+    let url = crate::providers::interpolate_url(&request.url, values).map_err(|e| e.to_string())?;
+    MetadataCall {
+        request,
+        url: &url,
+        access_token: &credentials.access_token,
         timeout: state.settings.provider_timeout,
     }
     .send(state.http_for(template.public_hosts_only()))

@@ -13,9 +13,10 @@ use url::Url;
 
 use chrono::Utc;
 
-use crate::credentials::{parse_oauth2_response, OAuth2Credentials};
+use crate::credentials::{parse_oauth2_response, value_at, OAuth2Credentials};
 use crate::providers::{
-    fill_exchange_params, BodyFormat, HttpMethod, ProviderTemplate, TokenExchange,
+    fill_exchange_params, fill_metadata_headers, BodyFormat, HttpMethod, MetadataRequest,
+    ProviderTemplate, TokenExchange,
 };
 
 /// Builds the provider's authorize URL: origin and path of the template URL (its query is
@@ -181,6 +182,50 @@ impl ExchangeCall<'_> {
             exchanged.refresh_token = self.token.refresh_token.clone();
         }
         Ok(exchanged)
+    }
+}
+
+/// A `metadata_request`: a GET with the new token, whose JSON answer gives connection metadata.
+pub struct MetadataCall<'a> {
+    pub request: &'a MetadataRequest,
+    /// The request URL after interpolation.
+    pub url: &'a str,
+    pub access_token: &'a str,
+    pub timeout: Duration,
+}
+
+impl MetadataCall<'_> {
+    /// Sends the request and returns each of the request's fields as found in the answer; a field
+    /// the answer lacks is an error (the metadata is what the template's API URL is built from).
+    pub async fn send(
+        self,
+        http: &reqwest::Client,
+    ) -> Result<Map<String, Value>, TokenEndpointError> {
+        let invalid = |message: String| TokenEndpointError::InvalidResponse(message);
+        let url = Url::parse(self.url).map_err(|e| invalid(format!("bad metadata URL: {e}")))?;
+        let mut request = http
+            .get(url)
+            .timeout(self.timeout)
+            .header(header::ACCEPT, "application/json")
+            .header(header::USER_AGENT, "Nango");
+        if self.request.headers.is_empty() {
+            request = request.bearer_auth(self.access_token);
+        }
+        let headers = fill_metadata_headers(&self.request.headers, self.access_token)
+            .map_err(|e| invalid(format!("metadata request headers: {e}")))?;
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let answer = read_answer(request.send().await).await?;
+        self.request
+            .fields
+            .iter()
+            .map(|(name, path)| {
+                let value = value_at(&answer, path)
+                    .ok_or_else(|| invalid(format!("the metadata answer has no {path}")))?;
+                Ok((name.clone(), value.clone()))
+            })
+            .collect()
     }
 }
 

@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use super::interpolate::{pieces, Piece};
+use super::proxy::ACCESS_TOKEN;
 use super::{
     fill_proxy_value, CatalogError, ProviderTemplate, ProxyValueError, CLIENT_ID_PLACEHOLDER,
     EXCHANGE_PLACEHOLDERS, NONCE_PLACEHOLDER, PARAMS_PREFIX, RENAMABLE_PARAMS,
@@ -135,6 +136,31 @@ impl ProviderTemplate {
                 }
             }
         }
+        if let Some(request) = &self.metadata_request {
+            super::check_url(provider, "metadata_request.url", &request.url, allow_http)?;
+            for (name, value) in &request.headers {
+                let valid = axum::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+                    && !value.contains(['\r', '\n', '\0'])
+                    && uses_only(value, |p| p == ACCESS_TOKEN);
+                if !valid {
+                    return Err(invalid(format!(
+                        "metadata_request.headers.{name}: a header name, and a one-line value whose only placeholder is ${{accessToken}}"
+                    )));
+                }
+            }
+            if request.fields.is_empty() {
+                return Err(invalid(
+                    "metadata_request.fields: name at least one field".into(),
+                ));
+            }
+            for (name, path) in &request.fields {
+                if !is_param_name(name) || path.is_empty() || path.split('.').any(str::is_empty) {
+                    return Err(invalid(format!(
+                        "metadata_request.fields.{name}: a field name and a dotted path such as accounts.0.base_uri"
+                    )));
+                }
+            }
+        }
         for (name, field) in &self.connection_config {
             for choice in &field.choices {
                 if !field.matches_pattern(choice) || !is_host_text(choice) {
@@ -259,10 +285,20 @@ pub fn fill_exchange_params(
     client_secret: &str,
 ) -> Result<Vec<(String, String)>, ProxyValueError> {
     fill_each(params, |placeholder| match placeholder {
-        "accessToken" => Some(access_token.to_string()),
+        ACCESS_TOKEN => Some(access_token.to_string()),
         CLIENT_ID_PLACEHOLDER => Some(client_id.to_string()),
         "clientSecret" => Some(client_secret.to_string()),
         _ => None,
+    })
+}
+
+/// The headers of a `metadata_request`, `${accessToken}` filled.
+pub fn fill_metadata_headers(
+    headers: &IndexMap<String, String>,
+    access_token: &str,
+) -> Result<Vec<(String, String)>, ProxyValueError> {
+    fill_each(headers, |placeholder| {
+        (placeholder == ACCESS_TOKEN).then(|| access_token.to_string())
     })
 }
 

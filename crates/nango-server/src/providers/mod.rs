@@ -16,7 +16,7 @@ pub use hosts::{
     settled_url, stored_url, HostError, HostPlaceholders, HostRefusal, ValueSource, PARAMS_PREFIX,
 };
 
-pub use flow::{fill_exchange_params, fill_params, FlowValues};
+pub use flow::{fill_exchange_params, fill_metadata_headers, fill_params, FlowValues};
 pub use interpolate::{interpolate_url, InterpolationError};
 pub use proxy::{
     api_base_url, api_target, fill_proxy_value, mentions_access_token, mentions_api_key, ApiTarget,
@@ -342,8 +342,9 @@ pub struct ProviderTemplate {
     pub basic: Option<BasicScheme>,
     /// Base URL of the provider's REST API, for the proxy: https, with
     /// `${connectionConfig.params.<name>}` placeholders like the OAuth URLs, or exactly
-    /// `${metadata.<field>}` for a `token_response_metadata` field holding the whole URL
-    /// (Salesforce's `${metadata.instance_url}`). Default: none (the provider cannot be proxied).
+    /// `${metadata.<field>}` for a `token_response_metadata` (or `metadata_request`) field
+    /// holding the whole URL (Salesforce's `${metadata.instance_url}`). Default: none (the
+    /// provider cannot be proxied).
     #[serde(default)]
     pub base_api_url: Option<String>,
     /// Extra headers and query parameters of every proxied request, and the rate-limit headers.
@@ -369,6 +370,10 @@ pub struct ProviderTemplate {
     /// `th_refresh_token`); used instead of a refresh when the connection holds no refresh token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_refresh: Option<TokenExchange>,
+    /// OAUTH2: a call made with the new token right after authorization whose answer gives
+    /// connection metadata (Mailchimp's data centre and API host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_request: Option<MetadataRequest>,
     /// API_KEY and BASIC: the call that checks a credential when it is saved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
@@ -411,6 +416,24 @@ pub struct TokenExchange {
     pub params: IndexMap<String, String>,
 }
 
+/// A call made with a new connection's token right after authorization (`metadata_request`),
+/// whose JSON answer gives values kept in the connection's metadata, such as the API host of the
+/// user's account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataRequest {
+    /// Where the GET goes (https; placeholders as in the other URLs).
+    pub url: String,
+    /// Headers of the request; values may use `${accessToken}`. Default:
+    /// `Authorization: Bearer <token>`.
+    #[serde(default, deserialize_with = "scalar_map")]
+    pub headers: IndexMap<String, String>,
+    /// Map from metadata field name to where the value is in the answer: a dotted path, array
+    /// positions as numbers (`accounts.0.base_uri`).
+    #[serde(deserialize_with = "scalar_map")]
+    pub fields: IndexMap<String, String>,
+}
+
 fn get_method() -> HttpMethod {
     HttpMethod::Get
 }
@@ -427,7 +450,7 @@ pub const RENAMABLE_PARAMS: [&str; 7] = [
 ];
 
 /// Placeholders an exchange parameter may use.
-const EXCHANGE_PLACEHOLDERS: [&str; 3] = ["accessToken", "clientId", "clientSecret"];
+const EXCHANGE_PLACEHOLDERS: [&str; 3] = [proxy::ACCESS_TOKEN, "clientId", "clientSecret"];
 
 /// The placeholder of `authorization_params` filled with a fresh random value per flow.
 pub const NONCE_PLACEHOLDER: &str = "nonce";

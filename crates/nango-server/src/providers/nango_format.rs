@@ -112,6 +112,7 @@ const OWN_FIELDS: &[&str] = &[
     "callback_code_param",
     "long_lived_token",
     "access_token_refresh",
+    "metadata_request",
     "verified",
 ];
 

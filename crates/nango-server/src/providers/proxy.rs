@@ -11,7 +11,7 @@ use super::interpolate::{pieces, Piece};
 use super::{interpolate_url, CatalogError, InterpolationError, ProviderTemplate};
 
 /// The placeholders a proxy header or query value may use.
-const ACCESS_TOKEN: &str = "accessToken";
+pub(super) const ACCESS_TOKEN: &str = "accessToken";
 const API_KEY: &str = "apiKey";
 const CONNECTION_PARAM: &str = "connectionConfig.params.";
 /// `base_api_url: ${metadata.<field>}`: the whole base URL is a value the token response gave.
@@ -308,7 +308,8 @@ fn is_proxy_placeholder(name: &str) -> bool {
 impl ProviderTemplate {
     /// `base_api_url`: an http(s) URL by the same rules as `token_url` (placeholders filled from
     /// the connection config) and with no userinfo, query or fragment, since paths are appended
-    /// to it; or exactly `${metadata.<field>}` for a field of `token_response_metadata`.
+    /// to it; or exactly `${metadata.<field>}` for a field of `token_response_metadata` or
+    /// `metadata_request.fields`.
     pub(super) fn check_base_api_url(
         &self,
         provider: &str,
@@ -323,9 +324,13 @@ impl ProviderTemplate {
             reason,
         };
         if let Some(field) = metadata_field(base) {
-            if !self.token_response_metadata.iter().any(|f| f == field) {
+            let requested = self
+                .metadata_request
+                .as_ref()
+                .is_some_and(|r| r.fields.contains_key(field));
+            if !requested && !self.token_response_metadata.iter().any(|f| f == field) {
                 return Err(invalid(format!(
-                    "uses ${{metadata.{field}}}, but '{field}' is not in token_response_metadata"
+                    "uses ${{metadata.{field}}}, but '{field}' is not in token_response_metadata or metadata_request.fields"
                 )));
             }
             return self.check_metadata_url_hosts(provider, allow_http);
@@ -644,7 +649,7 @@ mod tests {
             ),
             (
                 x_with(&["  base_api_url: ${metadata.instance_url}"]),
-                "provider 'x': base_api_url uses ${metadata.instance_url}, but 'instance_url' is not in token_response_metadata",
+                "provider 'x': base_api_url uses ${metadata.instance_url}, but 'instance_url' is not in token_response_metadata or metadata_request.fields",
             ),
             (
                 x_with(&[

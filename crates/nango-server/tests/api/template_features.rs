@@ -1,7 +1,8 @@
 //! Template features of the flow, one test each against the fake provider: empty parameters left
 //! out, renamed standard parameters and the code under another callback parameter, placeholders
 //! and a per-flow nonce in extra parameters, a region choice with a default, a post-authorization
-//! exchange for a long-lived token, a token renewed with itself, and a zero lifetime read as none.
+//! exchange for a long-lived token, a token renewed with itself, metadata read after
+//! authorization, and a zero lifetime read as none.
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -232,6 +233,43 @@ async fn a_long_lived_token_exchange_replaces_the_short_lived_token() {
     assert_ne!(page.status, StatusCode::OK);
     assert!(page.body.contains("long-lived"), "{}", page.body);
     app.assert_no_connection("fb-bad", "c2").await;
+}
+
+#[tokio::test]
+async fn metadata_read_after_authorization_is_kept_and_gives_the_api_url() {
+    let app = spawn(|p| {
+        format!(
+            "feature-metadata:\n{e}  metadata_request:\n    url: \"{base}/metadata\"\n    headers:\n      Authorization: 'OAuth ${{accessToken}}'\n    fields:\n      api_endpoint: api_endpoint\n      dc: dc\n      account: accounts.1.id\n  base_api_url: ${{metadata.api_endpoint}}\n  metadata_url_hosts: ['127.0.0.1']\n\
+             feature-metadata-refused:\n{e}  metadata_request:\n    url: \"{base}/metadata\"\n    fields:\n      dc: dc\n",
+            e = endpoints(p),
+            base = p.base_url
+        )
+    })
+    .await;
+    app.create_config("mc", "feature-metadata", "").await;
+    app.authorize("mc", "c1").await;
+    let connection = app.get_connection("mc", "c1").await;
+    let metadata = connection["metadata"].as_object().unwrap();
+    let api_endpoint = format!("{}/dc/us9", app.provider.base_url);
+    assert_eq!(metadata["api_endpoint"], api_endpoint.as_str());
+    assert_eq!(metadata["dc"], "us9");
+    assert_eq!(metadata["account"], "acct-2");
+    let template = app.state.catalog.get("feature-metadata").unwrap();
+    let base =
+        nango_server::providers::api_base_url(template, &Default::default(), metadata).unwrap();
+    assert_eq!(base.as_str(), api_endpoint);
+
+    // The token sent the default way (Bearer) is refused here: the flow fails, nothing stored.
+    app.create_config("mc-refused", "feature-metadata-refused", "")
+        .await;
+    let page = app.run_flow("mc-refused", "connection_id=c2").await;
+    assert_ne!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("metadata request failed"),
+        "{}",
+        page.body
+    );
+    app.assert_no_connection("mc-refused", "c2").await;
 }
 
 /// A template whose tokens are renewed with themselves at the fake provider's `/extend`, sending

@@ -194,6 +194,7 @@ impl FakeProvider {
             .route("/{sub}/token", any(token_sub))
             .route("/exchange", any(exchange))
             .route("/extend", get(extend))
+            .route("/metadata", get(account_metadata))
             .with_state(provider.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -462,6 +463,29 @@ async fn extend(State(p): State<FakeProvider>, RawQuery(query): RawQuery) -> Res
     let extended = format!("ext{}-{token}", inner.extend_requests.len());
     inner.issued_access_tokens.insert(extended.clone());
     let body = json!({"access_token": extended, "token_type": "bearer", "expires_in": 5_184_000});
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// Account metadata read with a token this provider issued, sent as `Authorization: OAuth
+/// <token>` (Mailchimp's metadata endpoint): the account's data centre and API host.
+async fn account_metadata(State(p): State<FakeProvider>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("OAuth "))
+        .unwrap_or_default();
+    if !p.inner.lock().unwrap().issued_access_tokens.contains(token) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_token"})),
+        )
+            .into_response();
+    }
+    let body = json!({
+        "dc": "us9",
+        "api_endpoint": format!("{}/dc/us9", p.base_url),
+        "accounts": [{"id": "acct-1"}, {"id": "acct-2"}],
+    });
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
