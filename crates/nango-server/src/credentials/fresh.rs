@@ -844,15 +844,7 @@ async fn refresh_oauth2(
     }
     .send(state.http_for(public_only))
     .await
-    .map_err(|e| {
-        tracing::warn!(
-            provider_config_key = %connection.provider_config_key,
-            connection_id = %connection.connection_id,
-            error = %e,
-            "token refresh failed"
-        );
-        FreshError::from(e)
-    })?;
+    .map_err(renewal_failed(connection, "token refresh failed"))?;
     let mut fresh = parse_oauth2_response(raw, Utc::now(), &template.token_response)
         .map_err(|e| FreshError::Unavailable(e.to_string()))?;
     if fresh.refresh_token.is_none() {
@@ -897,21 +889,30 @@ async fn extend_oauth2(
     }
     .send(state.http_for(public_only))
     .await
-    .map_err(|e| {
-        tracing::warn!(
-            provider_config_key = %connection.provider_config_key,
-            connection_id = %connection.connection_id,
-            error = %e,
-            "access token renewal failed"
-        );
-        FreshError::from(e)
-    })?;
+    .map_err(renewal_failed(connection, "access token renewal failed"))?;
     tracing::info!(
         provider_config_key = %connection.provider_config_key,
         connection_id = %connection.connection_id,
         "renewed an OAuth 2 access token with itself"
     );
     Ok(extended)
+}
+
+/// Logs that renewing `connection`'s credentials failed (`what`), and makes the provider's
+/// answer the refresh's error.
+fn renewal_failed<'a>(
+    connection: &'a Connection,
+    what: &'static str,
+) -> impl FnOnce(TokenEndpointError) -> FreshError + 'a {
+    move |e| {
+        tracing::warn!(
+            provider_config_key = %connection.provider_config_key,
+            connection_id = %connection.connection_id,
+            error = %e,
+            "{what}"
+        );
+        FreshError::from(e)
+    }
 }
 
 /// The connection's values settled with the provider config's, and `url` filled from them (with

@@ -406,6 +406,28 @@ async fn token_sub(
     handle_token(p, format!("/{sub}/token"), Some(sub), method, headers, body).await
 }
 
+/// The parameters of a request's query string and form body, in order.
+fn query_and_form_pairs(query: Option<String>, body: &[u8]) -> Vec<(String, String)> {
+    let query = query.unwrap_or_default();
+    url::form_urlencoded::parse(query.as_bytes())
+        .chain(url::form_urlencoded::parse(body))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn pair(pairs: &[(String, String)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// Facebook's refusal of an unknown or expired token.
+fn invalid_graph_token() -> Response {
+    let body = json!({"error": {"message": "Invalid OAuth access token", "code": 190}});
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
 /// The long-lived token exchange (Facebook's `fb_exchange_token` shape): a short-lived access
 /// token this provider issued, and the app's secret, for a token that lives 60 days.
 async fn exchange(
@@ -413,17 +435,8 @@ async fn exchange(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    let mut pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-    pairs.extend(url::form_urlencoded::parse(&body).into_owned());
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let pairs = query_and_form_pairs(query, &body);
+    let get = |name: &str| pair(&pairs, name);
     let mut inner = p.inner.lock().unwrap();
     inner.exchange_requests.push(pairs.clone());
     let short = get("fb_exchange_token").unwrap_or_default();
@@ -431,8 +444,7 @@ async fn exchange(
         && get("client_secret").as_deref() == Some(super::CLIENT_SECRET)
         && inner.issued_access_tokens.contains(&short);
     if !valid {
-        let body = json!({"error": {"message": "Invalid OAuth access token", "code": 190}});
-        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        return invalid_graph_token();
     }
     let body = json!({"access_token": format!("long-{short}"), "token_type": "bearer", "expires_in": 5_184_000});
     (StatusCode::OK, axum::Json(body)).into_response()
@@ -441,24 +453,15 @@ async fn exchange(
 /// A token renewed with itself (Instagram's `ig_refresh_token` shape): an access token this
 /// provider issued, for a new one that lives 60 days; an unknown token is refused.
 async fn extend(State(p): State<FakeProvider>, RawQuery(query): RawQuery) -> Response {
-    let pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let pairs = query_and_form_pairs(query, &[]);
+    let get = |name: &str| pair(&pairs, name);
     let mut inner = p.inner.lock().unwrap();
     inner.extend_requests.push(pairs.clone());
     let token = get("access_token").unwrap_or_default();
     let valid = get("grant_type").as_deref() == Some("ig_refresh_token")
         && inner.issued_access_tokens.contains(&token);
     if !valid {
-        let body = json!({"error": {"message": "Invalid OAuth access token", "code": 190}});
-        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        return invalid_graph_token();
     }
     let extended = format!("ext{}-{token}", inner.extend_requests.len());
     inner.issued_access_tokens.insert(extended.clone());
