@@ -824,6 +824,7 @@ async fn refresh_oauth2(
         FlowValues {
             client_id: &config.oauth_client_id,
             nonce: None,
+            redirect_uri: Some(&state.settings.callback_url),
         },
     )
     .map_err(|e| FreshError::Unavailable(format!("refresh parameters: {e}")))?;
@@ -960,6 +961,7 @@ pub async fn fetch_client_credentials(
         FlowValues {
             client_id: &config.oauth_client_id,
             nonce: None,
+            redirect_uri: None,
         },
     )
     .map_err(|e| FreshError::Unavailable(format!("token parameters: {e}")))?;

@@ -200,6 +200,7 @@ async fn complete_oauth2(
     let flow = FlowValues {
         client_id: &config.oauth_client_id,
         nonce: None,
+        redirect_uri: None,
     };
     let extra = fill_params(&template.token_params, &values, flow)
         .map_err(|e| unknown("could not fill in token_params", &e))?;

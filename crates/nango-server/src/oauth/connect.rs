@@ -485,6 +485,7 @@ fn authorization_params(
     let flow = FlowValues {
         client_id: &config.oauth_client_id,
         nonce: nonce.as_deref(),
+        redirect_uri: None,
     };
     let extra = fill_params(
         &template.authorization_params,

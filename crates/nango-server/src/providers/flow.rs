@@ -10,7 +10,8 @@ use super::interpolate::{pieces, Piece};
 use super::proxy::ACCESS_TOKEN;
 use super::{
     fill_proxy_value, CatalogError, ProviderTemplate, ProxyValueError, CLIENT_ID_PLACEHOLDER,
-    EXCHANGE_PLACEHOLDERS, NONCE_PLACEHOLDER, PARAMS_PREFIX, RENAMABLE_PARAMS,
+    EXCHANGE_PLACEHOLDERS, NONCE_PLACEHOLDER, PARAMS_PREFIX, REDIRECT_URI_PLACEHOLDER,
+    RENAMABLE_PARAMS,
 };
 
 /// A parameter name a template may give: what a query string or form body can carry unescaped
@@ -87,25 +88,37 @@ impl ProviderTemplate {
                 )));
             }
         }
+        // Each map's own placeholder besides ${clientId} and the connection's values: a nonce
+        // in the authorize step, the callback URL in a refresh (the code exchange sends it
+        // anyway).
         let maps = [
-            ("authorization_params", &self.authorization_params, true),
-            ("token_params", &self.token_params, false),
-            ("refresh_params", &self.refresh_params, false),
+            (
+                "authorization_params",
+                &self.authorization_params,
+                Some(NONCE_PLACEHOLDER),
+            ),
+            ("token_params", &self.token_params, None),
+            (
+                "refresh_params",
+                &self.refresh_params,
+                Some(REDIRECT_URI_PLACEHOLDER),
+            ),
         ];
-        for (field, map, nonce_allowed) in maps {
+        for (field, map, own) in maps {
             for (name, value) in map {
                 let known = |placeholder: &str| {
-                    (nonce_allowed && placeholder == NONCE_PLACEHOLDER)
+                    own == Some(placeholder)
                         || placeholder == CLIENT_ID_PLACEHOLDER
                         || placeholder
                             .strip_prefix(PARAMS_PREFIX)
                             .is_some_and(|param| !param.is_empty())
                 };
                 if !uses_only(value, known) {
-                    let allowed = if nonce_allowed {
-                        "${nonce}, ${clientId} and ${connectionConfig.params.<name>}"
-                    } else {
-                        "${clientId} and ${connectionConfig.params.<name>}"
+                    let allowed = match own {
+                        Some(own) => format!(
+                            "${{{own}}}, ${{clientId}} and ${{connectionConfig.params.<name>}}"
+                        ),
+                        None => "${clientId} and ${connectionConfig.params.<name>}".to_string(),
                     };
                     return Err(invalid(format!(
                         "{field}.{name}: placeholders must be {allowed}"
@@ -256,11 +269,13 @@ fn placeholder_names(value: &str) -> impl Iterator<Item = &str> {
 pub struct FlowValues<'a> {
     pub client_id: &'a str,
     pub nonce: Option<&'a str>,
+    /// The server's callback URL, for `${redirectUri}` in refresh parameters.
+    pub redirect_uri: Option<&'a str>,
 }
 
 /// A template's extra parameters with their placeholders filled:
-/// `${connectionConfig.params.x}` from `values` (a settled connection config), `${clientId}` and
-/// `${nonce}` from `flow`.
+/// `${connectionConfig.params.x}` from `values` (a settled connection config), `${clientId}`,
+/// `${nonce}` and `${redirectUri}` from `flow`.
 pub fn fill_params(
     params: &IndexMap<String, String>,
     values: &Map<String, Value>,
@@ -268,6 +283,7 @@ pub fn fill_params(
 ) -> Result<Vec<(String, String)>, ProxyValueError> {
     fill_each(params, |placeholder| match placeholder {
         NONCE_PLACEHOLDER => flow.nonce.map(str::to_string),
+        REDIRECT_URI_PLACEHOLDER => flow.redirect_uri.map(str::to_string),
         CLIENT_ID_PLACEHOLDER => Some(flow.client_id.to_string()),
         _ => match values.get(placeholder)? {
             Value::String(s) => Some(s.clone()),

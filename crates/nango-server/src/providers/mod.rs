@@ -327,8 +327,9 @@ pub struct ProviderTemplate {
     /// margin (`NANGO_REFRESH_MARGIN`); the lifetime rule still applies (`docs/refresh.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_margin: Option<u64>,
-    /// Extra parameters of a refresh request, replacing `token_params` there. Default: the
-    /// `token_params` (without their `grant_type`).
+    /// Extra parameters of a refresh request, replacing `token_params` there; values may also
+    /// use `${redirectUri}`, the server's callback URL. Default: the `token_params` (without
+    /// their `grant_type`).
     #[serde(default, deserialize_with = "scalar_map")]
     pub refresh_params: IndexMap<String, String>,
     /// Extra HTTP headers of every token request (e.g. an API version header).
@@ -454,6 +455,10 @@ const EXCHANGE_PLACEHOLDERS: [&str; 3] = [proxy::ACCESS_TOKEN, "clientId", "clie
 
 /// The placeholder of `authorization_params` filled with a fresh random value per flow.
 pub const NONCE_PLACEHOLDER: &str = "nonce";
+
+/// The placeholder of `refresh_params` filled with the server's callback URL, for providers that
+/// want the redirect URI again on a refresh.
+pub const REDIRECT_URI_PLACEHOLDER: &str = "redirectUri";
 
 /// The placeholder of extra parameters filled with the provider config's client id (for
 /// providers that want it under another name in one step only).
@@ -1510,6 +1515,33 @@ mod tests {
             (
                 x_with(&["  token_response:", "    expires_in_unit: fortnights"]),
                 "provider 'x': token_response.expires_in_unit: unknown variant `fortnights`",
+            ),
+            (
+                x_with(&["  token_params:", "    r: '${redirectUri}'"]),
+                "provider 'x': token_params.r: placeholders must be ${clientId} and",
+            ),
+            (
+                x_with(&["  authorization_params:", "    r: '${redirectUri}'"]),
+                "provider 'x': authorization_params.r: placeholders must be ${nonce}, ${clientId}",
+            ),
+            (
+                x_with(&["  refresh_params:", "    n: '${nonce}'"]),
+                "provider 'x': refresh_params.n: placeholders must be ${redirectUri}, ${clientId}",
+            ),
+            (
+                x_with(&["  metadata_request:", "    url: https://a/m", "    fields: {}"]),
+                "provider 'x': metadata_request.fields: name at least one field",
+            ),
+            (
+                x_with(&[
+                    "  metadata_request:",
+                    "    url: https://a/m",
+                    "    headers:",
+                    "      Authorization: '${apiKey}'",
+                    "    fields:",
+                    "      dc: dc",
+                ]),
+                "provider 'x': metadata_request.headers.Authorization: a header name",
             ),
             (
                 x_with(&["  disable_pkce: yes"]),

@@ -1,8 +1,8 @@
 //! Template features of the flow, one test each against the fake provider: empty parameters left
 //! out, renamed standard parameters and the code under another callback parameter, placeholders
-//! and a per-flow nonce in extra parameters, a region choice with a default, a post-authorization
-//! exchange for a long-lived token, a token renewed with itself, metadata read after
-//! authorization, and a zero lifetime read as none.
+//! and a per-flow nonce in extra parameters, the callback URL in a refresh, a region choice with a
+//! default, a post-authorization exchange for a long-lived token, a token renewed with itself,
+//! metadata read after authorization, and a zero lifetime read as none.
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -152,6 +152,34 @@ async fn placeholders_in_extra_parameters_are_filled_and_the_nonce_is_new_each_f
         .await;
     assert_ne!(response.status(), StatusCode::FOUND);
     assert_eq!(app.provider.authorize_requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_refresh_sends_the_callback_url_again_where_the_template_says_so() {
+    let app = spawn(|p| {
+        format!(
+            "feature-refresh-redirect:\n{}  refresh_params:\n    redirect_uri: '${{redirectUri}}'\n",
+            endpoints(p)
+        )
+    })
+    .await;
+    let callback = app.state.settings.callback_url.clone();
+    for (key, provider) in [("rr", "feature-refresh-redirect"), ("plain", "fake")] {
+        app.create_config(key, provider, "").await;
+        app.authorize(key, "c1").await;
+        let response = app
+            .get(&format!(
+                "/connection/c1?provider_config_key={key}&force_refresh=true"
+            ))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{key}");
+    }
+    let refreshes = app.provider.refresh_requests();
+    assert_eq!(refreshes.len(), 2);
+    assert_eq!(refreshes[0].param("redirect_uri"), Some(callback.as_str()));
+    assert_eq!(refreshes[0].param("grant_type"), Some("refresh_token"));
+    // Nango 0.9's refresh stays the default: no redirect_uri.
+    assert_eq!(refreshes[1].param("redirect_uri"), None);
 }
 
 #[tokio::test]
