@@ -154,7 +154,8 @@ pub struct ConnectionKeyQuery {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // a schema: parsed by `get_connection`
 pub struct ForceRefreshQuery {
-    /// `true`: refresh now, whatever the expiry (400 `not_refreshable` without a refresh token).
+    /// `true`: refresh now, whatever the expiry (400 `not_refreshable` for credentials that cannot be
+    /// renewed: no refresh token, and no renewal with the token itself).
     /// Otherwise the token is refreshed only when it is due (less than `min(refresh margin, half
     /// its lifetime)` left; docs/refresh.md).
     force_refresh: Option<bool>,
@@ -185,7 +186,7 @@ fn connection_params(
     security(("secretKeyBasic" = []), ("secretKeyBearer" = [])),
     responses(
         (status = 200, body = ConnectionBody),
-        (status = 400, description = "No such connection or config, a bad parameter, a refresh the provider refused (`refresh_rejected`: answered until the user authorizes again or a `force_refresh` succeeds; the stored credentials are kept) or `force_refresh` on credentials without a refresh token.", body = ErrorBody),
+        (status = 400, description = "No such connection or config, a bad parameter, a refresh the provider refused (`refresh_rejected`: answered until the user authorizes again or a `force_refresh` succeeds; the stored credentials are kept) or `force_refresh` on credentials that cannot be renewed (no refresh token, and no renewal with the token itself).", body = ErrorBody),
         (status = 401, description = "Missing or wrong secret key.", body = ErrorBody),
         (status = 502, description = "The provider failed or timed out while refreshing and the stored token has expired, or the refresh was forced (`refresh_unavailable`); the stored credentials are kept. While the stored token has not expired, such a failure answers 200 with it and the connection's `refresh` status.", body = ErrorBody),
     )
