@@ -66,6 +66,11 @@ pub struct ServeArgs {
     #[arg(long, env = "NANGO_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
 
+    /// Shape of webhook deliveries: this server's connection events, or current Nango's auth
+    /// webhooks (`{from: 'nango', type: 'auth', operation, ...}`, signed in X-Nango-Hmac-Sha256)
+    #[arg(long, env = "NANGO_WEBHOOK_FORMAT", value_enum, default_value_t = crate::webhooks::WebhookFormat::Events)]
+    pub webhook_format: crate::webhooks::WebhookFormat,
+
     /// How long delivered and given-up webhook deliveries stay in the outbox (and the delivery
     /// log), e.g. 7d, 36h, 90m [default: 7d]
     #[arg(long, env = "NANGO_WEBHOOK_RETENTION", value_parser = parse_retention)]
@@ -180,6 +185,8 @@ pub struct Settings {
     pub webhook_urls: Vec<String>,
     /// HMAC key of webhook signatures.
     pub webhook_secret: Option<Secret<String>>,
+    /// This server's event model, or current Nango's auth webhooks.
+    pub webhook_format: crate::webhooks::WebhookFormat,
     /// Delivered and given-up deliveries older than this are pruned from the outbox.
     pub webhook_retention: Duration,
     /// First wait before a failed delivery is retried; doubles each time, at most an hour.
@@ -244,6 +251,7 @@ impl Settings {
             refresh_retry_max: Duration::from_secs(3600),
             webhook_urls: Vec::new(),
             webhook_secret: None,
+            webhook_format: crate::webhooks::WebhookFormat::Events,
             webhook_retention: DEFAULT_WEBHOOK_RETENTION,
             webhook_retry_base: Duration::from_secs(2),
             webhook_max_attempts: 80,
@@ -390,6 +398,7 @@ impl Settings {
         Ok(Settings {
             webhook_urls,
             webhook_secret,
+            webhook_format: args.webhook_format,
             webhook_retention: args.webhook_retention.unwrap_or(DEFAULT_WEBHOOK_RETENTION),
             redirect_allowlist,
             encryption_keys,

@@ -1,7 +1,8 @@
 //! Webhooks: connection events POSTed as JSON to the configured URLs, signed with HMAC-SHA256
 //! keyed by `NANGO_WEBHOOK_SECRET` over `<timestamp>.<body>` (`X-Nango-Timestamp: <unix
 //! seconds>`, `X-Nango-Signature: sha256=<hex>`), so a captured delivery cannot be replayed
-//! later than the receiver's tolerance, delivered at least once from a durable outbox in the
+//! later than the receiver's tolerance; or, with `NANGO_WEBHOOK_FORMAT=nango`, current Nango's
+//! auth webhooks signed as its clients check them (`X-Nango-Hmac-Sha256`). Delivered at least once from a durable outbox in the
 //! database by a worker on every replica, with exponential backoff. Finished deliveries are
 //! pruned after `NANGO_WEBHOOK_RETENTION`.
 //!
@@ -46,6 +47,21 @@ impl EventKind {
     }
 }
 
+/// How deliveries are shaped and signed (`NANGO_WEBHOOK_FORMAT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WebhookFormat {
+    /// This server's connection events (`connection.created`, ...), signed over a timestamp.
+    #[default]
+    Events,
+    /// Current Nango's auth webhooks (`{from: 'nango', type: 'auth', operation, ...}`), signed
+    /// the way `@nangohq/node`'s `verifyIncomingWebhookRequest` checks them.
+    Nango,
+}
+
+/// The event type of Nango-format deliveries, kept on their outbox rows: what tells `send` to
+/// sign a row Nango's way, whatever the format is when it is sent.
+const NANGO_AUTH: &str = "auth";
+
 /// Wakes the delivery worker when an event was written, so it need not wait for its next poll.
 #[derive(Debug, Default, Clone)]
 pub struct Wakeup(Arc<Notify>);
@@ -64,20 +80,33 @@ pub async fn emit(
         return;
     }
     let event_id = uuid::Uuid::new_v4().to_string();
-    let body = json!({
-        "id": event_id,
-        "type": kind.as_str(),
-        "created_at": iso_millis(Utc::now()),
-        "provider_config_key": provider_config_key,
-        "connection_id": connection_id,
-        "data": data,
-    })
-    .to_string();
+    let (event_type, body) = match state.settings.webhook_format {
+        WebhookFormat::Events => (
+            kind.as_str(),
+            json!({
+                "id": event_id,
+                "type": kind.as_str(),
+                "created_at": iso_millis(Utc::now()),
+                "provider_config_key": provider_config_key,
+                "connection_id": connection_id,
+                "data": data,
+            }),
+        ),
+        WebhookFormat::Nango => {
+            let Some(body) =
+                nango_auth_body(state, kind, provider_config_key, connection_id, &data).await
+            else {
+                return;
+            };
+            (NANGO_AUTH, body)
+        }
+    };
+    let body = body.to_string();
     let deliveries: Vec<NewWebhook> = urls
         .iter()
         .map(|url| NewWebhook {
             event_id: event_id.clone(),
-            event_type: kind.as_str().to_string(),
+            event_type: event_type.to_string(),
             url: url.clone(),
             body: body.clone(),
         })
@@ -88,6 +117,57 @@ pub async fn emit(
             tracing::error!(error = %e, event = kind.as_str(), "could not write a webhook event")
         }
     }
+}
+
+/// Current Nango's auth webhook for an event, or `None` for what its model sends nothing for (a
+/// deletion, a refresh that succeeded): `creation` for a new connection, `override` for a
+/// re-authorized one, `refresh` (with `success: false`) for a failed refresh.
+async fn nango_auth_body(
+    state: &AppState,
+    kind: EventKind,
+    provider_config_key: &str,
+    connection_id: &str,
+    data: &Value,
+) -> Option<Value> {
+    let (operation, success) = match kind {
+        EventKind::ConnectionCreated if data["reauthorized"] == true => ("override", true),
+        EventKind::ConnectionCreated => ("creation", true),
+        EventKind::RefreshFailed => ("refresh", false),
+        EventKind::ConnectionRefreshed | EventKind::ConnectionDeleted => return None,
+    };
+    let provider = match state.store.get_config_cached(provider_config_key).await {
+        Ok(config) => config.map(|c| c.provider),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the provider config of a webhook");
+            None
+        }
+    };
+    let auth_mode = match data.get("auth_mode") {
+        Some(mode) => mode.clone(),
+        None => provider
+            .as_deref()
+            .and_then(|p| state.catalog.get(p))
+            .and_then(|t| serde_json::to_value(t.auth_mode).ok())
+            .unwrap_or(Value::Null),
+    };
+    let mut body = json!({
+        "from": "nango",
+        "type": "auth",
+        "operation": operation,
+        "success": success,
+        "connectionId": connection_id,
+        "providerConfigKey": provider_config_key,
+        "authMode": auth_mode,
+        "provider": provider,
+        "environment": "prod",
+    });
+    if !success {
+        body["error"] = json!({
+            "type": "refresh_token_external_error",
+            "description": data["error"],
+        });
+    }
+    Some(body)
 }
 
 /// `connection.created` for a connection just stored by a flow, an import or a client
@@ -125,6 +205,26 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     mac.update(b".");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `X-Nango-Hmac-Sha256` of a Nango-format delivery: hex HMAC-SHA256 of the body (no timestamp:
+/// Nango's receivers check the body alone).
+pub fn nango_hmac(secret: &str, body: &[u8]) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// `X-Nango-Signature` of a Nango-format delivery, the older check current Nango still sends:
+/// hex SHA-256 of the key followed by the body.
+pub fn nango_legacy_signature(secret: &str, body: &[u8]) -> String {
+    use sha2::Digest;
+    let mut hash = Sha256::new();
+    hash.update(secret.as_bytes());
+    hash.update(body);
+    hex::encode(hash.finalize())
 }
 
 /// Deliveries sent at once per replica.
@@ -209,24 +309,27 @@ async fn send(state: &AppState, delivery: &WebhookDelivery) -> DeliveryOutcome {
         .as_ref()
         .map(|s| s.expose().as_str())
         .unwrap_or_default();
-    // Each attempt is signed afresh: a retry hours later carries its own time.
-    let timestamp = Utc::now().timestamp();
-    let result = state
+    let mut request = state
         .http
         .post(&delivery.url)
         .timeout(settings.webhook_timeout)
         .header("content-type", "application/json")
         .header("user-agent", "nango-rs-webhooks")
         .header("x-nango-event", &delivery.event_type)
-        .header("x-nango-delivery", delivery.id.to_string())
-        .header("x-nango-timestamp", timestamp.to_string())
-        .header(
-            "x-nango-signature",
-            signature(secret, timestamp, delivery.body.as_bytes()),
-        )
-        .body(delivery.body.clone())
-        .send()
-        .await;
+        .header("x-nango-delivery", delivery.id.to_string());
+    let body = delivery.body.as_bytes();
+    request = if delivery.event_type == NANGO_AUTH {
+        request
+            .header("x-nango-hmac-sha256", nango_hmac(secret, body))
+            .header("x-nango-signature", nango_legacy_signature(secret, body))
+    } else {
+        // Each attempt is signed afresh: a retry hours later carries its own time.
+        let timestamp = Utc::now().timestamp();
+        request
+            .header("x-nango-timestamp", timestamp.to_string())
+            .header("x-nango-signature", signature(secret, timestamp, body))
+    };
+    let result = request.body(delivery.body.clone()).send().await;
     let (status, error) = match result {
         Ok(response) if response.status().is_success() => {
             return DeliveryOutcome::Delivered {

@@ -150,9 +150,11 @@ export async function createPostgresDatabase(adminUrl, prefix = 'nango_compat') 
  * test runs, for `/proxy`).
  * `templates`: more lines of the providers file (templates for other providers of a test).
  *
- * @param {{secretKey?: string, apiBaseUrl?: string, templates?: string[]}} [opts]
+ * `env`: more environment variables for `nango serve` (e.g. the webhook settings).
+ *
+ * @param {{secretKey?: string, apiBaseUrl?: string, templates?: string[], env?: Record<string, string>}} [opts]
  */
-export async function startHarness({ secretKey, apiBaseUrl, templates = [] } = {}) {
+export async function startHarness({ secretKey, apiBaseUrl, templates = [], env: extraEnv = {} } = {}) {
   if (!existsSync(NANGO_BIN)) {
     throw new Error(`nango binary not found at ${NANGO_BIN}: run \`cargo build -p nango-cli\` or set NANGO_BIN`);
   }
@@ -235,6 +237,7 @@ export async function startHarness({ secretKey, apiBaseUrl, templates = [] } = {
     delete env.NANGO_CALLBACK_URL;
     delete env.PORT;
     if (secretKey) env.NANGO_SECRET_KEY = secretKey;
+    Object.assign(env, extraEnv);
 
     let log = '';
     const logFile = process.env.NANGO_COMPAT_SERVER_LOG;

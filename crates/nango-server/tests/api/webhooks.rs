@@ -289,6 +289,88 @@ async fn deliveries_are_signed_with_the_webhook_secret_over_a_timestamp() {
     );
 }
 
+/// Current Nango's auth webhooks (`NANGO_WEBHOOK_FORMAT=nango`): creation, override and a failed
+/// refresh, in its body shape, signed in `X-Nango-Hmac-Sha256` (and the legacy
+/// `X-Nango-Signature`) as `@nangohq/node` checks them; a deletion sends nothing, as in Nango.
+#[tokio::test]
+async fn in_nangos_format_deliveries_are_auth_webhooks_signed_as_its_clients_check() {
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(receiver.clone().serve(listener));
+    let app = TestApp::spawn_with(move |s| {
+        s.webhook_urls = vec![url.clone()];
+        s.webhook_secret = Some(Secret::new(WEBHOOK_SECRET.to_string()));
+        s.webhook_format = nango_server::webhooks::WebhookFormat::Nango;
+    })
+    .await;
+    app.create_config("fake-1", "fake", "").await;
+    app.authorize("fake-1", "c1").await;
+    app.authorize("fake-1", "c1").await;
+    app.provider
+        .set(|b| b.refresh_failure = Some((400, json!({"error": "invalid_grant"}))));
+    let refused = app
+        .get("/connection/c1?provider_config_key=fake-1&force_refresh=true")
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let deleted = app
+        .delete("/connection/c1?provider_config_key=fake-1")
+        .await;
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+
+    let logged = all_delivered(&app, 3).await;
+    assert!(
+        logged.iter().all(|d| d["event_type"] == "auth"),
+        "{logged:#?}"
+    );
+    let mut received = receiver.received.lock().unwrap().clone();
+    received.sort_by_key(|(_, body)| {
+        let body: Value = serde_json::from_str(body).unwrap();
+        ["creation", "override", "refresh"]
+            .iter()
+            .position(|op| body["operation"] == *op)
+    });
+    let bodies: Vec<Value> = received
+        .iter()
+        .map(|(_, body)| serde_json::from_str(body).unwrap())
+        .collect();
+    for (body, (operation, success)) in
+        bodies
+            .iter()
+            .zip([("creation", true), ("override", true), ("refresh", false)])
+    {
+        assert_eq!(body["from"], "nango", "{body}");
+        assert_eq!(body["type"], "auth", "{body}");
+        assert_eq!(body["operation"], operation, "{body}");
+        assert_eq!(body["success"], success, "{body}");
+        assert_eq!(body["connectionId"], "c1", "{body}");
+        assert_eq!(body["providerConfigKey"], "fake-1", "{body}");
+        assert_eq!(body["provider"], "fake", "{body}");
+        assert_eq!(body["authMode"], "OAUTH2", "{body}");
+        assert_eq!(body["environment"], "prod", "{body}");
+    }
+    assert_eq!(bodies[2]["error"]["type"], "refresh_token_external_error");
+    let description = bodies[2]["error"]["description"].as_str().unwrap();
+    assert!(description.contains("invalid_grant"), "{description}");
+    assert!(bodies[0].get("error").is_none());
+
+    for (headers, body) in &received {
+        let mut mac = Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        assert_eq!(
+            headers["x-nango-hmac-sha256"].to_str().unwrap(),
+            hex_encode(&mac.finalize().into_bytes())
+        );
+        use sha2::Digest;
+        let legacy = Sha256::digest(format!("{WEBHOOK_SECRET}{body}").as_bytes());
+        assert_eq!(
+            headers["x-nango-signature"].to_str().unwrap(),
+            hex_encode(&legacy)
+        );
+        assert!(headers.get("x-nango-timestamp").is_none());
+    }
+}
+
 /// Security review F12 (second half): delivered and given-up deliveries are pruned once older
 /// than NANGO_WEBHOOK_RETENTION; pending ones and recent ones stay.
 #[tokio::test]
