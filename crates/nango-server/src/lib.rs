@@ -154,11 +154,13 @@ fn rest_api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) 
         .merge(api::configs::routes())
         .merge(api::connect_sessions::routes())
         .merge(api::connections::routes())
+        .merge(api::current::routes())
         .merge(api::metrics::routes())
         .merge(api::webhook_deliveries::routes())
         .split_for_parts();
     document.merge(secured_document);
     document.merge(proxy::ProxyDoc::openapi());
+    api::openapi::document_wrong_key_limit(&mut document);
     (public, secured, document)
 }
 

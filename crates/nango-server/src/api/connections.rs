@@ -163,7 +163,7 @@ pub struct ForceRefreshQuery {
 
 /// Path id and `provider_config_key` query of the single-connection routes, validated in Nango's
 /// order (missing key first).
-fn connection_params(
+pub(super) fn connection_params(
     path: Result<Path<String>, PathRejection>,
     query: Option<&str>,
 ) -> Result<(String, String), ApiError> {
@@ -175,6 +175,17 @@ fn connection_params(
         .to_string();
     check_id("provider_config_key", &key)?;
     Ok((key, connection_id))
+}
+
+/// A `true`/`false` query parameter (absent: false).
+pub(super) fn bool_param(params: &[(String, String)], name: &str) -> Result<bool, ApiError> {
+    match query_value(params, name) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::InvalidRequest(format!(
+            "Param '{name}' must be 'true' or 'false', not {other:?}."
+        ))),
+    }
 }
 
 /// The connection with fresh credentials: an OAuth 2 token whose remaining life is below
@@ -197,14 +208,10 @@ async fn get_connection(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let (key, connection_id) = connection_params(path, query.as_deref())?;
-    let freshness = match query_value(&parse_query(query.as_deref())?, "force_refresh") {
-        None | Some("false") => Freshness::IfNeeded,
-        Some("true") => Freshness::forced_now(),
-        Some(other) => {
-            return Err(ApiError::InvalidRequest(format!(
-                "Param 'force_refresh' must be 'true' or 'false', not {other:?}."
-            )))
-        }
+    let freshness = if bool_param(&parse_query(query.as_deref())?, "force_refresh")? {
+        Freshness::forced_now()
+    } else {
+        Freshness::IfNeeded
     };
     let connection = state
         .refresher

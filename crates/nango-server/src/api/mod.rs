@@ -5,6 +5,7 @@ pub mod api_auth;
 pub mod configs;
 pub mod connect_sessions;
 pub mod connections;
+pub mod current;
 pub mod guard;
 pub mod health;
 pub mod metrics;

@@ -28,7 +28,9 @@ use crate::AppState;
         title = "nango-rs REST API",
         description = "Self-hosted OAuth token broker, wire-compatible with Nango 0.9. \
             `/config` and `/connection` require the server's secret key (when one is set) as the \
-            HTTP Basic username or as a Bearer token. Errors are `{\"error\": <message>, \"type\": <type>}`. \
+            HTTP Basic username or as a Bearer token. Errors are `{\"error\": <message>, \"type\": <type>}`, \
+            except on the routes of current Nango's contract (`/connections/...`), which answer \
+            `{\"error\": {\"code\": <code>, \"message\": <message>}}` as today's Nango does. \
             The OAuth flow itself runs in the browser on `/oauth/connect/{provider_config_key}` \
             and `/oauth/callback` (HTML pages, not part of this API).",
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
@@ -38,6 +40,7 @@ use crate::AppState;
     tags(
         (name = "configs", description = "Provider configs: which provider template, which OAuth app."),
         (name = "connections", description = "Connections: the credentials of one end user at one provider config."),
+        (name = "connections (current Nango)", description = "The same connections on current Nango's paths and shapes (`@nangohq/node` 0.71)."),
         (name = "providers", description = "The provider catalog: which providers exist and how each does OAuth."),
         (name = "server", description = "Health, this document and the frontend SDK."),
     )
@@ -102,4 +105,44 @@ async fn openapi_json() -> Response {
         document_json(),
     )
         .into_response()
+}
+
+/// Documents the answer every operation behind the secret key may give besides its own: 429
+/// `rate_limited` once an address has sent too many wrong keys this minute (`guard`), which the
+/// gate answers before the route runs.
+pub fn document_wrong_key_limit(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let response = ResponseBuilder::new()
+        .description(
+            "Too many wrong secret keys from this address this minute (`rate_limited`); try again after the time the message gives.",
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            if secured {
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_string())
+                    .or_insert_with(|| response.clone().into());
+            }
+        }
+    }
 }

@@ -12,6 +12,7 @@ mod callback_page;
 mod configs;
 mod connect_sessions;
 mod connections;
+mod current_connections;
 mod dashboard;
 mod direct_connections;
 mod docs;

@@ -101,6 +101,8 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
         (Method::POST, "/api-auth/basic/{provider_config_key}"),
         (Method::GET, "/connection/{connection_id}"),
         (Method::DELETE, "/connection/{connection_id}"),
+        (Method::GET, "/connections/{connection_id}"),
+        (Method::DELETE, "/connections/{connection_id}"),
         (Method::GET, "/proxy/{endpoint}"),
         (Method::POST, "/proxy/{endpoint}"),
         (Method::PUT, "/proxy/{endpoint}"),
@@ -131,7 +133,7 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
         let status = response.status();
         let body = response.text().await.unwrap();
         assert!(
-            !body.contains("\"not_found\"") && status != StatusCode::METHOD_NOT_ALLOWED,
+            !body.contains("\"type\":\"not_found\"") && status != StatusCode::METHOD_NOT_ALLOWED,
             "{method} {target} is documented but not routed: {status} {body}"
         );
         assert!(

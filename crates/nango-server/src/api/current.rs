@@ -1,0 +1,249 @@
+//! Current Nango's REST contract, on the paths Nango 0.9 never had (`/connections`), for
+//! `@nangohq/node` 0.71 and code written against today's Nango: the same operations as the 0.9
+//! routes, in today's shapes and error envelope `{error: {code, message}}`.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::connections::{bool_param, connection_params, ConnectionKeyQuery, ConnectionPath};
+use super::openapi::ErrorBody;
+use super::{json_response, parse_query};
+use crate::connections::delete_connection_and_notify;
+use crate::credentials::{iso_millis, Freshness};
+use crate::error::ApiError;
+use crate::providers::PARAMS_PREFIX;
+use crate::store::Connection;
+use crate::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_connection, delete_connection))
+}
+
+/// An error in current Nango's envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CurrentErrorBody {
+    pub error: CurrentError,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CurrentError {
+    /// For a program: `not_found`, `unknown_connection`, `unknown_provider_config`,
+    /// `invalid_query_params`, `invalid_credentials`, ...
+    #[schema(example = "not_found")]
+    pub code: String,
+    /// For a person.
+    pub message: String,
+}
+
+/// A domain error answered in current Nango's envelope and statuses.
+struct Current {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl From<ApiError> for Current {
+    fn from(e: ApiError) -> Self {
+        let (status, code) = match &e {
+            ApiError::UnknownConnection => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MissingProviderConfig | ApiError::InvalidRequest(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_query_params")
+            }
+            // The provider refused the refresh: the user must authorize again.
+            ApiError::RefreshRejected { .. } => (StatusCode::BAD_REQUEST, "invalid_credentials"),
+            other => (other.status(), other.kind()),
+        };
+        if let ApiError::Internal(cause) = &e {
+            tracing::error!(cause = %cause, "request failed");
+        }
+        Current {
+            status,
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for Current {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        json_response(self.status, &body)
+    }
+}
+
+/// A connection as current Nango answers it (`ApiPublicConnectionFull`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionFull {
+    pub id: i64,
+    pub connection_id: String,
+    pub provider_config_key: String,
+    /// The provider template's name.
+    pub provider: String,
+    /// `[{type: "auth", log_id}]` after a failed refresh, else empty.
+    #[schema(value_type = Vec<Object>)]
+    pub errors: Vec<Value>,
+    /// Always null here: connections have no end user yet.
+    #[schema(value_type = Option<Object>)]
+    pub end_user: Option<Value>,
+    #[schema(value_type = Object)]
+    pub tags: Map<String, Value>,
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    /// The template's values by their own names (`{"subdomain": "acme"}`).
+    #[schema(value_type = Object)]
+    pub connection_config: Map<String, Value>,
+    pub webhook_url_override: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_fetched_at: String,
+    /// As `GET /connection/{connection_id}` gives them, without the refresh token unless
+    /// `refresh_token=true`.
+    #[schema(value_type = Object)]
+    pub credentials: Value,
+}
+
+/// What `GET /connections/{connection_id}` takes besides the key.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // a schema: the handler parses the query itself
+pub struct GetConnectionQuery {
+    /// `true`: refresh now, whatever the expiry.
+    force_refresh: Option<bool>,
+    /// `true`: include the refresh token in `credentials` (left out otherwise).
+    refresh_token: Option<bool>,
+    /// Sent by current clients for GitHub App connections; accepted and ignored.
+    refresh_github_app_jwt_token: Option<bool>,
+}
+
+/// The connection with fresh credentials (the refresh path of `GET /connection/{connection_id}`),
+/// in current Nango's shape.
+#[utoipa::path(
+    get, path = "/connections/{connection_id}", tag = "connections (current Nango)",
+    params(ConnectionPath, ConnectionKeyQuery, GetConnectionQuery),
+    security(("secretKeyBasic" = []), ("secretKeyBearer" = [])),
+    responses(
+        (status = 200, body = ConnectionFull),
+        (status = 400, description = "A bad parameter, an unknown provider config, a refresh the provider refused (`invalid_credentials`) or `force_refresh` on credentials that cannot be renewed.", body = CurrentErrorBody),
+        (status = 401, description = "Missing or wrong secret key.", body = ErrorBody),
+        (status = 404, description = "No such connection (`not_found`).", body = CurrentErrorBody),
+        (status = 502, description = "The provider failed while refreshing and the stored token has expired.", body = CurrentErrorBody),
+    )
+)]
+async fn get_connection(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Current> {
+    let (key, connection_id) = connection_params(path, query.as_deref())?;
+    let params = parse_query(query.as_deref())?;
+    let freshness = if bool_param(&params, "force_refresh")? {
+        Freshness::forced_now()
+    } else {
+        Freshness::IfNeeded
+    };
+    let with_refresh_token = bool_param(&params, "refresh_token")?;
+    bool_param(&params, "refresh_github_app_jwt_token")?;
+    let connection = state
+        .refresher
+        .fresh_connection(&state, &key, &connection_id, freshness)
+        .await
+        .map_err(ApiError::from)?;
+    let config = state
+        .store
+        .get_config_cached(&key)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or(ApiError::UnknownProviderConfig)?;
+    let body = connection_full(&connection, config.provider, with_refresh_token)?;
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+fn connection_full(
+    connection: &Connection,
+    provider: String,
+    with_refresh_token: bool,
+) -> Result<ConnectionFull, ApiError> {
+    let mut credentials = serde_json::to_value(&connection.credentials)
+        .map_err(|e| ApiError::Internal(format!("credentials: {e}")))?;
+    if !with_refresh_token {
+        // Left out of the raw token response as well, where providers repeat it.
+        if let Some(object) = credentials.as_object_mut() {
+            object.remove("refresh_token");
+            if let Some(raw) = object.get_mut("raw").and_then(Value::as_object_mut) {
+                raw.remove("refresh_token");
+            }
+        }
+    }
+    let errors = super::connections::RefreshProblem::of(&connection.health)
+        .map(|_| vec![json!({ "type": "auth", "log_id": "" })])
+        .unwrap_or_default();
+    Ok(ConnectionFull {
+        id: connection.id,
+        connection_id: connection.connection_id.clone(),
+        provider_config_key: connection.provider_config_key.clone(),
+        provider,
+        errors,
+        end_user: None,
+        tags: Map::new(),
+        metadata: connection.metadata.clone(),
+        connection_config: own_names(&connection.connection_config),
+        webhook_url_override: None,
+        created_at: iso_millis(connection.created_at),
+        updated_at: iso_millis(connection.updated_at),
+        last_fetched_at: iso_millis(chrono::Utc::now()),
+        credentials,
+    })
+}
+
+/// The stored connection config (`{"connectionConfig.params.subdomain": "acme"}`) by the names
+/// current Nango uses (`{"subdomain": "acme"}`).
+fn own_names(stored: &Map<String, Value>) -> Map<String, Value> {
+    stored
+        .iter()
+        .map(|(name, value)| {
+            let name = name.strip_prefix(PARAMS_PREFIX).unwrap_or(name);
+            (name.to_string(), value.clone())
+        })
+        .collect()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Success {
+    pub success: bool,
+}
+
+/// Deletes a connection (its credentials are gone; the provider's grant is not revoked).
+#[utoipa::path(
+    delete, path = "/connections/{connection_id}", tag = "connections (current Nango)",
+    params(ConnectionPath, ConnectionKeyQuery),
+    security(("secretKeyBasic" = []), ("secretKeyBearer" = [])),
+    responses(
+        (status = 200, body = Success),
+        (status = 400, description = "No such connection (`unknown_connection`), or a bad parameter.", body = CurrentErrorBody),
+        (status = 401, description = "Missing or wrong secret key.", body = ErrorBody),
+    )
+)]
+async fn delete_connection(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Current> {
+    let (key, connection_id) = connection_params(path, query.as_deref())?;
+    match delete_connection_and_notify(&state, &key, &connection_id).await {
+        Ok(()) => Ok(json_response(StatusCode::OK, &Success { success: true })),
+        // Current Nango answers a deletion of nothing with 400 `unknown_connection`.
+        Err(ApiError::UnknownConnection) => Err(Current {
+            status: StatusCode::BAD_REQUEST,
+            code: "unknown_connection",
+            message: ApiError::UnknownConnection.to_string(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
