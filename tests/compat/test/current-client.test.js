@@ -58,6 +58,19 @@ describe('@nangohq/node@0.71', () => {
     });
   });
 
+  test('listConnections finds the connection by id and by integration', async () => {
+    const byId = await nango.listConnections(connectionId);
+    assert.equal(byId.connections.length, 1);
+    const [line] = byId.connections;
+    assert.equal(line.connection_id, connectionId);
+    assert.equal(line.provider_config_key, key);
+    assert.deepEqual(line.errors, []);
+    const byIntegration = await nango.listConnections({ integrationId: key });
+    assert.ok(byIntegration.connections.some((c) => c.connection_id === connectionId));
+    const none = await nango.listConnections({ integrationId: `${key}-other` });
+    assert.deepEqual(none.connections, []);
+  });
+
   test('deleteConnection deletes it; a second delete is refused', async () => {
     const other = uniqueId('user');
     await h.connect(key, other);

@@ -14,16 +14,18 @@ use utoipa_axum::routes;
 
 use super::connections::{bool_param, connection_params, ConnectionKeyQuery, ConnectionPath};
 use super::openapi::ErrorBody;
-use super::{json_response, parse_query};
+use super::{json_response, parse_query, query_value};
 use crate::connections::delete_connection_and_notify;
 use crate::credentials::{iso_millis, Freshness};
 use crate::error::ApiError;
 use crate::providers::PARAMS_PREFIX;
-use crate::store::Connection;
+use crate::store::{Connection, ConnectionHealth};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_connection, delete_connection))
+    OpenApiRouter::new()
+        .routes(routes!(list_connections))
+        .routes(routes!(get_connection, delete_connection))
 }
 
 /// An error in current Nango's envelope.
@@ -181,15 +183,12 @@ fn connection_full(
             }
         }
     }
-    let errors = super::connections::RefreshProblem::of(&connection.health)
-        .map(|_| vec![json!({ "type": "auth", "log_id": "" })])
-        .unwrap_or_default();
     Ok(ConnectionFull {
         id: connection.id,
         connection_id: connection.connection_id.clone(),
         provider_config_key: connection.provider_config_key.clone(),
         provider,
-        errors,
+        errors: errors_of(&connection.health),
         end_user: None,
         tags: Map::new(),
         metadata: connection.metadata.clone(),
@@ -200,6 +199,13 @@ fn connection_full(
         last_fetched_at: iso_millis(chrono::Utc::now()),
         credentials,
     })
+}
+
+/// A connection's `errors`: one `auth` error while its refreshes fail (there is no log id here).
+fn errors_of(health: &ConnectionHealth) -> Vec<Value> {
+    super::connections::RefreshProblem::of(health)
+        .map(|_| vec![json!({ "type": "auth", "log_id": "" })])
+        .unwrap_or_default()
 }
 
 /// The stored connection config (`{"connectionConfig.params.subdomain": "acme"}`) by the names
@@ -246,4 +252,145 @@ async fn delete_connection(
         }),
         Err(e) => Err(e.into()),
     }
+}
+
+/// One line of `GET /connections` (`ApiPublicConnection`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionLine {
+    pub id: i64,
+    pub connection_id: String,
+    pub provider_config_key: String,
+    pub provider: String,
+    /// ISO 8601 with milliseconds.
+    pub created: String,
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub errors: Vec<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub end_user: Option<Value>,
+    #[schema(value_type = Object)]
+    pub tags: Map<String, Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionLines {
+    pub connections: Vec<ConnectionLine>,
+}
+
+/// Filters of `GET /connections`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // a schema: the handler parses the query itself
+#[into_params(rename_all = "camelCase")]
+pub struct ListConnectionsQuery {
+    /// Only this connection id.
+    connection_id: Option<String>,
+    /// Only connections of these provider config keys (comma separated).
+    integration_id: Option<String>,
+    /// Connection ids containing this text (any case).
+    search: Option<String>,
+    /// Only connections of this end user (connections here have none yet: no match).
+    end_user_id: Option<String>,
+    /// Only connections of this end user organization (none yet: no match).
+    end_user_organization_id: Option<String>,
+    /// At most this many (1 to 2000). Default: 100.
+    #[param(minimum = 1, maximum = 2000)]
+    limit: Option<u32>,
+    /// Which page of `limit` connections, from 0. Default: 0.
+    #[param(minimum = 0, maximum = 1000000)]
+    page: Option<u32>,
+}
+
+/// Connections, oldest first, filtered as current Nango's `listConnections` asks.
+#[utoipa::path(
+    get, path = "/connections", tag = "connections (current Nango)",
+    params(ListConnectionsQuery),
+    security(("secretKeyBasic" = []), ("secretKeyBearer" = [])),
+    responses(
+        (status = 200, body = ConnectionLines),
+        (status = 400, description = "A bad parameter (`invalid_query_params`).", body = CurrentErrorBody),
+        (status = 401, description = "Missing or wrong secret key.", body = ErrorBody),
+    )
+)]
+async fn list_connections(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Current> {
+    let params = parse_query(query.as_deref())?;
+    let number = |name: &str, min: u32, max: u32, default: u32| -> Result<u32, ApiError> {
+        match query_value(&params, name) {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| {
+                    ApiError::InvalidRequest(format!(
+                        "Param '{name}' must be a whole number from {min} to {max}."
+                    ))
+                }),
+        }
+    };
+    let limit = number("limit", 1, 2000, 100)? as usize;
+    let page = number("page", 0, 1_000_000, 0)? as usize;
+    let connection_id = query_value(&params, "connectionId").filter(|v| !v.is_empty());
+    let integrations: Option<Vec<&str>> = query_value(&params, "integrationId")
+        .filter(|v| !v.is_empty())
+        .map(|v| v.split(',').map(str::trim).collect());
+    let search = query_value(&params, "search")
+        .filter(|v| !v.is_empty())
+        .map(str::to_lowercase);
+    // Connections here have no end user and no tags yet, so such a filter matches none.
+    let by_owner = ["endUserId", "endUserOrganizationId"]
+        .iter()
+        .any(|name| query_value(&params, name).is_some_and(|v| !v.is_empty()))
+        || params.iter().any(|(name, _)| name.starts_with("tags["));
+    let providers: std::collections::HashMap<String, String> = state
+        .store
+        .list_configs()
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(|c| (c.unique_key, c.provider))
+        .collect();
+    let connections = state
+        .store
+        .list_connections()
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .filter(|_| !by_owner)
+        .filter(|c| connection_id.is_none_or(|id| c.connection_id == id))
+        .filter(|c| {
+            integrations
+                .as_ref()
+                .is_none_or(|keys| keys.contains(&c.provider_config_key.as_str()))
+        })
+        .filter(|c| {
+            search
+                .as_ref()
+                .is_none_or(|text| c.connection_id.to_lowercase().contains(text))
+        })
+        .skip(page.saturating_mul(limit))
+        .take(limit)
+        .map(|c| ConnectionLine {
+            errors: errors_of(&c.health),
+            provider: providers
+                .get(&c.provider_config_key)
+                .cloned()
+                .unwrap_or_default(),
+            id: c.id,
+            created: iso_millis(c.created_at),
+            metadata: c.metadata,
+            connection_id: c.connection_id,
+            provider_config_key: c.provider_config_key,
+            end_user: None,
+            tags: Map::new(),
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &ConnectionLines { connections },
+    ))
 }

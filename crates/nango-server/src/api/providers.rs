@@ -119,14 +119,14 @@ async fn list_providers(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = parse_query(query.as_deref())?;
-    let needle = query_value(&query, "search")
-        .map(|s| s.trim().to_lowercase())
-        .unwrap_or_default();
-    if needle.chars().count() > MAX_ID_LEN {
+    let search = query_value(&query, "search").unwrap_or_default();
+    // The limit is on what was sent (the schema's maxLength), not on what trimming leaves.
+    if search.chars().count() > MAX_ID_LEN {
         return Err(ApiError::InvalidRequest(format!(
             "Param 'search' is too long (at most {MAX_ID_LEN} characters)."
         )));
     }
+    let needle = search.trim().to_lowercase();
     let modes = auth_modes(query_value(&query, "auth_mode").unwrap_or_default())?;
     let providers = state
         .catalog

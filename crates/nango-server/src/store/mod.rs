@@ -195,11 +195,13 @@ pub struct ConnectionFields {
 
 #[derive(Debug, Clone)]
 pub struct ConnectionSummary {
+    pub id: i64,
     pub connection_id: String,
     pub provider_config_key: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub health: ConnectionHealth,
+    pub metadata: Map<String, Value>,
 }
 
 /// An OAuth flow between `/oauth/connect` and `/oauth/callback`, keyed by its `state`.

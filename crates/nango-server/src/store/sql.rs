@@ -313,6 +313,7 @@ impl ConnectionRow {
 
 #[derive(sqlx::FromRow)]
 struct SummaryRow {
+    id: i64,
     connection_id: String,
     provider_config_key: String,
     created_at: i64,
@@ -324,6 +325,7 @@ struct SummaryRow {
     retry_after: Option<i64>,
     obtained_by_refresh: i64,
     refresh_failed_at: Option<i64>,
+    metadata: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -705,16 +707,17 @@ macro_rules! sql_store {
 
             async fn list_connections(&self) -> Result<Vec<ConnectionSummary>, StoreError> {
                 let rows: Vec<SummaryRow> = sqlx::query_as(
-                    "SELECT connection_id, provider_config_key, created_at, expires_at, \
+                    "SELECT id, connection_id, provider_config_key, created_at, expires_at, \
                      refreshed_at, refresh_failures, refresh_error, needs_reauth, retry_after, \
-                     obtained_by_refresh, refresh_failed_at \
+                     obtained_by_refresh, refresh_failed_at, metadata \
                      FROM connections ORDER BY id",
                 )
                 .fetch_all(&self.pool)
                 .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|r| ConnectionSummary {
+                rows.into_iter()
+                    .map(|r| Ok(ConnectionSummary {
+                        id: r.id,
+                        metadata: from_json::<Map<String, Value>>("metadata", &r.metadata)?,
                         health: ConnectionHealth {
                             refreshed_at: r.refreshed_at.map(from_millis),
                             obtained_by_refresh: r.obtained_by_refresh != 0,
@@ -728,8 +731,8 @@ macro_rules! sql_store {
                         connection_id: r.connection_id,
                         provider_config_key: r.provider_config_key,
                         created_at: from_millis(r.created_at),
-                    })
-                    .collect())
+                    }))
+                    .collect()
             }
 
             async fn upsert_connection(

@@ -97,3 +97,69 @@ async fn a_connection_is_read_in_current_nangos_shape_and_deleted() {
     );
     app.assert_no_connection("fake-1", "c1").await;
 }
+
+#[tokio::test]
+async fn connections_are_listed_with_current_nangos_filters() {
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    app.create_config("fake-2", "fake", "").await;
+    for (key, id) in [
+        ("fake-1", "alice-1"),
+        ("fake-1", "bob-1"),
+        ("fake-2", "alice-2"),
+    ] {
+        app.authorize(key, id).await;
+    }
+    let list = |query: &'static str| {
+        let app = &app;
+        async move {
+            let response = app.get(&format!("/connections{query}")).await;
+            assert_eq!(response.status(), StatusCode::OK, "{query}");
+            let body: Value = response.json().await.unwrap();
+            body["connections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["connection_id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list("").await, ["alice-1", "bob-1", "alice-2"]);
+    assert_eq!(list("?connectionId=bob-1").await, ["bob-1"]);
+    assert_eq!(list("?integrationId=fake-2").await, ["alice-2"]);
+    assert_eq!(
+        list("?integrationId=fake-1,fake-2&search=ALICE").await,
+        ["alice-1", "alice-2"]
+    );
+    assert_eq!(list("?limit=2&page=1").await, ["alice-2"]);
+    // No connection has an end user or tags yet.
+    assert!(list("?endUserId=u1").await.is_empty());
+    assert!(list("?tags[team]=x").await.is_empty());
+
+    let body: Value = app
+        .get("/connections?connectionId=alice-2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let line = &body["connections"][0];
+    assert_eq!(line["provider_config_key"], "fake-2");
+    assert_eq!(line["provider"], "fake");
+    assert!(line["id"].is_i64() && line["created"].is_string());
+    assert_eq!(line["metadata"], serde_json::json!({}));
+    assert_eq!(line["end_user"], Value::Null);
+    assert!(line.get("credentials").is_none(), "{line}");
+
+    for bad in [
+        "?limit=0",
+        "?limit=2001",
+        "?page=-1",
+        "?page=2147483648",
+        "?limit=x",
+    ] {
+        let response = app.get(&format!("/connections{bad}")).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "invalid_query_params", "{bad}");
+    }
+}

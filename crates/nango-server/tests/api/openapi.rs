@@ -101,6 +101,7 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
         (Method::POST, "/api-auth/basic/{provider_config_key}"),
         (Method::GET, "/connection/{connection_id}"),
         (Method::DELETE, "/connection/{connection_id}"),
+        (Method::GET, "/connections"),
         (Method::GET, "/connections/{connection_id}"),
         (Method::DELETE, "/connections/{connection_id}"),
         (Method::GET, "/proxy/{endpoint}"),
