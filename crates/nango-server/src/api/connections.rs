@@ -188,6 +188,15 @@ pub(super) fn bool_param(params: &[(String, String)], name: &str) -> Result<bool
     }
 }
 
+/// What `force_refresh` asks for: a refresh now, or only when the token is due.
+pub(super) fn freshness_param(params: &[(String, String)]) -> Result<Freshness, ApiError> {
+    Ok(if bool_param(params, "force_refresh")? {
+        Freshness::forced_now()
+    } else {
+        Freshness::IfNeeded
+    })
+}
+
 /// The connection with fresh credentials: an OAuth 2 token whose remaining life is below
 /// `min(refresh margin, half its lifetime)` (the margin is 15 minutes by default) is refreshed
 /// first, once, however many requests ask at the same time.
@@ -208,11 +217,7 @@ async fn get_connection(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let (key, connection_id) = connection_params(path, query.as_deref())?;
-    let freshness = if bool_param(&parse_query(query.as_deref())?, "force_refresh")? {
-        Freshness::forced_now()
-    } else {
-        Freshness::IfNeeded
-    };
+    let freshness = freshness_param(&parse_query(query.as_deref())?)?;
     let connection = state
         .refresher
         .fresh_connection(&state, &key, &connection_id, freshness)

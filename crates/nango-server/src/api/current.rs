@@ -12,11 +12,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::connections::{bool_param, connection_params, ConnectionKeyQuery, ConnectionPath};
+use super::connections::{
+    bool_param, connection_params, freshness_param, ConnectionKeyQuery, ConnectionPath,
+};
 use super::openapi::ErrorBody;
 use super::{json_response, parse_query, query_value};
 use crate::connections::delete_connection_and_notify;
-use crate::credentials::{iso_millis, Freshness};
+use crate::credentials::iso_millis;
 use crate::error::ApiError;
 use crate::providers::PARAMS_PREFIX;
 use crate::store::{Connection, ConnectionHealth};
@@ -145,11 +147,7 @@ async fn get_connection(
 ) -> Result<Response, Current> {
     let (key, connection_id) = connection_params(path, query.as_deref())?;
     let params = parse_query(query.as_deref())?;
-    let freshness = if bool_param(&params, "force_refresh")? {
-        Freshness::forced_now()
-    } else {
-        Freshness::IfNeeded
-    };
+    let freshness = freshness_param(&params)?;
     let with_refresh_token = bool_param(&params, "refresh_token")?;
     bool_param(&params, "refresh_github_app_jwt_token")?;
     let connection = state

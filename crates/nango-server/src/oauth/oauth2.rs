@@ -86,11 +86,7 @@ impl TokenCall<'_> {
             params.push(("client_secret".into(), self.client_secret.into()));
         }
         let params = self.template.rename_params(params);
-        let mut request = http
-            .post(url)
-            .timeout(self.timeout)
-            .header(header::ACCEPT, "application/json")
-            .header(header::USER_AGENT, "Nango");
+        let mut request = to_provider(http.post(url), self.timeout);
         // Validated when the catalog loaded: never Authorization or Content-Type.
         for (name, value) in &self.template.token_request_headers {
             request = request.header(name.as_str(), value.as_str());
@@ -168,10 +164,7 @@ impl ExchangeCall<'_> {
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body(form_encode(&params))
         };
-        request = request
-            .timeout(self.timeout)
-            .header(header::ACCEPT, "application/json")
-            .header(header::USER_AGENT, "Nango");
+        request = to_provider(request, self.timeout);
         for (name, value) in &self.template.token_request_headers {
             request = request.header(name.as_str(), value.as_str());
         }
@@ -203,11 +196,7 @@ impl MetadataCall<'_> {
     ) -> Result<Map<String, Value>, TokenEndpointError> {
         let invalid = |message: String| TokenEndpointError::InvalidResponse(message);
         let url = Url::parse(self.url).map_err(|e| invalid(format!("bad metadata URL: {e}")))?;
-        let mut request = http
-            .get(url)
-            .timeout(self.timeout)
-            .header(header::ACCEPT, "application/json")
-            .header(header::USER_AGENT, "Nango");
+        let mut request = to_provider(http.get(url), self.timeout);
         if self.request.headers.is_empty() {
             request = request.bearer_auth(self.access_token);
         }
@@ -227,6 +216,15 @@ impl MetadataCall<'_> {
             })
             .collect()
     }
+}
+
+/// What every call to a provider's auth endpoints carries: a deadline, and asks for JSON as
+/// Nango's client does.
+fn to_provider(request: reqwest::RequestBuilder, timeout: Duration) -> reqwest::RequestBuilder {
+    request
+        .timeout(timeout)
+        .header(header::ACCEPT, "application/json")
+        .header(header::USER_AGENT, "Nango")
 }
 
 /// Reads a token endpoint's answer: the response object, or why there is none (a refusal, an
