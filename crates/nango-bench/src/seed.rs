@@ -156,5 +156,6 @@ fn fields(config_key: &str, connection_id: &str, expires_at: DateTime<Utc>) -> C
         // Issued for the hour its raw response says (so a token expiring in a minute is due, as
         // it would be after 59 minutes of use), and never in the future.
         obtained_at: (expires_at - chrono::Duration::hours(1)).min(chrono::Utc::now()),
+        owner: None,
     }
 }

@@ -11,12 +11,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::api_auth::{optional_string, store_direct_connection, EnteredCredentials};
 use super::openapi::ErrorBody;
 use super::{
     check_id, empty_ok, json_object_body, json_response, parse_query, path_id, query_value,
 };
 use crate::connections::delete_connection_and_notify;
+use crate::connections::{optional_string, store_direct_connection, EnteredCredentials};
 use crate::credentials::{iso_millis, Credentials, Freshness};
 use crate::error::ApiError;
 use crate::providers::PARAMS_PREFIX;

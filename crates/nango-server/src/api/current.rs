@@ -15,7 +15,6 @@ use utoipa_axum::routes;
 use super::connections::{
     bool_param, connection_params, freshness_param, ConnectionKeyQuery, ConnectionPath,
 };
-use super::openapi::ErrorBody;
 use super::{json_response, parse_query, query_value};
 use crate::connections::delete_connection_and_notify;
 use crate::credentials::iso_millis;
@@ -47,10 +46,20 @@ pub struct CurrentError {
 }
 
 /// A domain error answered in current Nango's envelope and statuses.
-struct Current {
+pub(super) struct Current {
     status: StatusCode,
     code: &'static str,
     message: String,
+}
+
+impl Current {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: String) -> Self {
+        Current {
+            status,
+            code,
+            message,
+        }
+    }
 }
 
 impl From<ApiError> for Current {
@@ -82,6 +91,24 @@ impl IntoResponse for Current {
     }
 }
 
+/// Whether a path belongs to current Nango's contract (paths Nango 0.9 never had), whose
+/// refusals by the secret-key gate are in current Nango's envelope too.
+pub fn speaks_current(path: &str) -> bool {
+    ["/connections", "/integrations"].iter().any(|root| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// The secret-key gate's refusal (a missing or wrong key) in current Nango's envelope and codes.
+pub fn auth_refusal(e: ApiError) -> Response {
+    let code = match e {
+        ApiError::MissingAuthorization => "missing_auth_header",
+        _ => "unknown_account",
+    };
+    Current::new(StatusCode::UNAUTHORIZED, code, e.to_string()).into_response()
+}
+
 /// A connection as current Nango answers it (`ApiPublicConnectionFull`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionFull {
@@ -93,7 +120,8 @@ pub struct ConnectionFull {
     /// `[{type: "auth", log_id}]` after a failed refresh, else empty.
     #[schema(value_type = Vec<Object>)]
     pub errors: Vec<Value>,
-    /// Always null here: connections have no end user yet.
+    /// `{id, display_name, email, tags, organization}`, or null when the connection was made
+    /// without an end user (a 0.9 flow, a session without one).
     #[schema(value_type = Option<Object>)]
     pub end_user: Option<Value>,
     #[schema(value_type = Object)]
@@ -135,7 +163,7 @@ pub struct GetConnectionQuery {
     responses(
         (status = 200, body = ConnectionFull),
         (status = 400, description = "A bad parameter, an unknown provider config, a refresh the provider refused (`invalid_credentials`) or `force_refresh` on credentials that cannot be renewed.", body = CurrentErrorBody),
-        (status = 401, description = "Missing or wrong secret key.", body = ErrorBody),
+        (status = 401, description = "Missing (`missing_auth_header`) or wrong (`unknown_account`) secret key.", body = CurrentErrorBody),
         (status = 404, description = "No such connection (`not_found`).", body = CurrentErrorBody),
         (status = 502, description = "The provider failed while refreshing and the stored token has expired.", body = CurrentErrorBody),
     )
@@ -165,7 +193,7 @@ async fn get_connection(
     Ok(json_response(StatusCode::OK, &body))
 }
 
-fn connection_full(
+pub(super) fn connection_full(
     connection: &Connection,
     provider: String,
     with_refresh_token: bool,
@@ -187,8 +215,8 @@ fn connection_full(
         provider_config_key: connection.provider_config_key.clone(),
         provider,
         errors: errors_of(&connection.health),
-        end_user: None,
-        tags: Map::new(),
+        end_user: end_user_json(connection.owner.end_user.as_ref()),
+        tags: connection.owner.tags.clone(),
         metadata: connection.metadata.clone(),
         connection_config: own_names(&connection.connection_config),
         webhook_url_override: None,
@@ -197,6 +225,19 @@ fn connection_full(
         last_fetched_at: iso_millis(chrono::Utc::now()),
         credentials,
     })
+}
+
+/// The stored end user in current Nango's shape: every field present, null when not given.
+fn end_user_json(stored: Option<&Map<String, Value>>) -> Option<Value> {
+    let stored = stored?;
+    let field = |name: &str| stored.get(name).cloned().unwrap_or(Value::Null);
+    Some(json!({
+        "id": field("id"),
+        "display_name": field("display_name"),
+        "email": field("email"),
+        "tags": stored.get("tags").cloned().unwrap_or_else(|| json!({})),
+        "organization": field("organization"),
+    }))
 }
 
 /// A connection's `errors`: one `auth` error while its refreshes fail (there is no log id here).
@@ -231,7 +272,7 @@ pub struct Success {
     responses(
         (status = 200, body = Success),
         (status = 400, description = "No such connection (`unknown_connection`), or a bad parameter.", body = CurrentErrorBody),
-        (status = 401, description = "Missing or wrong secret key.", body = ErrorBody),
+        (status = 401, description = "Missing (`missing_auth_header`) or wrong (`unknown_account`) secret key.", body = CurrentErrorBody),
     )
 )]
 async fn delete_connection(
@@ -288,9 +329,9 @@ pub struct ListConnectionsQuery {
     integration_id: Option<String>,
     /// Connection ids containing this text (any case).
     search: Option<String>,
-    /// Only connections of this end user (connections here have none yet: no match).
+    /// Only connections of this end user (its `id`).
     end_user_id: Option<String>,
-    /// Only connections of this end user organization (none yet: no match).
+    /// Only connections of end users of this organization (its `id`).
     end_user_organization_id: Option<String>,
     /// At most this many (1 to 2000). Default: 100.
     #[param(minimum = 1, maximum = 2000)]
@@ -308,7 +349,7 @@ pub struct ListConnectionsQuery {
     responses(
         (status = 200, body = ConnectionLines),
         (status = 400, description = "A bad parameter (`invalid_query_params`).", body = CurrentErrorBody),
-        (status = 401, description = "Missing or wrong secret key.", body = ErrorBody),
+        (status = 401, description = "Missing (`missing_auth_header`) or wrong (`unknown_account`) secret key.", body = CurrentErrorBody),
     )
 )]
 async fn list_connections(
@@ -339,11 +380,30 @@ async fn list_connections(
     let search = query_value(&params, "search")
         .filter(|v| !v.is_empty())
         .map(str::to_lowercase);
-    // Connections here have no end user and no tags yet, so such a filter matches none.
-    let by_owner = ["endUserId", "endUserOrganizationId"]
+    let end_user_id = query_value(&params, "endUserId").filter(|v| !v.is_empty());
+    let organization_id = query_value(&params, "endUserOrganizationId").filter(|v| !v.is_empty());
+    // `tags[name]=value`, every one must match.
+    let tags: Vec<(&str, &str)> = params
         .iter()
-        .any(|name| query_value(&params, name).is_some_and(|v| !v.is_empty()))
-        || params.iter().any(|(name, _)| name.starts_with("tags["));
+        .filter_map(|(name, value)| {
+            let tag = name.strip_prefix("tags[")?.strip_suffix(']')?;
+            Some((tag, value.as_str()))
+        })
+        .collect();
+    let owned_as_asked = |owner: &crate::store::Owner| {
+        let user_field = |path: &[&str]| {
+            let mut at = owner.end_user.as_ref()?.get(path[0])?;
+            for step in &path[1..] {
+                at = at.get(step)?;
+            }
+            at.as_str()
+        };
+        end_user_id.is_none_or(|id| user_field(&["id"]) == Some(id))
+            && organization_id.is_none_or(|id| user_field(&["organization", "id"]) == Some(id))
+            && tags
+                .iter()
+                .all(|(name, value)| owner.tags.get(*name).and_then(Value::as_str) == Some(value))
+    };
     let providers: std::collections::HashMap<String, String> = state
         .store
         .list_configs()
@@ -358,7 +418,7 @@ async fn list_connections(
         .await
         .map_err(ApiError::from)?
         .into_iter()
-        .filter(|_| !by_owner)
+        .filter(|c| owned_as_asked(&c.owner))
         .filter(|c| connection_id.is_none_or(|id| c.connection_id == id))
         .filter(|c| {
             integrations
@@ -383,8 +443,8 @@ async fn list_connections(
             metadata: c.metadata,
             connection_id: c.connection_id,
             provider_config_key: c.provider_config_key,
-            end_user: None,
-            tags: Map::new(),
+            end_user: end_user_json(c.owner.end_user.as_ref()),
+            tags: c.owner.tags,
         })
         .collect();
     Ok(json_response(

@@ -6,8 +6,10 @@ pub mod configs;
 pub mod connect_sessions;
 pub mod connections;
 pub mod current;
+pub mod current_edits;
 pub mod guard;
 pub mod health;
+pub mod integrations;
 pub mod metrics;
 pub mod openapi;
 pub mod providers;
@@ -54,8 +56,16 @@ pub async fn require_secret_key(
         }
         return next.run(request).await;
     };
+    let current = current::speaks_current(request.uri().path());
+    let refuse = |e: ApiError| {
+        if current {
+            current::auth_refusal(e)
+        } else {
+            e.into_response()
+        }
+    };
     let Some(header) = request.headers().get(header::AUTHORIZATION) else {
-        return ApiError::MissingAuthorization.into_response();
+        return refuse(ApiError::MissingAuthorization);
     };
     let presented = header
         .to_str()
@@ -66,7 +76,7 @@ pub async fn require_secret_key(
     match state.auth_failures.refusal(
         client,
         || secret_key_matches(secret.expose(), &presented),
-        || ApiError::InvalidSecretKey.into_response(),
+        || refuse(ApiError::InvalidSecretKey),
     ) {
         None => next.run(request).await,
         Some(refused) => refused,

@@ -29,7 +29,8 @@ use crate::AppState;
         description = "Self-hosted OAuth token broker, wire-compatible with Nango 0.9. \
             `/config` and `/connection` require the server's secret key (when one is set) as the \
             HTTP Basic username or as a Bearer token. Errors are `{\"error\": <message>, \"type\": <type>}`, \
-            except on the routes of current Nango's contract (`/connections/...`), which answer \
+            except on the routes of current Nango's contract (`/connections/...`, `/integrations/...`, \
+            current-style connect sessions), which answer \
             `{\"error\": {\"code\": <code>, \"message\": <message>}}` as today's Nango does. \
             The OAuth flow itself runs in the browser on `/oauth/connect/{provider_config_key}` \
             and `/oauth/callback` (HTML pages, not part of this API).",
@@ -41,6 +42,7 @@ use crate::AppState;
         (name = "configs", description = "Provider configs: which provider template, which OAuth app."),
         (name = "connections", description = "Connections: the credentials of one end user at one provider config."),
         (name = "connections (current Nango)", description = "The same connections on current Nango's paths and shapes (`@nangohq/node` 0.71)."),
+        (name = "integrations (current Nango)", description = "Provider configs on current Nango's paths and shapes (`@nangohq/node` 0.71)."),
         (name = "providers", description = "The provider catalog: which providers exist and how each does OAuth."),
         (name = "server", description = "Health, this document and the frontend SDK."),
     )
@@ -51,6 +53,7 @@ pub struct ApiDoc;
 /// attribute macro takes no constants).
 pub const SECRET_KEY_BASIC: &str = "secretKeyBasic";
 pub const SECRET_KEY_BEARER: &str = "secretKeyBearer";
+pub const CONNECT_SESSION_BEARER: &str = "connectSessionBearer";
 
 struct SecretKeySchemes;
 
@@ -63,6 +66,10 @@ impl Modify for SecretKeySchemes {
         let mut bearer = Http::new(HttpAuthScheme::Bearer);
         bearer.description = Some("The secret key as a Bearer token.".into());
         components.add_security_scheme(SECRET_KEY_BEARER, SecurityScheme::Http(bearer));
+        let mut session = Http::new(HttpAuthScheme::Bearer);
+        session.description =
+            Some("A connect session token (`POST /connect/sessions`) as a Bearer token.".into());
+        components.add_security_scheme(CONNECT_SESSION_BEARER, SecurityScheme::Http(session));
     }
 }
 

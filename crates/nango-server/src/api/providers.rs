@@ -42,6 +42,19 @@ pub struct ProviderSummary<'a> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderList<'a> {
     pub providers: Vec<ProviderSummary<'a>>,
+    /// The same providers as current Nango's clients read them (`ApiProvider`: the whole
+    /// template with its name).
+    pub data: Vec<ProviderData<'a>>,
+}
+
+/// A template with its name, as current Nango answers it (`ApiProvider`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderData<'a> {
+    pub name: &'a str,
+    /// No logos are served here: always empty.
+    pub logo_url: &'static str,
+    #[serde(flatten)]
+    pub template: &'a ProviderTemplate,
 }
 
 /// A whole template, with its name.
@@ -52,6 +65,8 @@ pub struct ProviderDetail<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alias_of: Option<&'a str>,
     pub template: &'a ProviderTemplate,
+    /// The same for current Nango's clients (`{data: ApiProvider}`).
+    pub data: ProviderData<'a>,
 }
 
 /// Filters of `GET /providers`.
@@ -128,12 +143,15 @@ async fn list_providers(
     }
     let needle = search.trim().to_lowercase();
     let modes = auth_modes(query_value(&query, "auth_mode").unwrap_or_default())?;
-    let providers = state
+    let found: Vec<(&str, &ProviderTemplate)> = state
         .catalog
         .iter()
         .filter(|(_, template)| modes.is_empty() || modes.contains(&template.auth_mode))
         .filter(|(name, template)| needle.is_empty() || matches(name, template, &needle))
-        .map(|(name, template)| ProviderSummary {
+        .collect();
+    let providers = found
+        .iter()
+        .map(|&(name, template)| ProviderSummary {
             name,
             display_name: template.display_name.as_deref(),
             auth_mode: template.auth_mode,
@@ -142,7 +160,18 @@ async fn list_providers(
             alias_of: template.alias_of.as_deref(),
         })
         .collect();
-    Ok(json_response(StatusCode::OK, &ProviderList { providers }))
+    let data = found
+        .iter()
+        .map(|&(name, template)| ProviderData {
+            name,
+            logo_url: "",
+            template,
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &ProviderList { providers, data },
+    ))
 }
 
 /// One provider's template: URLs, parameters, quirks and the connection config it needs.
@@ -171,6 +200,11 @@ async fn get_provider(
             name,
             alias_of: template.alias_of.as_deref(),
             template,
+            data: ProviderData {
+                name,
+                logo_url: "",
+                template,
+            },
         },
     ))
 }

@@ -13,6 +13,7 @@ use super::flow_error as fe;
 use super::notify::{finish_flow as notify_frontend, FlowOutcome, FlowReply};
 use super::oauth1;
 use super::oauth2::{ExchangeCall, MetadataCall, TokenCall};
+use crate::connect_sessions::ConnectSessionError;
 use crate::credentials::{
     parse_oauth2_response, Credentials, OAuth1Credentials, OAuth2Credentials,
 };
@@ -21,7 +22,7 @@ use crate::providers::{
     fill_params, settle_connection_config, settled_url, stored_url, AuthMode, FlowValues,
     MetadataRequest, ProviderTemplate, TokenExchange, ValueSource,
 };
-use crate::store::{ConnectionFields, OAuthSession, ProviderConfig};
+use crate::store::{ConnectionFields, OAuthSession, Owner, ProviderConfig};
 use crate::AppState;
 
 pub async fn finish_flow(
@@ -263,6 +264,7 @@ async fn complete_oauth2(
         metadata.extend(fetched);
     }
 
+    let owner = owner_of_flow(state, session).await?;
     let connection = state
         .store
         .upsert_connection(&ConnectionFields {
@@ -272,11 +274,32 @@ async fn complete_oauth2(
             connection_config: session.connection_config.clone(),
             metadata,
             obtained_at: Utc::now(),
+            owner,
         })
         .await
         .map_err(|e| unknown("could not store the connection", &e))?;
     crate::webhooks::connection_stored(state, &connection).await;
     Ok(())
+}
+
+/// For a flow under a connect session of current Nango's kind: uses the session up (of two
+/// flows under one session only the first stores a connection) and gives the end user and tags
+/// the connection gets. `None` (keep a replaced connection's) for any other flow.
+async fn owner_of_flow(
+    state: &AppState,
+    session: &OAuthSession,
+) -> Result<Option<Owner>, (&'static str, String)> {
+    let Some(hash) = &session.connect_session_hash else {
+        return Ok(None);
+    };
+    match crate::connect_sessions::use_up(state, hash).await {
+        Ok(owner) => Ok(Some(owner)),
+        Err(ConnectSessionError::Unavailable) => Err((fe::UNKNOWN, fe::UNKNOWN_MESSAGE.into())),
+        Err(_) => Err((
+            fe::CONNECT_SESSION,
+            "The connect session expired or has already made a connection: nothing was stored. Start again with a new session.".into(),
+        )),
+    }
 }
 
 /// Trades the code exchange's short-lived token for a long-lived one (`long_lived_token`), keeping
@@ -432,6 +455,7 @@ async fn complete_oauth1(
             metadata.insert(name.clone(), Value::String(value.to_string()));
         }
     }
+    let owner = owner_of_flow(state, session).await?;
     let connection = state
         .store
         .upsert_connection(&ConnectionFields {
@@ -445,6 +469,7 @@ async fn complete_oauth1(
             connection_config: session.connection_config.clone(),
             metadata,
             obtained_at: Utc::now(),
+            owner,
         })
         .await
         .map_err(|e| unknown("could not store the connection", &e))?;

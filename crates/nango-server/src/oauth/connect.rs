@@ -13,11 +13,11 @@ use super::flow_error as fe;
 use super::notify::{finish_flow, FlowOutcome, FlowReply};
 use super::oauth1::{self, OAuth1Error};
 use super::{oauth2, pkce};
-use crate::connect_sessions::{redeem, ConnectSessionError};
+use crate::connect_sessions::{grant_flow, redeem, ConnectSessionError, IntegrationDefaults};
 use crate::http::{connection_config_from_params, id_problem};
 use crate::providers::{
     fill_params, interpolate_url, settle_connection_config, AuthMode, FlowValues,
-    InterpolationError, ProviderTemplate, ValueSource,
+    InterpolationError, ProviderTemplate, ValueSource, PARAMS_PREFIX,
 };
 use crate::secret::Secret;
 use crate::store::{OAuthSession, ProviderConfig};
@@ -154,6 +154,26 @@ async fn redirect_to_provider(
     mut request: ConnectRequest,
     binding: &FlowBinding,
 ) -> Result<String, FlowOutcome> {
+    // A session of current Nango's kind names the connection itself and gives its defaults;
+    // it is used up when the callback stores the connection, so a failed attempt keeps it.
+    let grant = grant_flow(
+        state,
+        request.connect_session_token.as_deref(),
+        key,
+        request.connection_id.as_deref(),
+    )
+    .await
+    .map_err(|e| session_failure(e, key, request.connection_id.as_deref()))?;
+    if let Some(grant) = &grant {
+        request.connection_id = Some(grant.connection_id.clone());
+        for (name, value) in grant.defaults.connection_config.iter().flatten() {
+            request.connection_config.insert(
+                format!("{PARAMS_PREFIX}{name}"),
+                Value::String(value.clone()),
+            );
+        }
+    }
+    let connect_session_hash = grant.as_ref().map(|g| g.token_hash.clone());
     let Some(connection_id) = request.connection_id.as_deref() else {
         return Err(failure(
             fe::MISSING_CONNECTION_ID,
@@ -247,7 +267,9 @@ async fn redirect_to_provider(
         let request_url = interpolate(template.request_url.as_deref().unwrap_or_default())?;
         url::Url::parse(&authorization_url).map_err(invalid_authorization_url)?;
         // Validated: the connect session is used up before the provider is called.
-        redeem_connect_session(state, &request, key, connection_id).await?;
+        if grant.is_none() {
+            redeem_connect_session(state, &request, key, connection_id).await?;
+        }
         return redirect_to_oauth1_provider(
             state,
             &config,
@@ -257,6 +279,7 @@ async fn redirect_to_provider(
             &authorization_url,
             &request_url,
             binding,
+            connect_session_hash,
         )
         .await;
     }
@@ -293,13 +316,19 @@ async fn redirect_to_provider(
         request_token_secret: None,
         return_to: request.return_to.clone(),
         browser_hash: Some(binding.hash()),
+        connect_session_hash,
     };
-    let params = authorization_params(&config, template, &session, code_verifier.as_deref())
+    let mut params = authorization_params(&config, template, &session, code_verifier.as_deref())
         .map_err(|message| failure(fe::URL_PARAM, message, key, cid))?;
+    if let Some(grant) = &grant {
+        with_session_defaults(&mut params, &grant.defaults);
+    }
     let location =
         oauth2::authorization_url(&authorization_url, params).map_err(invalid_authorization_url)?;
     // Validated: the connect session is used up before anything is stored.
-    redeem_connect_session(state, &request, key, connection_id).await?;
+    if grant.is_none() {
+        redeem_connect_session(state, &request, key, connection_id).await?;
+    }
     state
         .store
         .insert_oauth_session(&session)
@@ -330,6 +359,37 @@ async fn redeem_connect_session(
         }
         e => failure(fe::CONNECT_SESSION, e.to_string(), key, Some(connection_id)),
     })
+}
+
+fn session_failure(e: ConnectSessionError, key: &str, connection_id: Option<&str>) -> FlowOutcome {
+    match e {
+        ConnectSessionError::Unavailable => {
+            failure(fe::UNKNOWN, fe::UNKNOWN_MESSAGE, key, connection_id)
+        }
+        e => failure(fe::CONNECT_SESSION, e.to_string(), key, connection_id),
+    }
+}
+
+/// A session's authorization parameters (replacing the template's of the same name; the flow's
+/// own were refused when the session was made) and user scopes (`user_scope`).
+fn with_session_defaults(params: &mut Vec<(String, String)>, defaults: &IntegrationDefaults) {
+    let extra = defaults
+        .authorization_params
+        .iter()
+        .flatten()
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .chain(
+            defaults
+                .user_scopes
+                .iter()
+                .map(|scopes| ("user_scope".to_string(), scopes.clone())),
+        );
+    for (name, value) in extra {
+        match params.iter_mut().find(|(n, _)| *n == name) {
+            Some(param) => param.1 = value,
+            None => params.push((name, value)),
+        }
+    }
 }
 
 /// At most this many bytes of `params[...]` names and values per flow (F12): they are stored
@@ -368,6 +428,7 @@ async fn redirect_to_oauth1_provider(
     authorization_url: &str,
     request_url: &str,
     binding: &FlowBinding,
+    connect_session_hash: Option<String>,
 ) -> Result<String, FlowOutcome> {
     let key = config.unique_key.as_str();
     let cid = Some(connection_id);
@@ -452,6 +513,7 @@ async fn redirect_to_oauth1_provider(
         request_token_secret: Some(temporary.secret),
         return_to: request.return_to.clone(),
         browser_hash: Some(binding.hash()),
+        connect_session_hash,
     };
     state
         .store

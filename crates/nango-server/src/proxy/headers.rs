@@ -40,6 +40,10 @@ const NOT_FORWARDED: &[&str] = &[
     "connection-id",
     "provider-config-key",
     "retries",
+    // Instructions to the proxy about retries and redirects, which current Nango's SDK sends
+    // on every call that sets them; they mean nothing to the provider.
+    "retry-on",
+    "forward-headers-on-redirect",
     "base-url-override",
     "decompress",
 ];
@@ -137,6 +141,9 @@ mod tests {
             ("connection-id", "u1"),
             ("provider-config-key", "github"),
             ("retries", "2"),
+            ("retry-on", "409,404"),
+            ("forward-headers-on-redirect", "true"),
+            ("nango-proxy-retry-on", "409"),
             ("nango-is-sync", "false"),
             ("content-type", "application/json"),
             ("accept", "text/plain"),

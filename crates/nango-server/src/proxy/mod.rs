@@ -11,9 +11,14 @@
 //!   HTTP Basic;
 //! - on a 401, one forced refresh (shared with every other refresh of the connection) and one
 //!   retry;
-//! - on a 429 or 5xx, retries after the wait the provider asks for (`Retry-After`, the template's
-//!   rate-limit headers) or an exponential backoff, as many as the `Retries` header says
-//!   (default: [`crate::Settings::proxy_retries`] for idempotent methods, none for POST/PATCH).
+//! - on a 429 or 5xx, or a status the `Retry-On` header lists, retries after the wait the
+//!   provider asks for (`Retry-After`, the template's rate-limit headers) or an exponential
+//!   backoff, as many as the `Retries` header says (default: [`crate::Settings::proxy_retries`]
+//!   for idempotent methods, none for POST/PATCH).
+//!
+//! Redirects are not followed (the outbound clients have no redirect policy): a 3xx comes back
+//! to the caller as it is, so `Forward-Headers-On-Redirect` has nothing to change and is only
+//! kept from the provider.
 //!
 //! Only a body small enough to keep ([`REPLAYABLE_BODY_BYTES`]) can be sent twice; a larger one
 //! is streamed and its call is never retried. No URL is ever logged or put in an error: an API
@@ -45,6 +50,9 @@ use headers::{forwarded_request_headers, returned_response_headers};
 pub const REPLAYABLE_BODY_BYTES: usize = 1024 * 1024;
 /// Most retries a `Retries` header may ask for.
 pub const MAX_RETRIES: u32 = 10;
+/// Most statuses a `Retry-On` header may list: more than there are retryable statuses in
+/// practice, few enough that the check per answer stays trivial.
+pub const MAX_RETRY_ON: usize = 50;
 /// First wait of the exponential backoff when the provider does not say how long to wait.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 
@@ -74,16 +82,18 @@ pub struct ProxyDoc;
 #[utoipa::path(
     method(get, post, put, patch, delete, head, options),
     path = "/proxy/{endpoint}", tag = "proxy",
-    description = "Calls the provider's API (the template's `base_api_url` + `/{endpoint}` + the query) for one connection, with its credentials put in per auth mode; refreshes and retries once on a 401, retries 429 and 5xx answers as `Retries` allows. The answer is the provider's, streamed. See docs/proxy.md.",
+    description = "Calls the provider's API (the template's `base_api_url` + `/{endpoint}` + the query) for one connection, with its credentials put in per auth mode; refreshes and retries once on a 401, retries 429 and 5xx answers (and those `Retry-On` lists) as `Retries` allows. The answer is the provider's, streamed. See docs/proxy.md.",
     security(("secretKeyBasic" = []), ("secretKeyBearer" = [])),
     params(
         ("endpoint" = String, Path, description = "The API path after the base URL."),
         ("Connection-Id" = String, Header, description = "The connection whose credentials are used."),
         ("Provider-Config-Key" = String, Header, description = "Its provider config."),
         ("Retries" = Option<u32>, Header, description = "Retries of a 429 or 5xx (0 to 10); default 2 for idempotent methods, 0 for POST and PATCH."),
+        ("Retry-On" = Option<String>, Header, description = "More statuses to retry, comma separated (`409,404`; 100 to 599, at most 50), with the same budget as `Retries`: it adds statuses, not retries, so a POST or PATCH without `Retries` is still not retried. Never forwarded."),
+        ("Forward-Headers-On-Redirect" = Option<String>, Header, description = "Accepted for Nango's SDK and never forwarded; any value. The proxy does not follow redirects: a 3xx comes back as it is."),
     ),
     responses(
-        (status = 400, description = "A missing header, an unknown connection or config, a template without `base_api_url`, a bad `Retries` or endpoint.", body = crate::error::ErrorBody),
+        (status = 400, description = "A missing header, an unknown connection or config, a template without `base_api_url`, a bad `Retries`, `Retry-On` or endpoint.", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or wrong secret key, or the provider's own 401 after one refresh and retry.", body = crate::error::ErrorBody),
         (status = 502, description = "The provider's API could not be reached (`provider_unreachable`), or the provider's own 502.", body = crate::error::ErrorBody),
         (status = "default", description = "The provider's answer, as it is."),
@@ -94,6 +104,7 @@ async fn forward(State(state): State<AppState>, request: Request) -> Result<Resp
     let connection_id = required_header(&parts.headers, "connection-id", "Connection-Id")?;
     let config_key = required_header(&parts.headers, "provider-config-key", "Provider-Config-Key")?;
     let retries = retries(&parts.headers, &parts.method, state.settings.proxy_retries)?;
+    let retry_on = retry_on(&parts.headers)?;
     if parts
         .headers
         .get("base-url-override")
@@ -216,7 +227,9 @@ async fn forward(State(state): State<AppState>, request: Request) -> Result<Resp
                 }
             }
         }
-        if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error())
+        if (status == StatusCode::TOO_MANY_REQUESTS
+            || status.is_server_error()
+            || retry_on.contains(&status))
             && can_retry
             && attempt < retries
         {
@@ -289,6 +302,44 @@ fn retries(headers: &HeaderMap, method: &Method, default: u32) -> Result<u32, Ap
         None if method.is_idempotent() => Ok(default),
         None => Ok(0),
     }
+}
+
+/// The statuses the `Retry-On` header adds to 429 and 5xx (Nango's SDK sends `retryOn` this way:
+/// `409,404`). They share the `Retries` budget: the header adds statuses, never retries, so a
+/// POST or PATCH without `Retries` still gets none (retrying a non-idempotent call is the
+/// caller's explicit choice, whatever the status). Empty means none, as `retryOn: []` sends it.
+fn retry_on(headers: &HeaderMap) -> Result<Vec<StatusCode>, ApiError> {
+    let Some(value) = headers.get("retry-on") else {
+        return Ok(Vec::new());
+    };
+    let refused = || {
+        ApiError::InvalidRequest(format!(
+            "Header 'Retry-On' must be a comma-separated list of at most {MAX_RETRY_ON} HTTP \
+             statuses (100 to 599)."
+        ))
+    };
+    let text = value.to_str().map_err(|_| refused())?.trim();
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    if text.split(',').nth(MAX_RETRY_ON).is_some() {
+        return Err(refused());
+    }
+    text.split(',')
+        .map(|entry| {
+            let entry = entry.trim();
+            // Digits only: `parse` would also take a sign (`+409`).
+            if entry.is_empty() || !entry.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            entry
+                .parse::<u16>()
+                .ok()
+                .filter(|code| (100..=599).contains(code))
+                .and_then(|code| StatusCode::from_u16(code).ok())
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(refused)
 }
 
 /// The endpoint: the request's path after `/proxy`, still percent-encoded as the caller sent it.
@@ -502,6 +553,52 @@ mod tests {
         assert!(retries(&asked, &Method::GET, 2).is_err());
         asked.insert("retries", HeaderValue::from_static("-1"));
         assert!(retries(&asked, &Method::GET, 2).is_err());
+    }
+
+    #[test]
+    fn retry_on_lists_whole_statuses_and_refuses_anything_else() {
+        let parse = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("retry-on", HeaderValue::from_str(value).unwrap());
+            retry_on(&headers)
+        };
+        assert!(retry_on(&HeaderMap::new()).unwrap().is_empty());
+        assert!(parse("").unwrap().is_empty());
+        assert!(parse("  ").unwrap().is_empty());
+        assert_eq!(
+            parse("429,409").unwrap(),
+            [StatusCode::TOO_MANY_REQUESTS, StatusCode::CONFLICT]
+        );
+        assert_eq!(
+            parse(" 500, 404 ").unwrap(),
+            [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::NOT_FOUND]
+        );
+        assert_eq!(parse("100,599").unwrap().len(), 2);
+        let fifty = vec!["409"; MAX_RETRY_ON].join(",");
+        assert_eq!(parse(&fifty).unwrap().len(), MAX_RETRY_ON);
+        let too_many = vec!["409"; MAX_RETRY_ON + 1].join(",");
+        for bad in [
+            "99",
+            "600",
+            "0",
+            "-409",
+            "+409",
+            "409.0",
+            "4O9",
+            "abc",
+            "409,",
+            ",409",
+            "409,,404",
+            "409 404",
+            "409;404",
+            "65945",
+            too_many.as_str(),
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        let mut binary = HeaderMap::new();
+        binary.insert("retry-on", HeaderValue::from_bytes(b"409\xff").unwrap());
+        assert!(retry_on(&binary).is_err());
     }
 
     #[test]

@@ -182,6 +182,7 @@ mod tests {
             credentials,
             connection_config: Default::default(),
             metadata: Default::default(),
+            owner: Default::default(),
             account_id: 0,
             health: Default::default(),
         }

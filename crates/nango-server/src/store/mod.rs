@@ -55,6 +55,16 @@ pub struct ProviderConfig {
     /// The operator's values for the template's placeholders, by params name
     /// (`{"hostname": "ghe.example.com"}`); the only source of host placeholders.
     pub connection_config: Map<String, Value>,
+    /// The name it is shown under; `None`: the template's display name.
+    pub display_name: Option<String>,
+}
+
+/// What `Store::rename_config` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigRename {
+    Renamed,
+    NotFound,
+    HasConnections,
 }
 
 /// Fields written by create and edit.
@@ -67,6 +77,8 @@ pub struct ProviderConfigFields {
     pub oauth_scopes: String,
     /// `None` keeps the stored values on edit (0.9 clients do not send them).
     pub connection_config: Option<Map<String, Value>>,
+    /// `None` keeps the stored name on edit (and stores none on create).
+    pub display_name: Option<String>,
 }
 
 /// A user's stored authorization for one provider config.
@@ -82,6 +94,16 @@ pub struct Connection {
     pub metadata: Map<String, Value>,
     pub account_id: i64,
     pub health: ConnectionHealth,
+    pub owner: Owner,
+}
+
+/// Whom a connection belongs to in the app (current Nango's end user and tags).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Owner {
+    /// `{id, email, display_name, tags, organization: {id, display_name}}`, as the app gave it.
+    pub end_user: Option<Map<String, Value>>,
+    /// Strings by name.
+    pub tags: Map<String, Value>,
 }
 
 /// How a connection's refreshes go.
@@ -125,6 +147,9 @@ pub struct ConnectSession {
     pub connection_id: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// What a session of current Nango's kind allows and gives (`crate::connect_sessions`);
+    /// `None` for a session bound to `provider_config_key` and `connection_id`.
+    pub spec: Option<Value>,
 }
 
 /// A webhook event for one receiver, to deliver.
@@ -191,6 +216,8 @@ pub struct ConnectionFields {
     /// When the credentials were obtained: now for a flow; for imported credentials, when their
     /// source last wrote them (the refresh rule reads their lifetime from it).
     pub obtained_at: DateTime<Utc>,
+    /// `None` keeps a replaced connection's end user and tags (a flow without a session).
+    pub owner: Option<Owner>,
 }
 
 #[derive(Debug, Clone)]
@@ -202,6 +229,7 @@ pub struct ConnectionSummary {
     pub expires_at: Option<DateTime<Utc>>,
     pub health: ConnectionHealth,
     pub metadata: Map<String, Value>,
+    pub owner: Owner,
 }
 
 /// An OAuth flow between `/oauth/connect` and `/oauth/callback`, keyed by its `state`.
@@ -223,6 +251,9 @@ pub struct OAuthSession {
     /// SHA-256 (hex) of the flow cookie's value: only the browser that started the flow has it
     /// (`oauth::flow_cookie`). `None` for a row stored before the column existed.
     pub browser_hash: Option<String>,
+    /// The hash of the connect session of current Nango's kind the flow runs under: used up
+    /// when the callback stores the connection.
+    pub connect_session_hash: Option<String>,
 }
 
 #[async_trait]
@@ -235,7 +266,11 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_config(&self, fields: &ProviderConfigFields) -> Result<i64, StoreError>;
     /// Returns false when no config has that key.
     async fn update_config(&self, fields: &ProviderConfigFields) -> Result<bool, StoreError>;
-    async fn delete_config(&self, key: &str) -> Result<(), StoreError>;
+    /// Returns false when no config had that key.
+    async fn delete_config(&self, key: &str) -> Result<bool, StoreError>;
+    /// Gives a config another key, only while no connection uses it (connections are found by
+    /// their config's key); `Conflict` when the new key is taken.
+    async fn rename_config(&self, from: &str, to: &str) -> Result<ConfigRename, StoreError>;
 
     async fn get_connection(
         &self,
@@ -288,6 +323,25 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<(String, String)>, StoreError>;
 
+    /// Sets a connection's metadata to `metadata`, or lays `metadata`'s top-level keys over the
+    /// stored ones when `merge`; the metadata now stored, or `None` when there is no such
+    /// connection. The credentials are sealed anew, being bound to the metadata.
+    async fn update_metadata(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        metadata: &Map<String, Value>,
+        merge: bool,
+    ) -> Result<Option<Map<String, Value>>, StoreError>;
+
+    /// Sets a connection's end user and tags; false when there is no such connection.
+    async fn update_owner(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        owner: &Owner,
+    ) -> Result<bool, StoreError>;
+
     async fn delete_connection(
         &self,
         provider_config_key: &str,
@@ -311,6 +365,17 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<ConnectSession>, StoreError>;
+
+    /// The connect session of this token hash, if it exists and has not expired at `now`; it
+    /// stays (reading a session does not use it up).
+    async fn get_connect_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ConnectSession>, StoreError>;
+
+    /// Removes a connect session; false when there was none.
+    async fn delete_connect_session(&self, token_hash: &str) -> Result<bool, StoreError>;
 
     /// Adds deliveries to the outbox, due now.
     async fn enqueue_webhooks(&self, deliveries: &[NewWebhook]) -> Result<(), StoreError>;

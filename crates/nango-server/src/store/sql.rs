@@ -12,9 +12,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use super::cache::ReadCache;
 use super::cipher::{is_sealed, Cipher, CipherError};
 use super::{
-    ConnectSession, Connection, ConnectionFields, ConnectionHealth, ConnectionSummary,
-    DeliveryOutcome, NewWebhook, OAuthSession, ProviderConfig, ProviderConfigFields,
-    RefreshFailure, RotationReport, Store, StoreError, WebhookDelivery, WsFrames,
+    ConfigRename, ConnectSession, Connection, ConnectionFields, ConnectionHealth,
+    ConnectionSummary, DeliveryOutcome, NewWebhook, OAuthSession, Owner, ProviderConfig,
+    ProviderConfigFields, RefreshFailure, RotationReport, Store, StoreError, WebhookDelivery,
+    WsFrames,
 };
 use crate::credentials::Credentials;
 use crate::secret::Secret;
@@ -215,6 +216,7 @@ struct ConfigRow {
     oauth_scopes: String,
     account_id: i64,
     connection_config: String,
+    display_name: Option<String>,
 }
 
 impl ConfigRow {
@@ -243,6 +245,7 @@ impl ConfigRow {
                 "provider_configs.connection_config",
                 &self.connection_config,
             )?,
+            display_name: self.display_name,
         })
     }
 }
@@ -265,6 +268,18 @@ struct ConnectionRow {
     retry_after: Option<i64>,
     obtained_by_refresh: i64,
     refresh_failed_at: Option<i64>,
+    end_user: Option<String>,
+    tags: String,
+}
+
+/// The stored end user and tags.
+fn owner_of(end_user: Option<&str>, tags: &str) -> Result<Owner, StoreError> {
+    Ok(Owner {
+        end_user: end_user
+            .map(|text| from_json::<Map<String, Value>>("end_user", text))
+            .transpose()?,
+        tags: from_json::<Map<String, Value>>("tags", tags)?,
+    })
 }
 
 impl ConnectionRow {
@@ -304,6 +319,7 @@ impl ConnectionRow {
             )?,
             metadata: from_json::<Map<String, Value>>("metadata", &r.metadata)?,
             health: r.health(),
+            owner: owner_of(r.end_user.as_deref(), &r.tags)?,
             provider_config_key: r.provider_config_key,
             connection_id: r.connection_id,
             account_id: r.account_id,
@@ -326,6 +342,25 @@ struct SummaryRow {
     obtained_by_refresh: i64,
     refresh_failed_at: Option<i64>,
     metadata: String,
+    end_user: Option<String>,
+    tags: String,
+}
+
+/// token_hash, provider_config_key, connection_id, created_at, expires_at, spec.
+type ConnectSessionRow = (String, String, String, i64, i64, Option<String>);
+
+fn open_connect_session(r: ConnectSessionRow) -> Result<ConnectSession, StoreError> {
+    Ok(ConnectSession {
+        token_hash: r.0,
+        provider_config_key: r.1,
+        connection_id: r.2,
+        created_at: from_millis(r.3),
+        expires_at: from_millis(r.4),
+        spec: r
+            .5
+            .map(|text| from_json("connect_sessions.spec", &text))
+            .transpose()?,
+    })
 }
 
 #[derive(sqlx::FromRow)]
@@ -343,6 +378,7 @@ struct SessionRow {
     request_token_secret: Option<String>,
     return_to: Option<String>,
     browser_hash: Option<String>,
+    connect_session_hash: Option<String>,
 }
 
 impl SessionRow {
@@ -370,21 +406,22 @@ impl SessionRow {
             request_token_secret: request_token_secret.map(Secret::new),
             return_to: r.return_to,
             browser_hash: r.browser_hash,
+            connect_session_hash: r.connect_session_hash,
         })
     }
 }
 
 const CONFIG_COLUMNS: &str = "id, created_at, updated_at, unique_key, provider, oauth_client_id, \
-     oauth_client_secret, oauth_scopes, account_id, connection_config";
+     oauth_client_secret, oauth_scopes, account_id, connection_config, display_name";
 const CONNECTION_COLUMNS: &str = "id, created_at, updated_at, provider_config_key, connection_id, \
      credentials, connection_config, metadata, account_id, refreshed_at, refresh_failures, \
-     refresh_error, needs_reauth, retry_after, obtained_by_refresh, refresh_failed_at";
+     refresh_error, needs_reauth, retry_after, obtained_by_refresh, refresh_failed_at, end_user, tags";
 /// What a successful flow or refresh writes besides the credentials: the health starts over.
 const HEALTHY: &str = "refresh_failures = 0, refresh_error = NULL, needs_reauth = 0, \
      retry_after = NULL, refresh_failed_at = NULL";
 const SESSION_COLUMNS: &str = "state, created_at, expires_at, provider_config_key, provider, \
      connection_id, callback_url, code_verifier, connection_config, ws_client_id, \
-     request_token_secret, return_to, browser_hash";
+     request_token_secret, return_to, browser_hash, connect_session_hash";
 
 /// Taking a refresh lease whose row exists: only when it has run out or was released ($3 the
 /// holder, $4 until, $5 now).
@@ -591,8 +628,8 @@ macro_rules! sql_store {
                     Value::Object(f.connection_config.clone().unwrap_or_default()).to_string();
                 let id: Result<i64, sqlx::Error> = sqlx::query_scalar(
                     "INSERT INTO provider_configs (created_at, updated_at, unique_key, provider, \
-                     oauth_client_id, oauth_client_secret, oauth_scopes, connection_config) \
-                     VALUES ($1, $1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                     oauth_client_id, oauth_client_secret, oauth_scopes, connection_config, \
+                     display_name) VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
                 )
                 .bind(now)
                 .bind(&f.unique_key)
@@ -607,6 +644,7 @@ macro_rules! sql_store {
                 )?)
                 .bind(&f.oauth_scopes)
                 .bind(&connection_config)
+                .bind(&f.display_name)
                 .fetch_one(&self.pool)
                 .await;
                 match id {
@@ -639,7 +677,7 @@ macro_rules! sql_store {
                 let done = sqlx::query(
                     "UPDATE provider_configs SET updated_at = $1, provider = $2, \
                      oauth_client_id = $3, oauth_client_secret = $4, oauth_scopes = $5, \
-                     connection_config = $7 \
+                     connection_config = $7, display_name = COALESCE($9, display_name) \
                      WHERE unique_key = $6 AND ($8 IS NULL OR connection_config = $8)",
                 )
                 .bind(millis(Utc::now()))
@@ -656,20 +694,85 @@ macro_rules! sql_store {
                 .bind(&f.unique_key)
                 .bind(&connection_config)
                 .bind(unchanged)
+                .bind(&f.display_name)
                 .execute(&self.pool)
                 .await?;
                 self.cache.evict_config(&f.unique_key);
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn delete_config(&self, key: &str) -> Result<(), StoreError> {
-                sqlx::query("DELETE FROM provider_configs WHERE unique_key = $1")
+            async fn delete_config(&self, key: &str) -> Result<bool, StoreError> {
+                let done = sqlx::query("DELETE FROM provider_configs WHERE unique_key = $1")
                     .bind(key)
                     .execute(&self.pool)
                     .await?;
                 self.cache.evict_config(key);
                 self.forget_deleted().await;
-                Ok(())
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn rename_config(&self, from: &str, to: &str) -> Result<ConfigRename, StoreError> {
+                // Deleted and inserted again (same id and creation time) rather than updated:
+                // the deletion announces the old key to the other replicas' caches, and the
+                // secret is sealed anew for the key it is bound to.
+                let mut tx = self.pool.begin().await?;
+                let sql =
+                    format!("SELECT {CONFIG_COLUMNS} FROM provider_configs WHERE unique_key = $1");
+                let row: Option<ConfigRow> = sqlx::query_as(&sql)
+                    .bind(from)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else {
+                    return Ok(ConfigRename::NotFound);
+                };
+                let used: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM connections WHERE provider_config_key = $1",
+                )
+                .bind(from)
+                .fetch_one(&mut *tx)
+                .await?;
+                if used > 0 {
+                    return Ok(ConfigRename::HasConnections);
+                }
+                let secret = self
+                    .cipher
+                    .open_authenticated(&row.oauth_client_secret, &row.context())?;
+                let sealed = self
+                    .cipher
+                    .seal(&secret, &config_secret_context(to, &row.bound()))?;
+                sqlx::query("DELETE FROM provider_configs WHERE id = $1")
+                    .bind(row.id)
+                    .execute(&mut *tx)
+                    .await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO provider_configs (id, created_at, updated_at, unique_key, \
+                     provider, oauth_client_id, oauth_client_secret, oauth_scopes, account_id, \
+                     connection_config, display_name) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(row.id)
+                .bind(row.created_at)
+                .bind(millis(Utc::now()))
+                .bind(to)
+                .bind(&row.provider)
+                .bind(&row.oauth_client_id)
+                .bind(sealed)
+                .bind(&row.oauth_scopes)
+                .bind(row.account_id)
+                .bind(&row.connection_config)
+                .bind(&row.display_name)
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(StoreError::Conflict("provider config key exists"))
+                    }
+                    other => other?,
+                };
+                tx.commit().await?;
+                self.cache.evict_config(from);
+                self.cache.evict_config(to);
+                Ok(ConfigRename::Renamed)
             }
 
             async fn get_connection(
@@ -709,7 +812,7 @@ macro_rules! sql_store {
                 let rows: Vec<SummaryRow> = sqlx::query_as(
                     "SELECT id, connection_id, provider_config_key, created_at, expires_at, \
                      refreshed_at, refresh_failures, refresh_error, needs_reauth, retry_after, \
-                     obtained_by_refresh, refresh_failed_at, metadata \
+                     obtained_by_refresh, refresh_failed_at, metadata, end_user, tags \
                      FROM connections ORDER BY id",
                 )
                 .fetch_all(&self.pool)
@@ -718,6 +821,7 @@ macro_rules! sql_store {
                     .map(|r| Ok(ConnectionSummary {
                         id: r.id,
                         metadata: from_json::<Map<String, Value>>("metadata", &r.metadata)?,
+                        owner: owner_of(r.end_user.as_deref(), &r.tags)?,
                         health: ConnectionHealth {
                             refreshed_at: r.refreshed_at.map(from_millis),
                             obtained_by_refresh: r.obtained_by_refresh != 0,
@@ -742,17 +846,22 @@ macro_rules! sql_store {
                 let sql = format!(
                     "INSERT INTO connections (created_at, updated_at, provider_config_key, \
                      connection_id, credentials, connection_config, metadata, expires_at, \
-                     refreshed_at) \
-                     VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8) \
+                     refreshed_at, end_user, tags) \
+                     VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                      ON CONFLICT (provider_config_key, connection_id) DO UPDATE SET \
                      updated_at = excluded.updated_at, credentials = excluded.credentials, \
                      connection_config = excluded.connection_config, metadata = excluded.metadata, \
                      expires_at = excluded.expires_at, refreshed_at = excluded.refreshed_at, \
+                     end_user = CASE WHEN $11 = 1 THEN excluded.end_user ELSE connections.end_user END, \
+                     tags = CASE WHEN $11 = 1 THEN excluded.tags ELSE connections.tags END, \
                      obtained_by_refresh = 0, {HEALTHY} \
                      RETURNING {CONNECTION_COLUMNS}"
                 );
                 let connection_config = to_json(&f.connection_config)?;
                 let metadata = to_json(&f.metadata)?;
+                let owner = f.owner.clone().unwrap_or_default();
+                let end_user = owner.end_user.as_ref().map(to_json).transpose()?;
+                let tags = to_json(&owner.tags)?;
                 let row: ConnectionRow = sqlx::query_as(&sql)
                     .bind(millis(Utc::now()))
                     .bind(&f.provider_config_key)
@@ -768,10 +877,98 @@ macro_rules! sql_store {
                     .bind(&metadata)
                     .bind(f.credentials.expires_at().map(millis))
                     .bind(millis(f.obtained_at))
+                    .bind(end_user)
+                    .bind(tags)
+                    .bind(i64::from(f.owner.is_some()))
                     .fetch_one(&self.pool)
                     .await?;
                 self.cache.evict_connection(&f.provider_config_key, &f.connection_id);
                 row.open(&self.cipher)
+            }
+
+            async fn update_metadata(
+                &self,
+                provider_config_key: &str,
+                connection_id: &str,
+                metadata: &Map<String, Value>,
+                merge: bool,
+            ) -> Result<Option<Map<String, Value>>, StoreError> {
+                // Compare-and-set on the sealed credentials and the metadata as read: a refresh
+                // or another metadata write in between makes it read and try again.
+                for _ in 0..16 {
+                    let sql = format!(
+                        "SELECT {CONNECTION_COLUMNS} FROM connections \
+                         WHERE provider_config_key = $1 AND connection_id = $2"
+                    );
+                    let row: Option<ConnectionRow> = sqlx::query_as(&sql)
+                        .bind(provider_config_key)
+                        .bind(connection_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let (sealed_before, metadata_before) =
+                        (row.credentials.clone(), row.metadata.clone());
+                    let connection_config = row.connection_config.clone();
+                    let connection = row.open(&self.cipher)?;
+                    let mut new_metadata = if merge {
+                        connection.metadata
+                    } else {
+                        Map::new()
+                    };
+                    new_metadata.extend(metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    let text = to_json(&new_metadata)?;
+                    let sealed = seal_credentials(
+                        &self.cipher,
+                        &connection.credentials,
+                        provider_config_key,
+                        connection_id,
+                        &connection_bound(&connection_config, &text),
+                    )?;
+                    let done = sqlx::query(
+                        "UPDATE connections SET metadata = $1, credentials = $2, updated_at = $3 \
+                         WHERE provider_config_key = $4 AND connection_id = $5 \
+                         AND credentials = $6 AND metadata = $7",
+                    )
+                    .bind(&text)
+                    .bind(sealed)
+                    .bind(millis(Utc::now()))
+                    .bind(provider_config_key)
+                    .bind(connection_id)
+                    .bind(&sealed_before)
+                    .bind(&metadata_before)
+                    .execute(&self.pool)
+                    .await?;
+                    if done.rows_affected() > 0 {
+                        self.cache.evict_connection(provider_config_key, connection_id);
+                        return Ok(Some(new_metadata));
+                    }
+                }
+                Err(StoreError::Corrupt(format!(
+                    "the metadata of {provider_config_key}/{connection_id} kept changing while it was written"
+                )))
+            }
+
+            async fn update_owner(
+                &self,
+                provider_config_key: &str,
+                connection_id: &str,
+                owner: &Owner,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE connections SET end_user = $1, tags = $2, updated_at = $3 \
+                     WHERE provider_config_key = $4 AND connection_id = $5",
+                )
+                .bind(owner.end_user.as_ref().map(to_json).transpose()?)
+                .bind(to_json(&owner.tags)?)
+                .bind(millis(Utc::now()))
+                .bind(provider_config_key)
+                .bind(connection_id)
+                .execute(&self.pool)
+                .await?;
+                self.cache.evict_connection(provider_config_key, connection_id);
+                Ok(done.rows_affected() > 0)
             }
 
             async fn update_credentials_if_unchanged(
@@ -877,7 +1074,7 @@ macro_rules! sql_store {
             async fn insert_oauth_session(&self, s: &OAuthSession) -> Result<(), StoreError> {
                 let sql = format!(
                     "INSERT INTO oauth_sessions ({SESSION_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
                 );
                 sqlx::query(&sql)
                     .bind(&s.state)
@@ -911,6 +1108,7 @@ macro_rules! sql_store {
                     )
                     .bind(s.return_to.as_deref())
                     .bind(s.browser_hash.as_deref())
+                    .bind(s.connect_session_hash.as_deref())
                     .execute(&self.pool)
                     .await?;
                 Ok(())
@@ -939,13 +1137,14 @@ macro_rules! sql_store {
             async fn insert_connect_session(&self, c: &ConnectSession) -> Result<(), StoreError> {
                 sqlx::query(
                     "INSERT INTO connect_sessions (token_hash, provider_config_key, \
-                     connection_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                     connection_id, created_at, expires_at, spec) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(&c.token_hash)
                 .bind(&c.provider_config_key)
                 .bind(&c.connection_id)
                 .bind(millis(c.created_at))
                 .bind(millis(c.expires_at))
+                .bind(c.spec.as_ref().map(to_json).transpose()?)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -956,22 +1155,42 @@ macro_rules! sql_store {
                 token_hash: &str,
                 now: DateTime<Utc>,
             ) -> Result<Option<ConnectSession>, StoreError> {
-                let row: Option<(String, String, String, i64, i64)> = sqlx::query_as(
+                let row: Option<ConnectSessionRow> = sqlx::query_as(
                     "DELETE FROM connect_sessions WHERE token_hash = $1 \
-                     RETURNING token_hash, provider_config_key, connection_id, created_at, expires_at",
+                     RETURNING token_hash, provider_config_key, connection_id, created_at, \
+                     expires_at, spec",
                 )
                 .bind(token_hash)
                 .fetch_optional(&self.pool)
                 .await?;
-                Ok(row
-                    .filter(|r| r.4 > millis(now))
-                    .map(|r| ConnectSession {
-                        token_hash: r.0,
-                        provider_config_key: r.1,
-                        connection_id: r.2,
-                        created_at: from_millis(r.3),
-                        expires_at: from_millis(r.4),
-                    }))
+                row.filter(|r| r.4 > millis(now))
+                    .map(open_connect_session)
+                    .transpose()
+            }
+
+            async fn get_connect_session(
+                &self,
+                token_hash: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<ConnectSession>, StoreError> {
+                let row: Option<ConnectSessionRow> = sqlx::query_as(
+                    "SELECT token_hash, provider_config_key, connection_id, created_at, \
+                     expires_at, spec FROM connect_sessions \
+                     WHERE token_hash = $1 AND expires_at > $2",
+                )
+                .bind(token_hash)
+                .bind(millis(now))
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(open_connect_session).transpose()
+            }
+
+            async fn delete_connect_session(&self, token_hash: &str) -> Result<bool, StoreError> {
+                let done = sqlx::query("DELETE FROM connect_sessions WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn enqueue_webhooks(&self, deliveries: &[NewWebhook]) -> Result<(), StoreError> {

@@ -2,7 +2,7 @@
 //! connections as `/connection/...`, in today's shape and error envelope.
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
 
@@ -162,4 +162,376 @@ async fn connections_are_listed_with_current_nangos_filters() {
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error"]["code"], "invalid_query_params", "{bad}");
     }
+}
+
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = app.api(method, path);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (status, body)
+}
+
+#[tokio::test]
+async fn imported_oauth_tokens_are_served_and_refreshed_with_the_imported_refresh_token() {
+    use reqwest::Method;
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    let refresh_token = app.provider.register_refresh_token();
+    let (status, created) = send(
+        &app,
+        Method::POST,
+        "/connections",
+        Some(json!({
+            "provider_config_key": "fake-1",
+            "connection_id": "imported-1",
+            "credentials": {
+                "type": "OAUTH2",
+                "access_token": "old-access",
+                "refresh_token": refresh_token,
+                "expires_at": "2020-01-01T00:00:00.000Z",
+            },
+            "metadata": {"team": "a"},
+            "end_user": {"id": "u-7", "email": "u7@example.com", "organization": {"id": "org-1"}},
+            "tags": {"plan": "pro"},
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["connection_id"], "imported-1");
+    assert_eq!(created["credentials"]["access_token"], "old-access");
+    assert_eq!(
+        created["credentials"]["refresh_token"],
+        refresh_token.as_str()
+    );
+    assert_eq!(created["metadata"], json!({"team": "a"}));
+    assert_eq!(created["end_user"]["id"], "u-7");
+    assert_eq!(created["end_user"]["organization"]["id"], "org-1");
+    assert_eq!(created["tags"]["plan"], "pro");
+    assert_eq!(created["tags"]["end_user_id"], "u-7");
+    assert_eq!(created["tags"]["end_user_email"], "u7@example.com");
+    // No provider was called to import it.
+    assert_eq!(app.provider.token_requests().len(), 0);
+
+    // Expired: the first read refreshes it with the imported refresh token.
+    let fresh = app.get_connection("fake-1", "imported-1").await;
+    assert_ne!(fresh["credentials"]["access_token"], "old-access");
+    assert_eq!(app.provider.refresh_count(), 1);
+    assert_eq!(
+        app.provider.refresh_requests()[0].param("refresh_token"),
+        Some(refresh_token.as_str())
+    );
+
+    // Without an id, one is made (a UUID); an unexpiring token is served as it is.
+    let (status, made) = send(
+        &app,
+        Method::POST,
+        "/connections",
+        Some(json!({
+            "provider_config_key": "fake-1",
+            "credentials": {"type": "OAUTH2", "access_token": "forever"},
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let id = made["connection_id"].as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    assert_eq!(made["end_user"], Value::Null);
+    let served = app.get_connection("fake-1", id).await;
+    assert_eq!(served["credentials"]["access_token"], "forever");
+    assert_eq!(app.provider.refresh_count(), 1);
+}
+
+#[tokio::test]
+async fn imports_that_do_not_fit_store_nothing() {
+    use reqwest::Method;
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    app.create_config("cc", "fake-cc-mode", "").await;
+    for (body, code, what) in [
+        (
+            json!({"provider_config_key": "fake-1", "connection_id": "x", "credentials": {"type": "API_KEY", "apiKey": "sk-abcdefgh"}}),
+            "invalid_body",
+            "wrong mode",
+        ),
+        (
+            json!({"provider_config_key": "fake-1", "connection_id": "x", "credentials": {"type": "OAUTH2", "access_token": ""}}),
+            "invalid_body",
+            "empty token",
+        ),
+        (
+            json!({"provider_config_key": "fake-1", "connection_id": "x", "credentials": {"type": "OAUTH2"}}),
+            "invalid_body",
+            "no token",
+        ),
+        (
+            json!({"provider_config_key": "fake-1", "connection_id": "x", "credentials": {"type": "OAUTH2", "access_token": "t", "expires_at": "tomorrow"}}),
+            "invalid_body",
+            "bad expiry",
+        ),
+        (
+            json!({"provider_config_key": "fake-1", "connection_id": "x", "credentials": {"type": "OAUTH2", "access_token": "t"}, "webhook_url_override": "https://example.com"}),
+            "invalid_body",
+            "webhook override",
+        ),
+        (
+            json!({"provider_config_key": "fake-1", "connection_id": "x", "credentials": {"type": "OAUTH2", "access_token": "t"}, "end_user": {"id": ""}}),
+            "invalid_body",
+            "empty end user id",
+        ),
+        (
+            json!({"provider_config_key": "nope", "connection_id": "x", "credentials": {"type": "OAUTH2", "access_token": "t"}}),
+            "unknown_provider_config",
+            "unknown config",
+        ),
+        (
+            json!({"provider_config_key": "cc", "connection_id": "x", "credentials": {"type": "OAUTH2_CC", "token": "t", "client_id": "another-app", "client_secret": "s"}}),
+            "invalid_body",
+            "another app",
+        ),
+    ] {
+        let (status, answer) = send(&app, Method::POST, "/connections", Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{what}: {answer}");
+    }
+    assert!(app.connections().await.is_empty());
+    // The config's own app: imported, served without a token request.
+    let client_id = {
+        let config: Value = app.get("/config/cc").await.json().await.unwrap();
+        config["config"]["oauth_client_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (status, made) = send(
+        &app,
+        Method::POST,
+        "/connections",
+        Some(json!({"provider_config_key": "cc", "connection_id": "m", "credentials": {"type": "OAUTH2_CC", "token": "cc-token", "client_id": client_id, "expires_at": "2099-01-01T00:00:00Z"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(
+        app.get_connection("cc", "m").await["credentials"]["token"],
+        "cc-token"
+    );
+    assert_eq!(app.provider.token_requests().len(), 0);
+}
+
+#[tokio::test]
+async fn end_users_and_tags_filter_the_list_and_change_with_patch() {
+    use reqwest::Method;
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    let import = |id: &str, user: Value, tags: Value| {
+        json!({
+            "provider_config_key": "fake-1", "connection_id": id,
+            "credentials": {"type": "OAUTH2", "access_token": format!("t-{id}")},
+            "end_user": user, "tags": tags,
+        })
+    };
+    for body in [
+        import(
+            "a",
+            json!({"id": "u1", "display_name": "Ann", "organization": {"id": "o1"}}),
+            json!({"env": "prod"}),
+        ),
+        import(
+            "b",
+            json!({"id": "u2", "organization": {"id": "o1"}}),
+            json!({"env": "test"}),
+        ),
+        import("c", json!({"id": "u1"}), json!({})),
+    ] {
+        let (status, answer) = send(&app, Method::POST, "/connections", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    app.authorize("fake-1", "no-owner").await;
+    let ids = |query: &'static str| {
+        let app = &app;
+        async move {
+            let (status, body) =
+                send(app, Method::GET, &format!("/connections{query}"), None).await;
+            assert_eq!(status, StatusCode::OK, "{query}: {body}");
+            body["connections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["connection_id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(ids("?endUserId=u1").await, ["a", "c"]);
+    assert_eq!(ids("?endUserOrganizationId=o1").await, ["a", "b"]);
+    assert_eq!(ids("?tags[env]=prod").await, ["a"]);
+    assert_eq!(ids("?tags%5Benv%5D=test").await, ["b"]);
+    assert_eq!(ids("?tags[end_user_display_name]=Ann").await, ["a"]);
+    assert_eq!(ids("?endUserId=u1&tags[env]=prod").await, ["a"]);
+    assert_eq!(ids("?endUserId=nobody").await, Vec::<String>::new());
+    assert_eq!(ids("").await.len(), 4);
+    let (_, list) = send(&app, Method::GET, "/connections?connectionId=a", None).await;
+    assert_eq!(list["connections"][0]["end_user"]["display_name"], "Ann");
+    assert_eq!(list["connections"][0]["end_user"]["email"], Value::Null);
+
+    // PATCH: new tags replace, a new end user moves the connection.
+    let (status, answer) = send(
+        &app,
+        Method::PATCH,
+        "/connections/no-owner?provider_config_key=fake-1",
+        Some(json!({"end_user": {"id": "u3"}, "tags": {"env": "prod"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer, json!({"success": true}));
+    assert_eq!(ids("?endUserId=u3").await, ["no-owner"]);
+    assert_eq!(ids("?tags[env]=prod").await, ["a", "no-owner"]);
+    // The credentials are untouched by it.
+    let (_, full) = send(
+        &app,
+        Method::GET,
+        "/connections/no-owner?provider_config_key=fake-1",
+        None,
+    )
+    .await;
+    assert!(full["credentials"]["access_token"].is_string());
+    assert_eq!(full["end_user"]["id"], "u3");
+
+    let (status, answer) = send(
+        &app,
+        Method::PATCH,
+        "/connections/nobody?provider_config_key=fake-1",
+        Some(json!({"tags": {}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert_eq!(answer["error"]["code"], "unknown_connection");
+    let (status, answer) = send(
+        &app,
+        Method::PATCH,
+        "/connections/a?provider_config_key=fake-1",
+        Some(json!({"tags": {"x": 1}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+}
+
+#[tokio::test]
+async fn metadata_is_set_and_merged_on_all_named_connections_or_none() {
+    use reqwest::Method;
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    app.authorize("fake-1", "a").await;
+    app.authorize("fake-1", "b").await;
+    let body = json!({"connection_id": ["a", "b"], "provider_config_key": "fake-1", "metadata": {"x": 1, "y": {"z": true}}});
+    let (status, answer) = send(
+        &app,
+        Method::POST,
+        "/connections/metadata",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer, body);
+    let (status, answer) = send(
+        &app,
+        Method::PATCH,
+        "/connections/metadata",
+        Some(json!({"connection_id": "a", "provider_config_key": "fake-1", "metadata": {"x": 2, "w": "new"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let metadata = |id: &'static str| {
+        let app = &app;
+        async move {
+            let (status, body) = send(
+                app,
+                Method::GET,
+                &format!("/connections/{id}?provider_config_key=fake-1"),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK);
+            body["metadata"].clone()
+        }
+    };
+    assert_eq!(
+        metadata("a").await,
+        json!({"x": 2, "y": {"z": true}, "w": "new"})
+    );
+    assert_eq!(metadata("b").await, json!({"x": 1, "y": {"z": true}}));
+    // The credentials still open (they are sealed with the metadata) and still refresh.
+    let forced: Value = app
+        .get("/connections/a?provider_config_key=fake-1&force_refresh=true")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        forced["credentials"]["access_token"].is_string(),
+        "{forced}"
+    );
+
+    // One unknown connection: 404, and nothing written on the others.
+    let (status, answer) = send(
+        &app,
+        Method::POST,
+        "/connections/metadata",
+        Some(json!({"connection_id": ["b", "ghost"], "provider_config_key": "fake-1", "metadata": {}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert_eq!(answer["error"]["code"], "unknown_connection");
+    assert_eq!(metadata("b").await, json!({"x": 1, "y": {"z": true}}));
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        "/connections/metadata",
+        Some(json!({"connection_id": "b", "provider_config_key": "fake-1", "metadata": "text"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Per connection.
+    let (status, answer) = send(
+        &app,
+        Method::POST,
+        "/connections/b/metadata?provider_config_key=fake-1",
+        Some(json!({"only": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = send(
+        &app,
+        Method::PATCH,
+        "/connections/b/metadata?provider_config_key=fake-1",
+        Some(json!({"more": 2})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = send(
+        &app,
+        Method::GET,
+        "/connections/b/metadata?provider_config_key=fake-1",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer, json!({"only": 1, "more": 2}));
+    let (status, answer) = send(
+        &app,
+        Method::GET,
+        "/connections/ghost/metadata?provider_config_key=fake-1",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
 }

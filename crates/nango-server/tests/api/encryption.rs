@@ -464,6 +464,7 @@ async fn store_connection_of(app: &TestApp, key: &str, id: &str, instance_url: &
             connection_config: config.as_object().unwrap().clone(),
             metadata: metadata.as_object().unwrap().clone(),
             obtained_at: now,
+            owner: None,
         })
         .await
         .unwrap();

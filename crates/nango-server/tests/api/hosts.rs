@@ -279,6 +279,7 @@ async fn a_refresh_uses_the_operators_host_not_one_stored_on_the_connection() {
             .unwrap(),
             metadata: Default::default(),
             obtained_at: chrono::Utc::now() - chrono::Duration::hours(1),
+            owner: None,
         })
         .await
         .unwrap();
@@ -314,6 +315,7 @@ async fn a_refresh_without_an_operator_host_fails_clearly() {
             .unwrap(),
             metadata: Default::default(),
             obtained_at: chrono::Utc::now() - chrono::Duration::hours(1),
+            owner: None,
         })
         .await
         .unwrap();

@@ -96,6 +96,9 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
         (Method::GET, "/connection"),
         (Method::POST, "/connection"),
         (Method::POST, "/connect/sessions"),
+        (Method::POST, "/connect/sessions/reconnect"),
+        (Method::GET, "/connect/session"),
+        (Method::DELETE, "/connect/session"),
         (Method::GET, "/webhooks/deliveries"),
         (Method::POST, "/api-auth/api-key/{provider_config_key}"),
         (Method::POST, "/api-auth/basic/{provider_config_key}"),
@@ -104,6 +107,18 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
         (Method::GET, "/connections"),
         (Method::GET, "/connections/{connection_id}"),
         (Method::DELETE, "/connections/{connection_id}"),
+        (Method::POST, "/connections"),
+        (Method::PATCH, "/connections/{connection_id}"),
+        (Method::POST, "/connections/metadata"),
+        (Method::PATCH, "/connections/metadata"),
+        (Method::GET, "/connections/{connection_id}/metadata"),
+        (Method::POST, "/connections/{connection_id}/metadata"),
+        (Method::PATCH, "/connections/{connection_id}/metadata"),
+        (Method::GET, "/integrations"),
+        (Method::POST, "/integrations"),
+        (Method::GET, "/integrations/{provider_config_key}"),
+        (Method::PATCH, "/integrations/{provider_config_key}"),
+        (Method::DELETE, "/integrations/{provider_config_key}"),
         (Method::GET, "/proxy/{endpoint}"),
         (Method::POST, "/proxy/{endpoint}"),
         (Method::PUT, "/proxy/{endpoint}"),
@@ -146,13 +161,27 @@ async fn every_documented_operation_is_routed_and_documents_its_answers() {
             || path.starts_with("/connection")
             || path.starts_with("/connect/")
             || path.starts_with("/webhooks/")
+            || path.starts_with("/integrations")
             || path.starts_with("/proxy/")
             || path == "/metrics";
         let security = operation["security"]
             .as_array()
             .cloned()
             .unwrap_or_default();
-        if secured {
+        if path == "/connect/session" {
+            // The session token is the credential.
+            assert_eq!(security.len(), 1, "{method} {path}: {security:?}");
+            assert!(
+                security[0].get("connectSessionBearer").is_some(),
+                "{security:?}"
+            );
+            let anonymous = app.anon(method.clone(), &target).send().await.unwrap();
+            assert_eq!(
+                anonymous.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {target}"
+            );
+        } else if secured {
             assert_eq!(security.len(), 2, "{method} {path}: {security:?}");
             for scheme in &security {
                 let name = scheme.as_object().unwrap().keys().next().unwrap();

@@ -1,7 +1,7 @@
 //! `ANY /proxy/*endpoint` against a fake provider API on loopback: credentials put in per auth
 //! mode, everything else passed through both ways (streamed), header hygiene, 401 -> one refresh
-//! -> one retry, 429/5xx retries that honour the provider's waits. (OAuth 1.0a signing is
-//! checked by oauthlib in oauth1.rs.)
+//! -> one retry, 429/5xx retries (and those `Retry-On` adds) that honour the provider's waits.
+//! (OAuth 1.0a signing is checked by oauthlib in oauth1.rs.)
 
 use std::time::{Duration, Instant};
 
@@ -440,6 +440,157 @@ async fn server_errors_are_retried_with_backoff_up_to_the_limit() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(api.request_count(), 7);
+}
+
+#[tokio::test]
+async fn retry_on_adds_statuses_to_retry_within_the_same_budget() {
+    let (app, api) = setup().await;
+    oauth2_connection(&app, "gh", "api-oauth2").await;
+
+    // A 409 is not retried by default.
+    api.script(&[(409, &[])]);
+    let response = call(&app, Method::GET, "gh", "/user").await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(api.request_count(), 1);
+
+    // Listed, it is, after the wait the provider asks for.
+    api.script(&[(409, &[("retry-after", "1")])]);
+    let started = Instant::now();
+    let response = proxy(&app, Method::GET, "gh", "u1", "/user")
+        .header("Retry-On", "409")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(api.request_count(), 3);
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "retried before Retry-After"
+    );
+
+    // Spaces in the list, as some callers write it; 429 and 5xx stay retried.
+    api.script(&[(404, &[]), (503, &[])]);
+    let response = proxy(&app, Method::GET, "gh", "u1", "/user")
+        .header("Retry-On", "500, 404")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(api.request_count(), 6);
+
+    // The budget is the Retries header's: out of retries, the last answer comes back.
+    api.script(&[(409, &[]), (409, &[("x-last", "yes")])]);
+    let response = proxy(&app, Method::GET, "gh", "u1", "/user")
+        .header("Retry-On", "409")
+        .header("Retries", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(response.headers()["x-last"], "yes");
+    assert_eq!(api.request_count(), 8);
+
+    // An empty list (what Nango's SDK sends for `retryOn: []`) adds nothing.
+    api.script(&[(409, &[])]);
+    let response = proxy(&app, Method::GET, "gh", "u1", "/user")
+        .header("Retry-On", "")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(api.request_count(), 9);
+}
+
+#[tokio::test]
+async fn retry_on_does_not_retry_a_post_unless_retries_asks() {
+    let (app, api) = setup().await;
+    oauth2_connection(&app, "gh", "api-oauth2").await;
+
+    api.script(&[(409, &[])]);
+    let response = proxy(&app, Method::POST, "gh", "u1", "/issues")
+        .header("Retry-On", "409")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(api.request_count(), 1);
+
+    // With Retries, the caller chose to send it again.
+    api.script(&[(409, &[])]);
+    let response = proxy(&app, Method::POST, "gh", "u1", "/issues")
+        .header("Retry-On", "409")
+        .header("Retries", "1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(api.request_count(), 3);
+    assert_eq!(api.last_request().body, b"{}");
+}
+
+#[tokio::test]
+async fn the_proxys_retry_and_redirect_headers_stay_with_the_proxy() {
+    let (app, api) = setup().await;
+    oauth2_connection(&app, "gh", "api-oauth2").await;
+
+    // Both as Nango's SDK sends them (`retryOn`, `forwardHeadersOnRedirect`).
+    let response = proxy(&app, Method::GET, "gh", "u1", "/user")
+        .header("Retry-On", "429,409")
+        .header("Forward-Headers-On-Redirect", "true")
+        .header("X-Plain", "kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = api.last_request();
+    assert_eq!(seen.header("x-plain").as_deref(), Some("kept"));
+    for name in ["retry-on", "forward-headers-on-redirect"] {
+        assert!(seen.header(name).is_none(), "{name} was forwarded");
+    }
+
+    // Redirects are not followed, whatever the header says: the 3xx comes back as it is.
+    let elsewhere = format!("{}/v1/elsewhere", api.base_url);
+    api.script(&[(302, &[("location", elsewhere.as_str())])]);
+    let response = proxy(&app, Method::GET, "gh", "u1", "/user")
+        .header("Forward-Headers-On-Redirect", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(response.headers()["location"], elsewhere.as_str());
+    assert_eq!(api.request_count(), 2);
+    assert!(api
+        .last_request()
+        .header("forward-headers-on-redirect")
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_bad_retry_on_is_refused_before_calling_the_provider() {
+    let (app, api) = setup().await;
+    oauth2_connection(&app, "gh", "api-oauth2").await;
+
+    let too_many = vec!["409"; 51].join(",");
+    for bad in [
+        "abc",
+        "409,",
+        "99",
+        "600",
+        "-409",
+        "409;404",
+        too_many.as_str(),
+    ] {
+        let error =
+            refused(proxy(&app, Method::GET, "gh", "u1", "/user").header("Retry-On", bad)).await;
+        assert_eq!(error["type"], "invalid_request", "{bad}: {error}");
+        assert!(
+            error["error"].as_str().unwrap().contains("Retry-On"),
+            "{bad}: {error}"
+        );
+    }
+    assert_eq!(api.request_count(), 0, "nothing reached the provider");
 }
 
 /// VmRSS of this process (the server, the fake API and the client all run in it), in bytes.

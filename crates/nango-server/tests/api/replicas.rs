@@ -252,6 +252,7 @@ async fn store_new_authorization(store: &std::sync::Arc<dyn nango_server::store:
             // A second ago: the generation (milliseconds) of a write the test makes next must
             // differ from this one, however fast the machine.
             obtained_at: Utc::now() - chrono::Duration::seconds(1),
+            owner: None,
         })
         .await
         .unwrap();
@@ -448,6 +449,7 @@ async fn taking_a_refresh_lease_reads_what_the_previous_holder_left() {
             connection_config: Default::default(),
             metadata: Default::default(),
             obtained_at: Utc::now(),
+            owner: None,
         })
         .await
         .unwrap();

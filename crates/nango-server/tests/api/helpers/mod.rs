@@ -417,6 +417,7 @@ impl TestApp {
                 connection_config: Default::default(),
                 metadata: Default::default(),
                 obtained_at,
+                owner: None,
             })
             .await
             .expect("store the connection");
