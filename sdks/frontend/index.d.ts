@@ -121,6 +121,12 @@ export declare class Nango {
    * provider's template); rejects a {@link NangoAuthError} such as `invalid_credentials`.
    */
   auth(providerConfigKey: string, connectionId: string, options: CredentialsAuthOptions): Promise<AuthResult>;
+  /**
+   * Under a connect session made with an end user (`POST /connect/sessions` with `end_user`,
+   * passed as `connectSessionToken`): no connection id; the server makes one and the result
+   * reports it.
+   */
+  auth(providerConfigKey: string, options?: PopupAuthOptions | CredentialsAuthOptions): Promise<AuthResult>;
 
   /**
    * Reads the outcome of a redirect-mode flow: `null` when `url` (default `window.location.href`)

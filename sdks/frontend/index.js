@@ -97,7 +97,8 @@ export class Nango {
    * @returns {string}
    */
   connectUrl(providerConfigKey, connectionId, options = {}) {
-    const query = [`connection_id=${encodeURIComponent(connectionId)}`];
+    // Without an id (a connect session made with an end user), the server names the connection.
+    const query = connectionId === undefined ? [] : [`connection_id=${encodeURIComponent(connectionId)}`];
     if (this.publicKey) query.push(`public_key=${encodeURIComponent(this.publicKey)}`);
     if (this.connectSessionToken) query.push(`connect_session_token=${encodeURIComponent(this.connectSessionToken)}`);
     const params = options && options.params;
@@ -123,18 +124,25 @@ export class Nango {
    * read it with {@link Nango.handleRedirectResult}. The promise resolves once navigation starts.
    */
   auth(providerConfigKey, connectionId, options = {}) {
+    // auth(key, options): under a connect session made with an end user (POST /connect/sessions
+    // with `end_user`), the server makes the connection id and the result reports it.
+    if (connectionId !== null && typeof connectionId === 'object') {
+      options = connectionId;
+      connectionId = undefined;
+    }
     options = options || {};
     if (typeof providerConfigKey !== 'string' || providerConfigKey === '') {
       return Promise.reject(
         new NangoAuthError('no_provider_config_key', 'Missing Provider Config unique key.', { connectionId }),
       );
     }
-    if ((typeof connectionId !== 'string' && typeof connectionId !== 'number') || connectionId === '') {
+    const idless = connectionId === undefined && Boolean(this.connectSessionToken);
+    if (!idless && ((typeof connectionId !== 'string' && typeof connectionId !== 'number') || connectionId === '')) {
       return Promise.reject(
         new NangoAuthError('missing_connection_id', 'Missing Connection ID.', { providerConfigKey }),
       );
     }
-    connectionId = String(connectionId);
+    if (!idless) connectionId = String(connectionId);
     if (options.credentials !== undefined) {
       return this.enterCredentials(providerConfigKey, connectionId, options.credentials, options);
     }
@@ -174,7 +182,7 @@ export class Nango {
     } else {
       return Promise.reject(new NangoAuthError('invalid_credentials', 'credentials must be {apiKey} or {username, password}.', details));
     }
-    const query = [`connection_id=${encodeURIComponent(connectionId)}`];
+    const query = connectionId === undefined ? [] : [`connection_id=${encodeURIComponent(connectionId)}`];
     if (this.connectSessionToken) query.push(`connect_session_token=${encodeURIComponent(this.connectSessionToken)}`);
     const url = `${this.host}/api-auth/${kind}/${encodeURIComponent(providerConfigKey)}?${query.join('&')}`;
     const timeoutMs = Number.isFinite(options.timeoutMs) && options.timeoutMs > 0 ? options.timeoutMs : 30000;
@@ -201,9 +209,11 @@ export class Nango {
               connectionId: (data && data.connectionId) || connectionId,
             };
           }
+          // `{error: <text>, type}`, or current Nango's `{error: {code, message}}` (id-less calls).
+          const nested = data && data.error && typeof data.error === 'object' ? data.error : null;
           throw new NangoAuthError(
-            (data && data.type) || 'unknown_err',
-            (data && data.error) || `The server answered HTTP ${response.status}.`,
+            (nested ? nested.code : data && data.type) || 'unknown_err',
+            (nested ? nested.message : data && data.error) || `The server answered HTTP ${response.status}.`,
             details,
           );
         },

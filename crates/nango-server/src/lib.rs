@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod configs;
 pub mod connect_sessions;
+pub mod connect_ui;
 pub mod connections;
 pub mod credentials;
 pub mod dashboard;
@@ -217,6 +218,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(browser)
         .merge(dashboard::routes())
+        .merge(connect_ui::routes())
         .merge(secured)
         .fallback(api::route_not_found)
         .layer(DefaultBodyLimit::max(api::BODY_LIMIT_BYTES))

@@ -46,6 +46,7 @@ export const SDKS = {
   ours: 'ours',
   v08: 'nango-frontend-08', // @nangohq/frontend@0.8.0, postMessage protocol
   v09: 'nango-frontend-09', // @nangohq/frontend@0.9.0, WebSocket protocol
+  now: 'nango-frontend-now', // @nangohq/frontend@0.71, connect sessions and openConnectUI
 };
 
 /** Human names of the SDKs, for test titles. */
@@ -53,6 +54,7 @@ export const SDK_NAMES = {
   [SDKS.ours]: 'our SDK',
   [SDKS.v08]: '@nangohq/frontend@0.8.0',
   [SDKS.v09]: '@nangohq/frontend@0.9.0',
+  [SDKS.now]: '@nangohq/frontend@0.71',
 };
 
 /** Every promise the browser runs must settle within this. */
@@ -194,6 +196,9 @@ async function startAppServer({ nangoUrl }) {
       case SDKS.v08:
       case SDKS.v09:
         return `${origin}/sdk/${sdk}.js`;
+      case SDKS.now:
+        // Several modules (index.js imports ./authModal.js and ./connectUI.js): served as a folder.
+        return `${origin}/sdk/${sdk}/index.js`;
       default:
         throw new Error(`unknown SDK ${sdk}`);
     }
@@ -205,7 +210,11 @@ async function startAppServer({ nangoUrl }) {
   };
   const server = createHttpServer((req, res) => {
     const url = new URL(req.url, origin);
-    const file = staticFiles[url.pathname];
+    const nowPrefix = `/sdk/${SDKS.now}/`;
+    const nowFile = url.pathname.startsWith(nowPrefix) && /^[a-zA-Z]+\.js$/.test(url.pathname.slice(nowPrefix.length))
+      ? path.join(e2eRoot, 'node_modules', SDKS.now, 'dist', url.pathname.slice(nowPrefix.length))
+      : null;
+    const file = staticFiles[url.pathname] ?? (nowFile && existsSync(nowFile) ? nowFile : null);
     if (file) {
       res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8', 'Cache-Control': 'no-store' });
       res.end(readFileSync(file));

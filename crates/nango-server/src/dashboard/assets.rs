@@ -35,7 +35,20 @@ pub const CONNECT_JS: &Asset = &Asset {
     body: include_str!("assets/connect.js"),
 };
 
-const ALL: [&Asset; 3] = [CSS, JS, CONNECT_JS];
+/// The Connect UI page (`crate::connect_ui`): its stylesheet and script.
+pub const CONNECT_UI_CSS: &Asset = &Asset {
+    name: "connect-ui.css",
+    content_type: "text/css; charset=utf-8",
+    body: include_str!("assets/connect-ui.css"),
+};
+
+pub const CONNECT_UI_JS: &Asset = &Asset {
+    name: "connect-ui.js",
+    content_type: "text/javascript; charset=utf-8",
+    body: include_str!("assets/connect-ui.js"),
+};
+
+const ALL: [&Asset; 5] = [CSS, JS, CONNECT_JS, CONNECT_UI_CSS, CONNECT_UI_JS];
 
 /// The first 12 hex digits of each asset's SHA-256, in the order of `ALL`.
 static VERSIONS: LazyLock<Vec<String>> = LazyLock::new(|| {

@@ -7,7 +7,7 @@
 //! sessions) and the store directly. These routes are not part of the REST API's OpenAPI
 //! document.
 
-mod assets;
+pub mod assets;
 mod pages;
 pub mod session;
 
