@@ -434,3 +434,15 @@ pub async fn end_session(state: &AppState, token: &str) -> Result<(), ConnectSes
         }
     }
 }
+
+/// The end user and tags a session of current Nango's kind gives, by its token's hash, without
+/// using it up (for the webhook of a failed authorization); `None` when it is gone.
+pub async fn session_owner(state: &AppState, token_hash: &str) -> Option<Owner> {
+    let session = state
+        .store
+        .get_connect_session(token_hash, Utc::now())
+        .await
+        .ok()??;
+    let spec: SessionSpec = serde_json::from_value(session.spec?).ok()?;
+    Some(spec.owner())
+}

@@ -34,6 +34,10 @@ pub enum EventKind {
     /// A refresh failed (the stored credentials were kept).
     RefreshFailed,
     ConnectionDeleted,
+    /// An authorization failed at the provider or in the callback (nothing was stored). Sent only
+    /// in current Nango's format (`creation` with `success: false`); this server's events have
+    /// no such event.
+    AuthorizationFailed,
 }
 
 impl EventKind {
@@ -43,6 +47,7 @@ impl EventKind {
             EventKind::ConnectionRefreshed => "connection.refreshed",
             EventKind::RefreshFailed => "connection.refresh_failed",
             EventKind::ConnectionDeleted => "connection.deleted",
+            EventKind::AuthorizationFailed => "connection.authorization_failed",
         }
     }
 }
@@ -81,6 +86,7 @@ pub async fn emit(
     }
     let event_id = uuid::Uuid::new_v4().to_string();
     let (event_type, body) = match state.settings.webhook_format {
+        WebhookFormat::Events if kind == EventKind::AuthorizationFailed => return,
         WebhookFormat::Events => (
             kind.as_str(),
             json!({
@@ -132,6 +138,7 @@ async fn nango_auth_body(
     let (operation, success) = match kind {
         EventKind::ConnectionCreated if data["reauthorized"] == true => ("override", true),
         EventKind::ConnectionCreated => ("creation", true),
+        EventKind::AuthorizationFailed => ("creation", false),
         EventKind::RefreshFailed => ("refresh", false),
         EventKind::ConnectionRefreshed | EventKind::ConnectionDeleted => return None,
     };
@@ -162,12 +169,62 @@ async fn nango_auth_body(
         "environment": "prod",
     });
     if !success {
+        let error_type = match kind {
+            EventKind::AuthorizationFailed => data["error_type"].clone(),
+            _ => json!("refresh_token_external_error"),
+        };
         body["error"] = json!({
-            "type": "refresh_token_external_error",
+            "type": error_type,
             "description": data["error"],
         });
     }
+    // The end user and tags of the connection (a failed authorization has none stored: the
+    // flow's session gives them).
+    let owner = match kind {
+        EventKind::AuthorizationFailed => data.get("owner").cloned(),
+        _ => match state
+            .store
+            .get_connection_cached(provider_config_key, connection_id)
+            .await
+        {
+            Ok(connection) => connection.map(|c| owner_json(&c.owner)),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the connection of a webhook");
+                None
+            }
+        },
+    };
+    if let Some(owner) = owner {
+        if let Some(tags) = owner
+            .get("tags")
+            .filter(|t| t.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            body["tags"] = tags.clone();
+        }
+        if let Some(end_user) = owner.get("endUser").filter(|u| !u.is_null()) {
+            body["endUser"] = end_user.clone();
+        }
+    }
     Some(body)
+}
+
+/// A connection's end user and tags as current Nango's webhooks carry them:
+/// `{endUser: {endUserId, organizationId?, endUserEmail?, tags}, tags}`.
+pub fn owner_json(owner: &crate::store::Owner) -> Value {
+    let end_user = owner.end_user.as_ref().map(|user| {
+        let mut shown = json!({
+            "endUserId": user.get("id").cloned().unwrap_or(Value::Null),
+            "tags": user.get("tags").cloned().unwrap_or_else(|| json!({})),
+        });
+        if let Some(org) = user.get("organization").and_then(|o| o.get("id")) {
+            shown["organizationId"] = org.clone();
+        }
+        if let Some(email) = user.get("email") {
+            shown["endUserEmail"] = email.clone();
+        }
+        shown
+    });
+    json!({"endUser": end_user, "tags": owner.tags})
 }
 
 /// `connection.created` for a connection just stored by a flow, an import or a client

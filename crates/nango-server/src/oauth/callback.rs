@@ -131,6 +131,9 @@ async fn finish_bound_flow(
             Err((error_type, _)) => error_type,
         },
     );
+    if let Err((error_type, message)) = &completed {
+        authorization_failed(state, &session, error_type, message).await;
+    }
     let outcome = match completed {
         Ok(()) => FlowOutcome::Success {
             provider_config_key: session.provider_config_key.clone(),
@@ -148,6 +151,30 @@ async fn finish_bound_flow(
         return_to: session.return_to.clone(),
     };
     notify_frontend(state, &reply, outcome).await
+}
+
+/// Current Nango's `creation` webhook with `success: false` (sent in that format only), with the
+/// end user and tags of the flow's connect session when it has one.
+async fn authorization_failed(
+    state: &AppState,
+    session: &OAuthSession,
+    error_type: &str,
+    message: &str,
+) {
+    let owner = match &session.connect_session_hash {
+        Some(hash) => crate::connect_sessions::session_owner(state, hash)
+            .await
+            .map(|owner| crate::webhooks::owner_json(&owner)),
+        None => None,
+    };
+    crate::webhooks::emit(
+        state,
+        crate::webhooks::EventKind::AuthorizationFailed,
+        &session.provider_config_key,
+        &session.connection_id,
+        serde_json::json!({"error_type": error_type, "error": message, "owner": owner}),
+    )
+    .await;
 }
 
 /// The page of a callback whose browser did not start the flow (no cookie, or another one).

@@ -371,6 +371,90 @@ async fn in_nangos_format_deliveries_are_auth_webhooks_signed_as_its_clients_che
     }
 }
 
+/// In Nango's format, a connection made under a connect session carries its end user and tags,
+/// and a failed authorization is a `creation` with `success: false` (with the session's end
+/// user); the default format sends nothing for the failure.
+#[tokio::test]
+async fn in_nangos_format_auth_webhooks_carry_the_end_user_and_report_failed_authorizations() {
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(receiver.clone().serve(listener));
+    let app = TestApp::spawn_with(move |s| {
+        s.webhook_urls = vec![url.clone()];
+        s.webhook_secret = Some(Secret::new(WEBHOOK_SECRET.to_string()));
+        s.webhook_format = nango_server::webhooks::WebhookFormat::Nango;
+    })
+    .await;
+    app.create_config("fake-1", "fake", "").await;
+    let mint = |user: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .post_json(
+                    "/connect/sessions",
+                    &json!({"end_user": {"id": user, "email": format!("{user}@example.com"), "organization": {"id": "org-1"}}, "tags": {"plan": "pro"}}),
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::CREATED);
+            let body: Value = response.json().await.unwrap();
+            body["data"]["token"].as_str().unwrap().to_string()
+        }
+    };
+    let token = mint("u-1").await;
+    let page = app
+        .run_flow(
+            "fake-1",
+            &format!(
+                "connect_session_token={}",
+                crate::helpers::query_value(&token)
+            ),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    app.provider.set(|b| b.deny = true);
+    let token = mint("u-2").await;
+    let failed = app
+        .run_flow(
+            "fake-1",
+            &format!(
+                "connect_session_token={}",
+                crate::helpers::query_value(&token)
+            ),
+        )
+        .await;
+    assert_ne!(failed.status, StatusCode::OK);
+
+    all_delivered(&app, 2).await;
+    let bodies: Vec<Value> = receiver
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body)| serde_json::from_str(body).unwrap())
+        .collect();
+    let created = bodies
+        .iter()
+        .find(|b| b["success"] == true)
+        .expect("creation");
+    assert_eq!(created["operation"], "creation", "{created}");
+    assert_eq!(created["endUser"]["endUserId"], "u-1", "{created}");
+    assert_eq!(
+        created["endUser"]["endUserEmail"], "u-1@example.com",
+        "{created}"
+    );
+    assert_eq!(created["endUser"]["organizationId"], "org-1", "{created}");
+    assert_eq!(created["tags"]["plan"], "pro", "{created}");
+    let refused = bodies
+        .iter()
+        .find(|b| b["success"] == false)
+        .expect("failure");
+    assert_eq!(refused["operation"], "creation", "{refused}");
+    assert_eq!(refused["endUser"]["endUserId"], "u-2", "{refused}");
+    assert!(refused["error"]["type"].is_string(), "{refused}");
+    assert!(refused["error"]["description"].is_string(), "{refused}");
+}
+
 /// Security review F12 (second half): delivered and given-up deliveries are pruned once older
 /// than NANGO_WEBHOOK_RETENTION; pending ones and recent ones stay.
 #[tokio::test]
