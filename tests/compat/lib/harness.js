@@ -338,9 +338,14 @@ export async function startHarness({ secretKey, apiBaseUrl, templates = [], env:
        * Drives the whole browser-less OAuth flow over HTTP:
        * /oauth/connect (302) -> provider /authorize (302) -> /oauth/callback (HTML).
        * Returns every hop so tests can assert on them; throws when a hop is not a redirect.
+       * `connectSessionToken`: a connect session's token (`connect_session_token`); such a
+       * session names the connection itself, so `connectionId` may then be null.
        */
-      async runFlow(key, connectionId) {
-        const connectUrl = `${nangoUrl}/oauth/connect/${encodeURIComponent(key)}?connection_id=${encodeURIComponent(connectionId)}`;
+      async runFlow(key, connectionId, { connectSessionToken } = {}) {
+        const query = [];
+        if (connectionId != null) query.push(`connection_id=${encodeURIComponent(connectionId)}`);
+        if (connectSessionToken) query.push(`connect_session_token=${encodeURIComponent(connectSessionToken)}`);
+        const connectUrl = `${nangoUrl}/oauth/connect/${encodeURIComponent(key)}?${query.join('&')}`;
         const connect = await fetch(connectUrl, { redirect: 'manual' });
         const location = connect.headers.get('location');
         if (connect.status !== 302 || !location) {
@@ -370,8 +375,8 @@ export async function startHarness({ secretKey, apiBaseUrl, templates = [], env:
       },
 
       /** runFlow that insists on success (200 HTML page and a token exchange). */
-      async connect(key, connectionId) {
-        const flow = await this.runFlow(key, connectionId);
+      async connect(key, connectionId, options = {}) {
+        const flow = await this.runFlow(key, connectionId, options);
         if (flow.callbackStatus !== 200 || !flow.issued) {
           throw new Error(
             `OAuth callback answered ${flow.callbackStatus} (token exchange seen: ${Boolean(flow.tokenRequest)}): ${flow.html.slice(0, 500)}`,
