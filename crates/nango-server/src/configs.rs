@@ -236,6 +236,16 @@ async fn stored_config(state: &AppState, key: &str) -> Result<ProviderConfig, Ap
         .ok_or(ApiError::UnknownProviderConfig)
 }
 
+/// The name an integration is shown under: its own, else its template's display name, else the
+/// template's name.
+pub fn display_name(config: &ProviderConfig, template: Option<&ProviderTemplate>) -> String {
+    config
+        .display_name
+        .clone()
+        .or_else(|| template.and_then(|t| t.display_name.clone()))
+        .unwrap_or_else(|| config.provider.clone())
+}
+
 /// Whether the template's connections need the config's OAuth app (every mode but API keys and
 /// Basic credentials, which the end user brings).
 pub fn needs_app(template: &ProviderTemplate) -> bool {

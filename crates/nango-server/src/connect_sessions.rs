@@ -335,10 +335,7 @@ pub async fn open_session(
     let Some(spec) = session.spec else {
         return Ok(None);
     };
-    let spec: SessionSpec = serde_json::from_value(spec).map_err(|e| {
-        tracing::error!(error = %e, "a stored connect session cannot be read");
-        ConnectSessionError::Unavailable
-    })?;
+    let spec = read_spec(spec)?;
     let reconnects = spec
         .reconnect
         .then_some((session.provider_config_key, session.connection_id));
@@ -411,16 +408,16 @@ pub async fn use_up(state: &AppState, token_hash: &str) -> Result<Owner, Connect
             ConnectSessionError::Unavailable
         })?
         .ok_or(ConnectSessionError::Invalid)?;
-    let spec: SessionSpec = session
-        .spec
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|e| {
-            tracing::error!(error = %e, "a stored connect session cannot be read");
-            ConnectSessionError::Unavailable
-        })?
-        .unwrap_or_default();
+    let spec = session.spec.map(read_spec).transpose()?.unwrap_or_default();
     Ok(spec.owner())
+}
+
+/// A stored session's `spec`; a row that cannot be read is the server's fault, not the token's.
+fn read_spec(stored: Value) -> Result<SessionSpec, ConnectSessionError> {
+    serde_json::from_value(stored).map_err(|e| {
+        tracing::error!(error = %e, "a stored connect session cannot be read");
+        ConnectSessionError::Unavailable
+    })
 }
 
 /// Ends a session (current Nango's `DELETE /connect/session`); `Invalid` when there was none.
@@ -443,6 +440,6 @@ pub async fn session_owner(state: &AppState, token_hash: &str) -> Option<Owner> 
         .get_connect_session(token_hash, Utc::now())
         .await
         .ok()??;
-    let spec: SessionSpec = serde_json::from_value(session.spec?).ok()?;
+    let spec = read_spec(session.spec?).ok()?;
     Some(spec.owner())
 }

@@ -261,6 +261,27 @@ async fn verified(
         })
 }
 
+/// `{"subdomain": "acme"}` as the stored form `{"connectionConfig.params.subdomain": "acme"}`
+/// (a key already in that form is kept); values must be strings.
+pub fn placeholder_values(values: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    values
+        .iter()
+        .map(|(name, value)| {
+            let Value::String(text) = value else {
+                return Err(ApiError::InvalidRequest(format!(
+                    "Param 'connection_config.{name}' must be a string."
+                )));
+            };
+            let key = if name.starts_with(PARAMS_PREFIX) {
+                name.clone()
+            } else {
+                format!("{PARAMS_PREFIX}{name}")
+            };
+            Ok((key, Value::String(text.clone())))
+        })
+        .collect()
+}
+
 /// Credentials a backend already holds, to be kept as they are (current Nango's
 /// `POST /connections`): nothing is asked of the provider except, for an API key or a username
 /// and password, the template's verification call.
@@ -473,7 +494,7 @@ pub async fn delete_connection_and_notify(
 }
 
 /// The end user a connection is for, as the app names them (current Nango's `end_user`).
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndUser {
     /// The app's id of its user.
@@ -494,7 +515,7 @@ pub struct EndUser {
 }
 
 /// The end user's organization in the app.
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Organization {
     #[schema(min_length = 1, max_length = 255)]
@@ -507,8 +528,13 @@ pub struct Organization {
 /// At most this many tags on a connection or an end user.
 const MAX_TAGS: usize = 64;
 
-/// Checks tags: at most 64, names of 1 to 64 characters, string values of at most 255.
+/// Checks tags: at most 64, names of 1 to 64 characters, string values of at most 255. Names are
+/// kept in lower case, as current Nango's clients send them when they filter.
 pub fn checked_tags(what: &str, tags: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    let tags: Map<String, Value> = tags
+        .into_iter()
+        .map(|(name, value)| (name.to_lowercase(), value))
+        .collect();
     if tags.len() > MAX_TAGS {
         return Err(ApiError::InvalidRequest(format!(
             "'{what}' has more than {MAX_TAGS} tags."

@@ -180,7 +180,9 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (public, secured, _) = rest_api();
     let require_secret_key = middleware::from_fn_with_state(state.clone(), api::require_secret_key);
-    let secured = secured.route_layer(require_secret_key.clone());
+    let secured = secured
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .route_layer(require_secret_key.clone());
     let timeout = tower_http::timeout::TimeoutLayer::with_status_code(
         axum::http::StatusCode::GATEWAY_TIMEOUT,
         state.settings.request_timeout,

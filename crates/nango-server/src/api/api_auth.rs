@@ -16,8 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::current::Current;
-use super::openapi::ErrorBody;
+use super::current::{Current, EitherErrorBody};
 use super::{check_id, json_object_body, json_response, parse_query, path_id, query_value};
 use crate::connections::{enter_credentials, optional_string, EnteredCredentials};
 use crate::error::ApiError;
@@ -70,10 +69,13 @@ pub struct ApiAuthPath {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // a schema
 pub struct ApiAuthQuery {
+    /// Required, except under a connect session made with an end user (which names the
+    /// connection itself: the answer reports the id).
     #[param(min_length = 1, max_length = 255, example = "user-42")]
-    connection_id: String,
-    /// A connect session token for this config and connection id (required when the server
-    /// runs with NANGO_REQUIRE_CONNECT_SESSION=true); it works once.
+    connection_id: Option<String>,
+    /// A connect session token: one minted for this config and connection id (required when the
+    /// server runs with NANGO_REQUIRE_CONNECT_SESSION=true; it works once), or one of current
+    /// Nango's kind (no `connection_id`; errors then come in `{error: {code, message}}`).
     connect_session_token: Option<String>,
 }
 
@@ -147,11 +149,11 @@ async fn enter_and_store(
     request_body(content = ApiKeyBody, content_type = "application/json"),
     responses(
         (status = 200, body = EnteredResult),
-        (status = 400, description = "Unknown config, not an API_KEY provider, a key that is missing, not in the provider's format or refused by the provider's verification call, or a `params[...]` value the template refuses.", body = ErrorBody),
-        (status = 401, description = "A connect session token is required, or the one given is unknown, used, expired or for another connection.", body = ErrorBody),
-        (status = 413, description = "The body is over 100 kB.", body = ErrorBody),
-        (status = 502, description = "The provider's verification call failed (unreachable, rate limited or a server error): nothing is stored.", body = ErrorBody),
-        (status = 415, description = "The body is not sent as `Content-Type: application/json` (a cross-site form or `text/plain` post is refused).", body = ErrorBody),
+        (status = 400, description = "Unknown config, not an API_KEY provider, a key that is missing, not in the provider's format or refused by the provider's verification call, or a `params[...]` value the template refuses.", body = EitherErrorBody),
+        (status = 401, description = "A connect session token is required, or the one given is unknown, used, expired or for another connection.", body = EitherErrorBody),
+        (status = 413, description = "The body is over 100 kB.", body = EitherErrorBody),
+        (status = 502, description = "The provider's verification call failed (unreachable, rate limited or a server error): nothing is stored.", body = EitherErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json` (a cross-site form or `text/plain` post is refused).", body = EitherErrorBody),
     )
 )]
 async fn enter_api_key(
@@ -172,11 +174,11 @@ async fn enter_api_key(
     request_body(content = BasicBody, content_type = "application/json"),
     responses(
         (status = 200, body = EnteredResult),
-        (status = 400, description = "Unknown config, not a BASIC provider, credentials that are missing, malformed or refused by the provider's verification call, or a `params[...]` value the template refuses.", body = ErrorBody),
-        (status = 401, description = "A connect session token is required, or the one given is unknown, used, expired or for another connection.", body = ErrorBody),
-        (status = 413, description = "The body is over 100 kB.", body = ErrorBody),
-        (status = 502, description = "The provider's verification call failed (unreachable, rate limited or a server error): nothing is stored.", body = ErrorBody),
-        (status = 415, description = "The body is not sent as `Content-Type: application/json` (a cross-site form or `text/plain` post is refused).", body = ErrorBody),
+        (status = 400, description = "Unknown config, not a BASIC provider, credentials that are missing, malformed or refused by the provider's verification call, or a `params[...]` value the template refuses.", body = EitherErrorBody),
+        (status = 401, description = "A connect session token is required, or the one given is unknown, used, expired or for another connection.", body = EitherErrorBody),
+        (status = 413, description = "The body is over 100 kB.", body = EitherErrorBody),
+        (status = 502, description = "The provider's verification call failed (unreachable, rate limited or a server error): nothing is stored.", body = EitherErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json` (a cross-site form or `text/plain` post is refused).", body = EitherErrorBody),
     )
 )]
 async fn enter_basic(

@@ -17,7 +17,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::current::{Current, CurrentErrorBody};
+use super::current::{
+    invalid_body, refuse_webhook_override, typed_body, Current, CurrentErrorBody,
+};
 use super::openapi::ErrorBody;
 use super::{check_id, json_object_body, json_response};
 use crate::connect_sessions::{
@@ -42,7 +44,7 @@ pub fn session_routes() -> OpenApiRouter<AppState> {
 }
 
 /// This server's first form of the body.
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[allow(dead_code)] // a schema: the handler reads the JSON object itself
 pub struct NewConnectSession {
     #[schema(min_length = 1, max_length = 255, example = "github")]
@@ -53,7 +55,7 @@ pub struct NewConnectSession {
 
 /// Current Nango's body: a session for an end user, for any allowed integration; the server
 /// names the connection it makes.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSession {
     #[serde(default)]
@@ -111,24 +113,15 @@ pub struct SessionEnvelope {
 }
 
 /// Either body of `POST /connect/sessions`.
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
 #[allow(dead_code)] // a schema
 pub enum ConnectSessionBody {
     Bound(NewConnectSession),
     Current(Box<NewSession>),
 }
 
-/// Either answer's error envelope.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // a schema
-pub enum ConnectSessionError400 {
-    Bound(ErrorBody),
-    Current(CurrentErrorBody),
-}
-
-fn invalid_body(message: String) -> Current {
-    Current::new(StatusCode::BAD_REQUEST, "invalid_body", message)
-}
+pub use super::current::EitherErrorBody as ConnectSessionError400;
 
 fn session_error(e: ApiError) -> Current {
     match e {
@@ -137,15 +130,6 @@ fn session_error(e: ApiError) -> Current {
             Current::new(StatusCode::NOT_FOUND, "unknown_connection", e.to_string())
         }
         other => other.into(),
-    }
-}
-
-fn refuse_webhook_override(value: Option<&String>) -> Result<(), Current> {
-    match value {
-        None => Ok(()),
-        Some(_) => Err(invalid_body(
-            "Param 'webhook_url_override' is not offered by this server: webhooks go to its configured URLs (NANGO_WEBHOOK_URLS).".into(),
-        )),
     }
 }
 
@@ -225,12 +209,7 @@ async fn create_reconnect_session(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Current> {
-    let body = json_object_body(body).map_err(|e| match e {
-        ApiError::MissingBody | ApiError::InvalidRequest(_) => invalid_body(e.to_string()),
-        other => other.into(),
-    })?;
-    let body: NewReconnectSession = serde_json::from_value(Value::Object(body))
-        .map_err(|e| invalid_body(format!("Invalid body: {e}.")))?;
+    let body: NewReconnectSession = typed_body(body)?;
     refuse_webhook_override(body.webhook_url_override.as_ref())?;
     let request = SessionRequest {
         end_user: body.end_user,

@@ -16,10 +16,11 @@ use super::{
     check_id, empty_ok, json_object_body, json_response, parse_query, path_id, query_value,
 };
 use crate::connections::delete_connection_and_notify;
-use crate::connections::{optional_string, store_direct_connection, EnteredCredentials};
+use crate::connections::{
+    optional_string, placeholder_values, store_direct_connection, EnteredCredentials,
+};
 use crate::credentials::{iso_millis, Credentials, Freshness};
 use crate::error::ApiError;
-use crate::providers::PARAMS_PREFIX;
 use crate::store::{Connection, ConnectionHealth};
 use crate::AppState;
 
@@ -300,27 +301,6 @@ async fn create_connection(
         StatusCode::OK,
         &ConnectionBody::from(&connection),
     ))
-}
-
-/// `{"subdomain": "acme"}` as the stored form `{"connectionConfig.params.subdomain": "acme"}`
-/// (a key already in that form is kept); values must be strings.
-fn placeholder_values(values: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
-    values
-        .iter()
-        .map(|(name, value)| {
-            let Value::String(text) = value else {
-                return Err(ApiError::InvalidRequest(format!(
-                    "Param 'connection_config.{name}' must be a string."
-                )));
-            };
-            let key = if name.starts_with(PARAMS_PREFIX) {
-                name.clone()
-            } else {
-                format!("{PARAMS_PREFIX}{name}")
-            };
-            Ok((key, Value::String(text.clone())))
-        })
-        .collect()
 }
 
 /// Every connection, oldest first.

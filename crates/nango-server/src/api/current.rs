@@ -45,6 +45,16 @@ pub struct CurrentError {
     pub message: String,
 }
 
+/// The error envelope of a route that answers in both: this server's first one, or current
+/// Nango's for calls in current Nango's form.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema
+pub enum EitherErrorBody {
+    First(super::openapi::ErrorBody),
+    Current(CurrentErrorBody),
+}
+
 /// A domain error answered in current Nango's envelope and statuses.
 pub(super) struct Current {
     status: StatusCode,
@@ -91,10 +101,62 @@ impl IntoResponse for Current {
     }
 }
 
+/// A body problem, as current Nango words it (`invalid_body`).
+pub(super) fn invalid_body(message: String) -> Current {
+    Current::new(StatusCode::BAD_REQUEST, "invalid_body", message)
+}
+
+/// A JSON object body read into `T` (whose unknown fields are refused): problems are
+/// `invalid_body`, a body over the limit 413.
+pub(super) fn typed_body<T: serde::de::DeserializeOwned>(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<T, Current> {
+    let object = super::json_object_body(body).map_err(|e| match e {
+        ApiError::MissingBody | ApiError::InvalidRequest(_) => invalid_body(e.to_string()),
+        other => other.into(),
+    })?;
+    serde_json::from_value(Value::Object(object))
+        .map_err(|e| invalid_body(format!("Invalid body: {e}.")))
+}
+
+/// `webhook_url_override` (of sessions, imports and connections) is not offered: webhooks go to
+/// the server's configured URLs.
+pub(super) fn refuse_webhook_override(value: Option<&String>) -> Result<(), Current> {
+    match value {
+        None => Ok(()),
+        Some(_) => Err(invalid_body(
+            "Param 'webhook_url_override' is not offered by this server: webhooks go to its configured URLs (NANGO_WEBHOOK_URLS).".into(),
+        )),
+    }
+}
+
 /// Whether a path belongs to current Nango's contract (paths Nango 0.9 never had), whose
 /// refusals by the secret-key gate are in current Nango's envelope too.
 pub fn speaks_current(path: &str) -> bool {
     ["/connections", "/integrations"].iter().any(|root| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// Whether a path belongs to current Nango's product beyond this server (functions, syncs,
+/// actions, records, scripts, environment variables, MCP, its `/v1` API) or to the frontend's
+/// auth modes the catalog does not have: such calls get a JSON 404 in current Nango's envelope.
+pub fn not_offered(path: &str) -> bool {
+    const ROOTS: [&str; 11] = [
+        "/records",
+        "/sync",
+        "/action",
+        "/scripts",
+        "/environment-variables",
+        "/mcp",
+        "/v1",
+        "/auth",
+        "/oauth2",
+        "/app-auth",
+        "/connect/telemetry",
+    ];
+    ROOTS.iter().any(|root| {
         path.strip_prefix(root)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     })
@@ -383,11 +445,11 @@ async fn list_connections(
     let end_user_id = query_value(&params, "endUserId").filter(|v| !v.is_empty());
     let organization_id = query_value(&params, "endUserOrganizationId").filter(|v| !v.is_empty());
     // `tags[name]=value`, every one must match.
-    let tags: Vec<(&str, &str)> = params
+    let tags: Vec<(String, &str)> = params
         .iter()
         .filter_map(|(name, value)| {
             let tag = name.strip_prefix("tags[")?.strip_suffix(']')?;
-            Some((tag, value.as_str()))
+            Some((tag.to_lowercase(), value.as_str()))
         })
         .collect();
     let owned_as_asked = |owner: &crate::store::Owner| {
@@ -402,7 +464,7 @@ async fn list_connections(
             && organization_id.is_none_or(|id| user_field(&["organization", "id"]) == Some(id))
             && tags
                 .iter()
-                .all(|(name, value)| owner.tags.get(*name).and_then(Value::as_str) == Some(value))
+                .all(|(name, value)| owner.tags.get(name).and_then(Value::as_str) == Some(*value))
     };
     let providers: std::collections::HashMap<String, String> = state
         .store

@@ -15,14 +15,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::connections::{connection_params, ConnectionKeyQuery, ConnectionPath};
-use super::current::{connection_full, ConnectionFull, Current, CurrentErrorBody, Success};
+use super::current::{
+    connection_full, invalid_body, refuse_webhook_override, typed_body, ConnectionFull, Current,
+    CurrentErrorBody, Success,
+};
 use super::{check_id, json_object_body, json_response};
 use crate::connections::{
-    change_owner, import_connection, owner_from, write_metadata, EndUser, EnteredCredentials,
-    ImportedConnection, ImportedCredentials, Organization,
+    change_owner, import_connection, owner_from, placeholder_values, write_metadata, EndUser,
+    EnteredCredentials, ImportedConnection, ImportedCredentials, Organization,
 };
 use crate::error::ApiError;
-use crate::providers::PARAMS_PREFIX;
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -41,11 +43,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
 fn body_error(e: ApiError) -> Current {
     match e {
         ApiError::InvalidRequest(message) | ApiError::InvalidCredentials(message) => {
-            Current::new(StatusCode::BAD_REQUEST, "invalid_body", message)
+            invalid_body(message)
         }
-        ApiError::MissingBody => {
-            Current::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string())
-        }
+        ApiError::MissingBody => invalid_body(e.to_string()),
         ApiError::UnknownProviderConfig => Current::new(
             StatusCode::BAD_REQUEST,
             "unknown_provider_config",
@@ -56,19 +56,6 @@ fn body_error(e: ApiError) -> Current {
         }
         other => other.into(),
     }
-}
-
-fn typed_body<T: serde::de::DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, Current> {
-    let object = json_object_body(body).map_err(body_error)?;
-    serde_json::from_value(Value::Object(object)).map_err(|e| {
-        Current::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("Invalid body: {e}."),
-        )
-    })
 }
 
 /// Credentials to import, by auth mode (the provider's).
@@ -162,39 +149,6 @@ pub struct ImportBody {
     pub webhook_url_override: Option<String>,
 }
 
-fn refuse_webhook_override(value: Option<&String>) -> Result<(), Current> {
-    match value {
-        None => Ok(()),
-        Some(_) => Err(Current::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "Param 'webhook_url_override' is not offered by this server: webhooks go to its configured URLs (NANGO_WEBHOOK_URLS).".into(),
-        )),
-    }
-}
-
-/// `{"subdomain": "acme"}` in the stored form (`connectionConfig.params.subdomain`).
-fn stored_form(values: Map<String, Value>) -> Result<Map<String, Value>, Current> {
-    values
-        .into_iter()
-        .map(|(name, value)| {
-            if !value.is_string() {
-                return Err(Current::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_body",
-                    format!("Param 'connection_config.{name}' must be a string."),
-                ));
-            }
-            let name = if name.starts_with(PARAMS_PREFIX) {
-                name
-            } else {
-                format!("{PARAMS_PREFIX}{name}")
-            };
-            Ok((name, value))
-        })
-        .collect()
-}
-
 /// Imports a connection with credentials the backend already holds (from another token broker,
 /// or its own store): no end user is asked to authorize again. An OAuth token is kept as given
 /// and refreshed here from then on; an API key or username and password is verified with the
@@ -277,7 +231,8 @@ async fn import(
         provider_config_key: body.provider_config_key,
         connection_id,
         credentials,
-        connection_config: stored_form(body.connection_config.unwrap_or_default())?,
+        connection_config: placeholder_values(&body.connection_config.unwrap_or_default())
+            .map_err(body_error)?,
         metadata: body.metadata.unwrap_or_default(),
         owner,
     };
@@ -368,23 +323,16 @@ async fn metadata_write(
     status: StatusCode,
 ) -> Result<Response, Current> {
     let raw = json_object_body(body).map_err(body_error)?;
-    let body: MetadataBody = serde_json::from_value(Value::Object(raw.clone())).map_err(|e| {
-        Current::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("Invalid body: {e}."),
-        )
-    })?;
+    let body: MetadataBody = serde_json::from_value(Value::Object(raw.clone()))
+        .map_err(|e| invalid_body(format!("Invalid body: {e}.")))?;
     let ids = match body.connection_id {
         ConnectionIds::One(id) => vec![id],
         ConnectionIds::Many(ids) => ids,
     };
     if ids.is_empty() || ids.len() > MAX_METADATA_TARGETS {
-        return Err(Current::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("Param 'connection_id' must name 1 to {MAX_METADATA_TARGETS} connections."),
-        ));
+        return Err(invalid_body(format!(
+            "Param 'connection_id' must name 1 to {MAX_METADATA_TARGETS} connections."
+        )));
     }
     check_id("provider_config_key", &body.provider_config_key).map_err(body_error)?;
     for id in &ids {

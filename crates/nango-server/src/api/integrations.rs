@@ -15,10 +15,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::configs::ConfigKeyPath;
-use super::current::{Current, CurrentErrorBody, Success};
-use super::{json_object_body, json_response, parse_query, path_id};
+use super::current::{typed_body, Current, CurrentErrorBody, Success};
+use super::{json_response, parse_query, path_id};
 use crate::configs::{
-    create_integration, edit_integration, needs_app, AppCredentials, IntegrationEdit,
+    create_integration, display_name, edit_integration, needs_app, AppCredentials, IntegrationEdit,
     NewIntegration,
 };
 use crate::credentials::iso_millis;
@@ -70,15 +70,10 @@ pub struct Integration {
 
 impl Integration {
     pub fn new(config: &ProviderConfig, template: Option<&ProviderTemplate>) -> Self {
-        let display_name = config
-            .display_name
-            .clone()
-            .or_else(|| template.and_then(|t| t.display_name.clone()))
-            .unwrap_or_else(|| config.provider.clone());
         Integration {
             unique_key: config.unique_key.clone(),
             provider: config.provider.clone(),
-            display_name,
+            display_name: display_name(config, template),
             logo: String::new(),
             forward_webhooks: false,
             connection_config: config.connection_config.clone(),
@@ -219,19 +214,6 @@ fn invalid(code: &'static str, e: ApiError) -> Current {
         ApiError::MissingBody => Current::new(StatusCode::BAD_REQUEST, code, e.to_string()),
         other => other.into(),
     }
-}
-
-fn typed_body<T: serde::de::DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, Current> {
-    let object = json_object_body(body).map_err(|e| invalid("invalid_body", e))?;
-    serde_json::from_value(Value::Object(object)).map_err(|e| {
-        Current::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("Invalid body: {e}."),
-        )
-    })
 }
 
 fn key_param(path: Result<Path<String>, PathRejection>) -> Result<String, Current> {

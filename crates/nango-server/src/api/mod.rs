@@ -99,12 +99,33 @@ fn presented_key(header: &str) -> Option<String> {
     Some(decoded.split(':').next().unwrap_or_default().to_string())
 }
 
-/// The 404 for unknown routes, in the JSON envelope.
-pub async fn route_not_found(request: Request) -> ApiError {
-    ApiError::RouteNotFound {
+/// The 404 for unknown routes, in the JSON envelope: current Nango's for the paths of its
+/// contract (functions, syncs, actions, records, the auth modes not offered here...), whose
+/// clients read `error.code` and `error.message`; Nango 0.9's for the others.
+pub async fn route_not_found(request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let error = ApiError::RouteNotFound {
         method: request.method().to_string(),
-        path: request.uri().path().to_string(),
+        path: path.clone(),
+    };
+    if current::speaks_current(&path) || current::not_offered(&path) {
+        current::Current::from(error).into_response()
+    } else {
+        error.into_response()
     }
+}
+
+/// A known path of the REST API asked with a method it does not take: 405 in the JSON envelope of
+/// its contract.
+pub async fn method_not_allowed(request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let message = format!("{} is not offered on {path}.", request.method());
+    let body = if current::speaks_current(&path) || current::not_offered(&path) {
+        serde_json::json!({"error": {"code": "method_not_allowed", "message": message}})
+    } else {
+        serde_json::json!({"error": message, "type": "method_not_allowed"})
+    };
+    crate::http::json_response(axum::http::StatusCode::METHOD_NOT_ALLOWED, &body)
 }
 
 #[cfg(test)]

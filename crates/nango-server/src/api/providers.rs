@@ -43,12 +43,13 @@ pub struct ProviderSummary<'a> {
 pub struct ProviderList<'a> {
     pub providers: Vec<ProviderSummary<'a>>,
     /// The same providers as current Nango's clients read them (`ApiProvider`: the whole
-    /// template with its name).
+    /// template, as `ProviderTemplate`, with its `name` and `logo_url`).
+    #[schema(value_type = Vec<Object>)]
     pub data: Vec<ProviderData<'a>>,
 }
 
 /// A template with its name, as current Nango answers it (`ApiProvider`).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct ProviderData<'a> {
     pub name: &'a str,
     /// No logos are served here: always empty.
@@ -65,7 +66,9 @@ pub struct ProviderDetail<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alias_of: Option<&'a str>,
     pub template: &'a ProviderTemplate,
-    /// The same for current Nango's clients (`{data: ApiProvider}`).
+    /// The same for current Nango's clients (`{data: ApiProvider}`: the template, as
+    /// `ProviderTemplate`, with its `name` and `logo_url`).
+    #[schema(value_type = Object)]
     pub data: ProviderData<'a>,
 }
 

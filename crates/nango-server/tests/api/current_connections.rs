@@ -164,31 +164,13 @@ async fn connections_are_listed_with_current_nangos_filters() {
     }
 }
 
-async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app.api(method, path);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-    (status, body)
-}
-
 #[tokio::test]
 async fn imported_oauth_tokens_are_served_and_refreshed_with_the_imported_refresh_token() {
     use reqwest::Method;
     let app = TestApp::spawn().await;
     app.create_config("fake-1", "fake", "").await;
     let refresh_token = app.provider.register_refresh_token();
-    let (status, created) = send(
-        &app,
+    let (status, created) = app.send_json(
         Method::POST,
         "/connections",
         Some(json!({
@@ -232,16 +214,16 @@ async fn imported_oauth_tokens_are_served_and_refreshed_with_the_imported_refres
     );
 
     // Without an id, one is made (a UUID); an unexpiring token is served as it is.
-    let (status, made) = send(
-        &app,
-        Method::POST,
-        "/connections",
-        Some(json!({
-            "provider_config_key": "fake-1",
-            "credentials": {"type": "OAUTH2", "access_token": "forever"},
-        })),
-    )
-    .await;
+    let (status, made) = app
+        .send_json(
+            Method::POST,
+            "/connections",
+            Some(json!({
+                "provider_config_key": "fake-1",
+                "credentials": {"type": "OAUTH2", "access_token": "forever"},
+            })),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
     let id = made["connection_id"].as_str().unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
@@ -299,7 +281,9 @@ async fn imports_that_do_not_fit_store_nothing() {
             "another app",
         ),
     ] {
-        let (status, answer) = send(&app, Method::POST, "/connections", Some(body)).await;
+        let (status, answer) = app
+            .send_json(Method::POST, "/connections", Some(body))
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {answer}");
         assert_eq!(answer["error"]["code"], code, "{what}: {answer}");
     }
@@ -312,8 +296,7 @@ async fn imports_that_do_not_fit_store_nothing() {
             .unwrap()
             .to_string()
     };
-    let (status, made) = send(
-        &app,
+    let (status, made) = app.send_json(
         Method::POST,
         "/connections",
         Some(json!({"provider_config_key": "cc", "connection_id": "m", "credentials": {"type": "OAUTH2_CC", "token": "cc-token", "client_id": client_id, "expires_at": "2099-01-01T00:00:00Z"}})),
@@ -352,15 +335,18 @@ async fn end_users_and_tags_filter_the_list_and_change_with_patch() {
         ),
         import("c", json!({"id": "u1"}), json!({})),
     ] {
-        let (status, answer) = send(&app, Method::POST, "/connections", Some(body)).await;
+        let (status, answer) = app
+            .send_json(Method::POST, "/connections", Some(body))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
     }
     app.authorize("fake-1", "no-owner").await;
     let ids = |query: &'static str| {
         let app = &app;
         async move {
-            let (status, body) =
-                send(app, Method::GET, &format!("/connections{query}"), None).await;
+            let (status, body) = app
+                .send_json(Method::GET, &format!("/connections{query}"), None)
+                .await;
             assert_eq!(status, StatusCode::OK, "{query}: {body}");
             body["connections"]
                 .as_array()
@@ -378,49 +364,51 @@ async fn end_users_and_tags_filter_the_list_and_change_with_patch() {
     assert_eq!(ids("?endUserId=u1&tags[env]=prod").await, ["a"]);
     assert_eq!(ids("?endUserId=nobody").await, Vec::<String>::new());
     assert_eq!(ids("").await.len(), 4);
-    let (_, list) = send(&app, Method::GET, "/connections?connectionId=a", None).await;
+    let (_, list) = app
+        .send_json(Method::GET, "/connections?connectionId=a", None)
+        .await;
     assert_eq!(list["connections"][0]["end_user"]["display_name"], "Ann");
     assert_eq!(list["connections"][0]["end_user"]["email"], Value::Null);
 
     // PATCH: new tags replace, a new end user moves the connection.
-    let (status, answer) = send(
-        &app,
-        Method::PATCH,
-        "/connections/no-owner?provider_config_key=fake-1",
-        Some(json!({"end_user": {"id": "u3"}, "tags": {"env": "prod"}})),
-    )
-    .await;
+    let (status, answer) = app
+        .send_json(
+            Method::PATCH,
+            "/connections/no-owner?provider_config_key=fake-1",
+            Some(json!({"end_user": {"id": "u3"}, "tags": {"env": "prod"}})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer, json!({"success": true}));
     assert_eq!(ids("?endUserId=u3").await, ["no-owner"]);
     assert_eq!(ids("?tags[env]=prod").await, ["a", "no-owner"]);
     // The credentials are untouched by it.
-    let (_, full) = send(
-        &app,
-        Method::GET,
-        "/connections/no-owner?provider_config_key=fake-1",
-        None,
-    )
-    .await;
+    let (_, full) = app
+        .send_json(
+            Method::GET,
+            "/connections/no-owner?provider_config_key=fake-1",
+            None,
+        )
+        .await;
     assert!(full["credentials"]["access_token"].is_string());
     assert_eq!(full["end_user"]["id"], "u3");
 
-    let (status, answer) = send(
-        &app,
-        Method::PATCH,
-        "/connections/nobody?provider_config_key=fake-1",
-        Some(json!({"tags": {}})),
-    )
-    .await;
+    let (status, answer) = app
+        .send_json(
+            Method::PATCH,
+            "/connections/nobody?provider_config_key=fake-1",
+            Some(json!({"tags": {}})),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
     assert_eq!(answer["error"]["code"], "unknown_connection");
-    let (status, answer) = send(
-        &app,
-        Method::PATCH,
-        "/connections/a?provider_config_key=fake-1",
-        Some(json!({"tags": {"x": 1}})),
-    )
-    .await;
+    let (status, answer) = app
+        .send_json(
+            Method::PATCH,
+            "/connections/a?provider_config_key=fake-1",
+            Some(json!({"tags": {"x": 1}})),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
 }
 
@@ -432,17 +420,12 @@ async fn metadata_is_set_and_merged_on_all_named_connections_or_none() {
     app.authorize("fake-1", "a").await;
     app.authorize("fake-1", "b").await;
     let body = json!({"connection_id": ["a", "b"], "provider_config_key": "fake-1", "metadata": {"x": 1, "y": {"z": true}}});
-    let (status, answer) = send(
-        &app,
-        Method::POST,
-        "/connections/metadata",
-        Some(body.clone()),
-    )
-    .await;
+    let (status, answer) = app
+        .send_json(Method::POST, "/connections/metadata", Some(body.clone()))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(answer, body);
-    let (status, answer) = send(
-        &app,
+    let (status, answer) = app.send_json(
         Method::PATCH,
         "/connections/metadata",
         Some(json!({"connection_id": "a", "provider_config_key": "fake-1", "metadata": {"x": 2, "w": "new"}})),
@@ -452,13 +435,13 @@ async fn metadata_is_set_and_merged_on_all_named_connections_or_none() {
     let metadata = |id: &'static str| {
         let app = &app;
         async move {
-            let (status, body) = send(
-                app,
-                Method::GET,
-                &format!("/connections/{id}?provider_config_key=fake-1"),
-                None,
-            )
-            .await;
+            let (status, body) = app
+                .send_json(
+                    Method::GET,
+                    &format!("/connections/{id}?provider_config_key=fake-1"),
+                    None,
+                )
+                .await;
             assert_eq!(status, StatusCode::OK);
             body["metadata"].clone()
         }
@@ -481,8 +464,7 @@ async fn metadata_is_set_and_merged_on_all_named_connections_or_none() {
     );
 
     // One unknown connection: 404, and nothing written on the others.
-    let (status, answer) = send(
-        &app,
+    let (status, answer) = app.send_json(
         Method::POST,
         "/connections/metadata",
         Some(json!({"connection_id": ["b", "ghost"], "provider_config_key": "fake-1", "metadata": {}})),
@@ -491,47 +473,119 @@ async fn metadata_is_set_and_merged_on_all_named_connections_or_none() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
     assert_eq!(answer["error"]["code"], "unknown_connection");
     assert_eq!(metadata("b").await, json!({"x": 1, "y": {"z": true}}));
-    let (status, _) = send(
-        &app,
-        Method::POST,
-        "/connections/metadata",
-        Some(json!({"connection_id": "b", "provider_config_key": "fake-1", "metadata": "text"})),
-    )
-    .await;
+    let (status, _) = app
+        .send_json(
+            Method::POST,
+            "/connections/metadata",
+            Some(
+                json!({"connection_id": "b", "provider_config_key": "fake-1", "metadata": "text"}),
+            ),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // Per connection.
-    let (status, answer) = send(
-        &app,
-        Method::POST,
-        "/connections/b/metadata?provider_config_key=fake-1",
-        Some(json!({"only": 1})),
-    )
-    .await;
+    let (status, answer) = app
+        .send_json(
+            Method::POST,
+            "/connections/b/metadata?provider_config_key=fake-1",
+            Some(json!({"only": 1})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let (status, answer) = send(
-        &app,
-        Method::PATCH,
-        "/connections/b/metadata?provider_config_key=fake-1",
-        Some(json!({"more": 2})),
-    )
-    .await;
+    let (status, answer) = app
+        .send_json(
+            Method::PATCH,
+            "/connections/b/metadata?provider_config_key=fake-1",
+            Some(json!({"more": 2})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let (status, answer) = send(
-        &app,
-        Method::GET,
-        "/connections/b/metadata?provider_config_key=fake-1",
-        None,
-    )
-    .await;
+    let (status, answer) = app
+        .send_json(
+            Method::GET,
+            "/connections/b/metadata?provider_config_key=fake-1",
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(answer, json!({"only": 1, "more": 2}));
-    let (status, answer) = send(
-        &app,
-        Method::GET,
-        "/connections/ghost/metadata?provider_config_key=fake-1",
-        None,
-    )
-    .await;
+    let (status, answer) = app
+        .send_json(
+            Method::GET,
+            "/connections/ghost/metadata?provider_config_key=fake-1",
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+}
+
+#[tokio::test]
+async fn what_is_not_offered_answers_json_in_the_envelope_its_client_reads() {
+    use reqwest::Method;
+    let app = TestApp::spawn().await;
+    // Current Nango's product beyond a token broker, and frontend auth modes not offered here.
+    for (method, path) in [
+        (Method::GET, "/records?model=Contact"),
+        (Method::POST, "/action/trigger"),
+        (Method::POST, "/sync/trigger"),
+        (Method::POST, "/auth/tba/some-key"),
+        (Method::POST, "/oauth2/auth/some-key"),
+        (Method::GET, "/integrations/some-key/functions"),
+    ] {
+        let (status, body) = app.send_json(method.clone(), path, Some(json!({}))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+        assert_eq!(
+            body["error"]["code"], "not_found",
+            "{method} {path}: {body}"
+        );
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    // A known path with a method it does not take: 405 in JSON, in its contract's envelope.
+    let (status, body) = app
+        .send_json(Method::POST, "/integrations/quickstart", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    let (status, body) = app
+        .send_json(Method::PATCH, "/config", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(body["type"], "method_not_allowed", "{body}");
+    // Nango 0.9's paths keep its envelope.
+    let (status, body) = app.send_json(Method::GET, "/nothing-here", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["type"], "not_found", "{body}");
+}
+
+#[tokio::test]
+async fn tag_names_are_kept_in_lower_case_as_current_clients_filter_them() {
+    use reqwest::Method;
+    let app = TestApp::spawn().await;
+    app.create_config("fake-1", "fake", "").await;
+    app.authorize("fake-1", "a").await;
+    let (status, _) = app
+        .send_json(
+            Method::PATCH,
+            "/connections/a?provider_config_key=fake-1",
+            Some(json!({"tags": {"Plan": "Pro"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = app
+        .send_json(Method::GET, "/connections?tags[plan]=Pro", None)
+        .await;
+    assert_eq!(list["connections"][0]["tags"], json!({"plan": "Pro"}));
+    let (_, list) = app
+        .send_json(Method::GET, "/connections?tags[PLAN]=Pro", None)
+        .await;
+    assert_eq!(list["connections"].as_array().unwrap().len(), 1, "{list}");
+    let (_, list) = app
+        .send_json(Method::GET, "/connections?tags[plan]=pro", None)
+        .await;
+    assert_eq!(
+        list["connections"].as_array().unwrap().len(),
+        0,
+        "values keep their case: {list}"
+    );
 }

@@ -6,28 +6,10 @@ use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
 
-async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app.api(method, path);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-    (status, body)
-}
-
 #[tokio::test]
 async fn integrations_are_created_read_changed_and_deleted_over_the_configs() {
     let app = TestApp::spawn().await;
-    let (status, created) = send(
-        &app,
+    let (status, created) = app.send_json(
         Method::POST,
         "/integrations",
         Some(json!({
@@ -58,7 +40,7 @@ async fn integrations_are_created_read_changed_and_deleted_over_the_configs() {
         "u1"
     );
 
-    let (status, list) = send(&app, Method::GET, "/integrations", None).await;
+    let (status, list) = app.send_json(Method::GET, "/integrations", None).await;
     assert_eq!(status, StatusCode::OK);
     let keys: Vec<&str> = list["data"]
         .as_array()
@@ -68,15 +50,17 @@ async fn integrations_are_created_read_changed_and_deleted_over_the_configs() {
         .collect();
     assert_eq!(keys, ["fake-int"]);
 
-    let (_, plain) = send(&app, Method::GET, "/integrations/fake-int", None).await;
+    let (_, plain) = app
+        .send_json(Method::GET, "/integrations/fake-int", None)
+        .await;
     assert!(plain["data"].get("credentials").is_none(), "{plain}");
-    let (status, with) = send(
-        &app,
-        Method::GET,
-        "/integrations/fake-int?include=credentials&include=webhook",
-        None,
-    )
-    .await;
+    let (status, with) = app
+        .send_json(
+            Method::GET,
+            "/integrations/fake-int?include=credentials&include=webhook",
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{with}");
     assert_eq!(
         with["data"]["credentials"],
@@ -84,18 +68,17 @@ async fn integrations_are_created_read_changed_and_deleted_over_the_configs() {
     );
     assert_eq!(with["data"]["webhook_url"], Value::Null);
     // axios sends arrays as include[]=...
-    let (_, brackets) = send(
-        &app,
-        Method::GET,
-        "/integrations/fake-int?include[]=credentials",
-        None,
-    )
-    .await;
+    let (_, brackets) = app
+        .send_json(
+            Method::GET,
+            "/integrations/fake-int?include[]=credentials",
+            None,
+        )
+        .await;
     assert_eq!(brackets["data"]["credentials"]["client_id"], "cid-1");
 
     // PATCH: new name and OAuth app; the key cannot change while a connection uses it.
-    let (status, patched) = send(
-        &app,
+    let (status, patched) = app.send_json(
         Method::PATCH,
         "/integrations/fake-int",
         Some(json!({"display_name": "Renamed", "credentials": {"type": "OAUTH2", "client_id": "cid-2", "client_secret": "cs-2"}})),
@@ -103,22 +86,22 @@ async fn integrations_are_created_read_changed_and_deleted_over_the_configs() {
     .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
     assert_eq!(patched["data"]["display_name"], "Renamed");
-    let (_, with) = send(
-        &app,
-        Method::GET,
-        "/integrations/fake-int?include=credentials",
-        None,
-    )
-    .await;
+    let (_, with) = app
+        .send_json(
+            Method::GET,
+            "/integrations/fake-int?include=credentials",
+            None,
+        )
+        .await;
     assert_eq!(with["data"]["credentials"]["client_id"], "cid-2");
     assert_eq!(with["data"]["credentials"]["client_secret"], "cs-2");
-    let (status, refused) = send(
-        &app,
-        Method::PATCH,
-        "/integrations/fake-int",
-        Some(json!({"unique_key": "fake-new"})),
-    )
-    .await;
+    let (status, refused) = app
+        .send_json(
+            Method::PATCH,
+            "/integrations/fake-int",
+            Some(json!({"unique_key": "fake-new"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
     assert_eq!(refused["error"]["code"], "invalid_body");
     assert!(app.config_keys().await.contains(&"fake-int".to_string()));
@@ -130,34 +113,40 @@ async fn integrations_are_created_read_changed_and_deleted_over_the_configs() {
             .status(),
         StatusCode::OK
     );
-    let (status, renamed) = send(
-        &app,
-        Method::PATCH,
-        "/integrations/fake-int",
-        Some(json!({"unique_key": "fake-new"})),
-    )
-    .await;
+    let (status, renamed) = app
+        .send_json(
+            Method::PATCH,
+            "/integrations/fake-int",
+            Some(json!({"unique_key": "fake-new"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{renamed}");
     assert_eq!(renamed["data"]["unique_key"], "fake-new");
     assert_eq!(renamed["data"]["display_name"], "Renamed");
     assert_eq!(renamed["data"]["created_at"], created["data"]["created_at"]);
-    let (_, with) = send(
-        &app,
-        Method::GET,
-        "/integrations/fake-new?include=credentials",
-        None,
-    )
-    .await;
+    let (_, with) = app
+        .send_json(
+            Method::GET,
+            "/integrations/fake-new?include=credentials",
+            None,
+        )
+        .await;
     assert_eq!(with["data"]["credentials"]["client_secret"], "cs-2");
-    let (status, gone) = send(&app, Method::GET, "/integrations/fake-int", None).await;
+    let (status, gone) = app
+        .send_json(Method::GET, "/integrations/fake-int", None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(gone["error"]["code"], "not_found");
     app.authorize("fake-new", "u2").await;
 
-    let (status, deleted) = send(&app, Method::DELETE, "/integrations/fake-new", None).await;
+    let (status, deleted) = app
+        .send_json(Method::DELETE, "/integrations/fake-new", None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(deleted, json!({"success": true}));
-    let (status, again) = send(&app, Method::DELETE, "/integrations/fake-new", None).await;
+    let (status, again) = app
+        .send_json(Method::DELETE, "/integrations/fake-new", None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{again}");
     assert_eq!(again["error"]["code"], "not_found");
     assert!(app.config_keys().await.is_empty());
@@ -166,7 +155,7 @@ async fn integrations_are_created_read_changed_and_deleted_over_the_configs() {
 #[tokio::test]
 async fn integration_bodies_are_checked_against_the_providers_auth_mode() {
     let app = TestApp::spawn().await;
-    let post = |body: Value| send(&app, Method::POST, "/integrations", Some(body));
+    let post = |body: Value| app.send_json(Method::POST, "/integrations", Some(body));
 
     // An OAuth provider needs its app; an API-key provider takes none.
     let (status, body) = post(json!({"provider": "fake", "unique_key": "a"})).await;
@@ -187,13 +176,9 @@ async fn integration_bodies_are_checked_against_the_providers_auth_mode() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = post(json!({"provider": "fake-apikey", "unique_key": "k"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (_, with) = send(
-        &app,
-        Method::GET,
-        "/integrations/k?include=credentials",
-        None,
-    )
-    .await;
+    let (_, with) = app
+        .send_json(Method::GET, "/integrations/k?include=credentials", None)
+        .await;
     assert_eq!(with["data"]["credentials"], Value::Null, "{with}");
 
     // A type that is not the provider's, unknown providers and fields, a taken key, empty names.
@@ -235,15 +220,17 @@ async fn integration_bodies_are_checked_against_the_providers_auth_mode() {
     }
     assert_eq!(app.config_keys().await, ["k"]);
 
-    let (status, body) = send(
-        &app,
-        Method::PATCH,
-        "/integrations/nothing",
-        Some(json!({"display_name": "x"})),
-    )
-    .await;
+    let (status, body) = app
+        .send_json(
+            Method::PATCH,
+            "/integrations/nothing",
+            Some(json!({"display_name": "x"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    let (status, body) = send(&app, Method::GET, "/integrations/k?include=secrets", None).await;
+    let (status, body) = app
+        .send_json(Method::GET, "/integrations/k?include=secrets", None)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["code"], "invalid_query_params");
 }
@@ -253,13 +240,13 @@ async fn a_rename_to_a_taken_key_changes_nothing() {
     let app = TestApp::spawn().await;
     app.create_config("one", "fake", "").await;
     app.create_config("two", "fake", "").await;
-    let (status, body) = send(
-        &app,
-        Method::PATCH,
-        "/integrations/one",
-        Some(json!({"unique_key": "two"})),
-    )
-    .await;
+    let (status, body) = app
+        .send_json(
+            Method::PATCH,
+            "/integrations/one",
+            Some(json!({"unique_key": "two"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(
         body["error"]["message"]
@@ -311,7 +298,7 @@ async fn current_routes_refuse_a_missing_or_wrong_key_in_current_nangos_envelope
         .await
         .unwrap();
     assert!(body["error"].is_string(), "{body}");
-    let (status, _) = send(&app, Method::GET, "/integrations", None).await;
+    let (status, _) = app.send_json(Method::GET, "/integrations", None).await;
     assert_eq!(status, StatusCode::OK);
 }
 

@@ -276,6 +276,24 @@ impl TestApp {
         }
     }
 
+    /// A request with the secret key (and a JSON body when given); the status and the JSON answer.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.api(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        (status, body)
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.api(Method::GET, path).send().await.unwrap()
     }
