@@ -704,6 +704,8 @@ fn machine() -> serde_json::Value {
         "kernel": read("/proc/sys/kernel/osrelease"),
         "load_average_at_start": read("/proc/loadavg"),
         "wrk": command_output("wrk", &["--version"]).and_then(|v| v.lines().next().map(str::to_string)),
+        // Set by scripts/bench (NANGO_BENCH_PROFILE): a debug build's figures are not comparable.
+        "build": std::env::var("NANGO_BENCH_BUILD").unwrap_or_else(|_| "release".into()),
     })
 }
 
@@ -765,6 +767,13 @@ fn print_header(plan: &Plan, report: &Report) {
             ""
         }
     );
+    if m["build"] != "release" {
+        println!(
+            "The server is a {} build: these figures only show that every endpoint answers; \
+             compare only release builds' figures.",
+            m["build"].as_str().unwrap_or("?")
+        );
+    }
     let s = &report.settings["server"];
     println!(
         "{} s per measurement; wrk and the server share the machine. Refreshes: at most {} in \
