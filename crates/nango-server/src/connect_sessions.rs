@@ -64,10 +64,7 @@ pub async fn redeem(
         .store
         .take_connect_session(&hash(token), Utc::now())
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not read a connect session");
-            ConnectSessionError::Unavailable
-        })?
+        .map_err(unavailable("could not read a connect session"))?
         .ok_or(ConnectSessionError::Invalid)?;
     if session.provider_config_key != provider_config_key || session.connection_id != connection_id
     {
@@ -327,10 +324,7 @@ pub async fn open_session(
         .store
         .get_connect_session(&hash(token), Utc::now())
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not read a connect session");
-            ConnectSessionError::Unavailable
-        })?
+        .map_err(unavailable("could not read a connect session"))?
         .ok_or(ConnectSessionError::Invalid)?;
     let Some(spec) = session.spec else {
         return Ok(None);
@@ -403,13 +397,19 @@ pub async fn use_up(state: &AppState, token_hash: &str) -> Result<Owner, Connect
         .store
         .take_connect_session(token_hash, Utc::now())
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not use up a connect session");
-            ConnectSessionError::Unavailable
-        })?
+        .map_err(unavailable("could not use up a connect session"))?
         .ok_or(ConnectSessionError::Invalid)?;
     let spec = session.spec.map(read_spec).transpose()?.unwrap_or_default();
     Ok(spec.owner())
+}
+
+/// A store failure, logged with what was being done, as the client sees it: the server's fault,
+/// not the token's.
+fn unavailable(doing: &'static str) -> impl Fn(crate::store::StoreError) -> ConnectSessionError {
+    move |e| {
+        tracing::error!(error = %e, "{doing}");
+        ConnectSessionError::Unavailable
+    }
 }
 
 /// A stored session's `spec`; a row that cannot be read is the server's fault, not the token's.
@@ -425,10 +425,7 @@ pub async fn end_session(state: &AppState, token: &str) -> Result<(), ConnectSes
     match state.store.delete_connect_session(&hash(token)).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(ConnectSessionError::Invalid),
-        Err(e) => {
-            tracing::error!(error = %e, "could not end a connect session");
-            Err(ConnectSessionError::Unavailable)
-        }
+        Err(e) => Err(unavailable("could not end a connect session")(e)),
     }
 }
 

@@ -202,7 +202,7 @@ async fn current_session(
         (status = 400, description = "A missing or invalid field (`invalid_body`).", body = CurrentErrorBody),
         (status = 401, description = "Missing or wrong secret key.", body = ErrorBody),
         (status = 404, description = "No such connection (`unknown_connection`).", body = CurrentErrorBody),
-        (status = 413, description = "The body is over 100 kB.", body = ErrorBody),
+        (status = 413, description = "The body is over 100 kB.", body = CurrentErrorBody),
     )
 )]
 async fn create_reconnect_session(
