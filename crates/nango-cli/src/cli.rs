@@ -124,6 +124,59 @@ fn name_value(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// `nango import:nango`: the source, how to read it, and the settings of `nango serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportNangoArgs {
+    /// The Nango to import from: the postgres:// URL of its database, or the http(s):// URL of
+    /// the server (read through its API with --nango-secret-key)
+    #[arg(long, value_name = "SOURCE")]
+    pub from: String,
+
+    /// The source's NANGO_ENCRYPTION_KEY (base64), for a current Nango database's encrypted rows
+    #[arg(
+        long,
+        env = "NANGO_SOURCE_ENCRYPTION_KEY",
+        hide_env_values = true,
+        value_name = "BASE64"
+    )]
+    pub nango_encryption_key: Option<String>,
+
+    /// The source's secret key (of the environment to import), for an API source
+    #[arg(
+        long,
+        env = "NANGO_SOURCE_SECRET_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub nango_secret_key: Option<String>,
+
+    /// The environment of a current Nango database to import, by name or id
+    #[arg(long, default_value = "prod", value_name = "NAME")]
+    pub environment: String,
+
+    /// The schema of the Nango database (its NANGO_DB_SCHEMA)
+    #[arg(long, default_value = "nango", value_name = "SCHEMA")]
+    pub nango_db_schema: String,
+
+    /// The API dialect of a server source: auto (current if it answers /integrations, else 0.9),
+    /// 0.9 or current
+    #[arg(long, default_value = "auto", value_name = "VERSION", value_parser = ["auto", "0.9", "current"])]
+    pub nango_api_version: String,
+
+    /// Print what would be done, naming every integration and connection; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also take integrations and connections that changed at the source since the last import
+    /// (never over tokens this server has refreshed since)
+    #[arg(long)]
+    pub update: bool,
+
+    /// The settings of `nango serve`: where to write, and with which encryption key.
+    #[command(flatten)]
+    pub server: nango_server::ServeArgs,
+}
+
 /// A connection is named by its config key and its connection id (0.9 order).
 #[derive(Debug, Clone, Args)]
 pub struct ConnectionRef {
@@ -239,6 +292,20 @@ pub enum Command {
         #[command(flatten)]
         client: ClientOpts,
     },
+
+    /// Import the integrations and connections of a Nango server, without re-authorizing anyone
+    ///
+    /// Reads a Nango database (0.9 or current layout, detected) or a running Nango server's API
+    /// (0.9 or current, detected), then writes into the database of `nango serve` (same flags
+    /// and environment), sealed with its NANGO_ENCRYPTION_KEY. No provider is called; the source
+    /// is only read. Run it again to take what is new: it never puts back older tokens over ones
+    /// this server refreshed, and takes changes made at the source only with --update.
+    ///
+    /// Exit status: 0 when every item was imported (or was already), 3 when some were skipped
+    /// (listed with their reasons; the rest was imported), 1 when nothing was imported (the
+    /// source, its key or this server's database could not be used), 2 for a usage error.
+    #[command(name = "import:nango")]
+    ImportNango(ImportNangoArgs),
 
     /// Re-encrypt every stored secret with the first key of NANGO_ENCRYPTION_KEY, online
     ///

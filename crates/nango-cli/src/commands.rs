@@ -14,6 +14,7 @@ pub async fn run(command: Command, json: bool) -> Result<Printed, Error> {
     match command {
         Command::Serve(_)
         | Command::DbRotateKey(_)
+        | Command::ImportNango(_)
         | Command::Doctor(_)
         | Command::Completions { .. } => Err(Error::InvalidArgument(
             "`serve`, `db:rotate-key`, `doctor` and `completions` are not client commands".into(),

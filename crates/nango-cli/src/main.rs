@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod doctor;
+mod import;
 mod output;
 
 use std::io::Write;
@@ -30,6 +31,9 @@ async fn main() -> ExitCode {
         Command::Serve(args) | Command::DbRotateKey(args) => {
             (args.log_level.clone(), args.log_format)
         }
+        // The import's own lines are its report; the store's start-up logs would only
+        // interleave with its progress.
+        Command::ImportNango(args) => ("warn".into(), args.server.log_format),
         Command::Doctor(args) => (args.server.log_level.clone(), args.server.log_format),
         _ => (
             std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into()),
@@ -60,6 +64,16 @@ async fn main() -> ExitCode {
                 ),
             )),
             Err(e) => fail(&format!("Could not rotate the encryption key: {e}")),
+        },
+        Command::ImportNango(args) => match import::run(args, json).await {
+            Ok((printed, code)) => {
+                if print_result(&printed) == ExitCode::SUCCESS {
+                    code
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => fail(&e),
         },
         Command::Doctor(args) => {
             let report = doctor::run(args).await;

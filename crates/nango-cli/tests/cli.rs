@@ -337,6 +337,7 @@ fn help_lists_every_command() {
         "providers:list",
         "providers:get",
         "db:rotate-key",
+        "import:nango",
         "doctor",
         "completions",
     ];
@@ -1492,5 +1493,231 @@ fn proxied_calls_leave_no_credential_in_the_logs_even_at_trace_level() {
     assert!(
         !log.contains("page=2"),
         "a proxied query is in the log:\n{log}"
+    );
+}
+
+/// A Nango 0.9 database on the test PostgreSQL server (`NANGO_TEST_POSTGRES_URL`), made with
+/// 0.9's two tables as its migrations left them, holding `rows` (SQL run after the DDL). Dropped
+/// with the returned guard.
+struct NangoSource {
+    admin_url: String,
+    name: String,
+    url: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl NangoSource {
+    fn create(rows: &str) -> NangoSource {
+        use sqlx::Connection;
+        let admin_url = std::env::var("NANGO_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let name = format!("nango_cli_src_{}", std::process::id());
+        let url = runtime.block_on(async {
+            let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+                panic!("PostgreSQL at {admin_url} (NANGO_TEST_POSTGRES_URL) is needed: {e}")
+            });
+            for statement in [
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                format!("CREATE DATABASE {name}"),
+            ] {
+                sqlx::raw_sql(&statement)
+                    .execute(&mut admin)
+                    .await
+                    .expect("create the source database");
+            }
+            let mut url = url::Url::parse(&admin_url).expect("a URL");
+            url.set_path(&format!("/{name}"));
+            let mut source = sqlx::PgConnection::connect(url.as_str()).await.expect("connect");
+            sqlx::raw_sql(&format!(
+                "CREATE SCHEMA nango;
+                 CREATE TABLE nango._nango_configs (id serial PRIMARY KEY,
+                   created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(),
+                   unique_key varchar(255) NOT NULL, provider varchar(255) NOT NULL,
+                   oauth_client_id varchar(255) NOT NULL, oauth_client_secret varchar(255) NOT NULL,
+                   oauth_scopes text, account_id integer NOT NULL DEFAULT 0);
+                 CREATE TABLE nango._nango_connections (id serial PRIMARY KEY,
+                   created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(),
+                   provider_config_key varchar(255) NOT NULL, connection_id varchar(255) NOT NULL,
+                   credentials json NOT NULL, connection_config jsonb, account_id integer NOT NULL DEFAULT 0,
+                   metadata jsonb);
+                 {rows}"
+            ))
+            .execute(&mut source)
+            .await
+            .expect("the 0.9 tables and rows");
+            url.to_string()
+        });
+        NangoSource {
+            admin_url,
+            name,
+            url,
+            runtime,
+        }
+    }
+}
+
+impl Drop for NangoSource {
+    fn drop(&mut self) {
+        use sqlx::Connection;
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        self.runtime.block_on(async move {
+            if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await;
+            }
+        });
+    }
+}
+
+#[test]
+fn import_nango_reports_dry_runs_skips_and_exit_codes_and_the_server_serves_the_tokens() {
+    let source = NangoSource::create(
+        r#"INSERT INTO nango._nango_configs (unique_key, provider, oauth_client_id, oauth_client_secret, oauth_scopes)
+             VALUES ('github-prod', 'github', 'gh-client', 'gh-client-secret-9', 'repo,user'),
+                    ('legacy', 'no-such-provider', 'x', 'legacy-secret-9', NULL);
+           INSERT INTO nango._nango_connections (provider_config_key, connection_id, credentials, connection_config, metadata)
+             VALUES ('github-prod', 'user-1',
+                     '{"type":"OAUTH2","access_token":"gho_imported_access_1","refresh_token":"ghr_imported_refresh_1","raw":{"access_token":"gho_imported_access_1","token_type":"bearer"}}',
+                     NULL, '{}'),
+                    ('legacy', 'user-2', '{"type":"OAUTH2","access_token":"legacy-access-9"}', '{}', NULL);"#,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = encryption_key(7);
+    let import = |extra: &[&str]| {
+        let mut args = vec!["import:nango", "--from", source.url.as_str()];
+        args.extend_from_slice(extra);
+        let mut command = nango_command();
+        command
+            .args(&args)
+            .env("NANGO_DATABASE_URL", sqlite_url(&dir))
+            .env("NANGO_ENCRYPTION_KEY", &key);
+        Run::from_output(&args, command.output().expect("run nango"))
+    };
+    let no_secrets = |run: &Run| {
+        for secret in [
+            "gh-client-secret-9",
+            "gho_imported_access_1",
+            "ghr_imported_refresh_1",
+            "legacy-secret-9",
+            "legacy-access-9",
+        ] {
+            assert!(
+                !run.stdout.contains(secret) && !run.stderr.contains(secret),
+                "{secret} printed: {}",
+                run.context()
+            );
+        }
+    };
+
+    // A dry run names every item and what it would do; exit 3: some would be skipped.
+    let run = import(&["--dry-run", "--json"]);
+    assert_eq!(run.code, Some(3), "{}", run.context());
+    no_secrets(&run);
+    let report: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["layout"], "database (Nango 0.9)");
+    assert_eq!(report["configs"]["new"], 1, "{report}");
+    assert_eq!(report["configs"]["skipped"], 1, "{report}");
+    assert_eq!(report["connections"]["new"], 1, "{report}");
+    assert_eq!(report["connections"]["skipped"], 1, "{report}");
+    let items: Vec<(String, String, String)> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["provider_config_key"].as_str().unwrap().to_string(),
+                i["connection_id"].as_str().unwrap_or("").to_string(),
+                i["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("github-prod", "", "new"),
+        ("legacy", "", "skipped"),
+        ("github-prod", "user-1", "new"),
+        ("legacy", "user-2", "skipped"),
+    ] {
+        assert!(
+            items.contains(&(expected.0.into(), expected.1.into(), expected.2.into())),
+            "{expected:?} in {items:?}"
+        );
+    }
+    // Nothing was written: the real import below still finds everything new.
+
+    // The import: a summary for a person, the skipped items with their reasons.
+    let run = import(&[]);
+    assert_eq!(run.code, Some(3), "{}", run.context());
+    no_secrets(&run);
+    assert!(
+        run.stdout.contains("integrations: 1 new"),
+        "{}",
+        run.context()
+    );
+    assert!(
+        run.stdout.contains("connections:  1 new"),
+        "{}",
+        run.context()
+    );
+    assert!(
+        run.stdout
+            .contains("unknown provider template 'no-such-provider'"),
+        "{}",
+        run.context()
+    );
+
+    // Again: nothing new, and it says so.
+    let run = import(&[]);
+    assert_eq!(run.code, Some(3), "{}", run.context());
+    assert!(
+        run.stdout.contains("Nothing new to import"),
+        "{}",
+        run.context()
+    );
+    let run = import(&["--json"]);
+    assert_eq!(run.code, Some(3), "{}", run.context());
+    let again: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(again["connections"]["new"], 0, "{again}");
+    assert_eq!(again["connections"]["unchanged"], 1, "{again}");
+    let skipped = again["skipped"].as_array().expect("the skipped items");
+    assert_eq!(skipped.len(), 2, "{again}");
+    assert!(
+        skipped
+            .iter()
+            .all(|i| i["reason"].as_str().is_some_and(|r| !r.is_empty())),
+        "{again}"
+    );
+
+    // A source that cannot be read: exit 1, nothing written.
+    let args = [
+        "import:nango",
+        "--from",
+        "postgres://postgres@127.0.0.1:1/nango",
+    ];
+    let mut command = nango_command();
+    command
+        .args(args)
+        .env("NANGO_DATABASE_URL", sqlite_url(&dir));
+    let run = Run::from_output(&args, command.output().expect("run nango"));
+    assert_eq!(run.code, Some(1), "{}", run.context());
+    assert!(
+        run.stderr.contains("Nothing was written"),
+        "{}",
+        run.context()
+    );
+
+    // The server on that database serves the imported token, sealed with its key.
+    let server = Server::start_in(dir, &[("NANGO_ENCRYPTION_KEY".into(), key.clone())]);
+    assert_eq!(
+        server
+            .nango(&["token:get", "github-prod", "user-1"])
+            .ok()
+            .trim(),
+        "gho_imported_access_1"
     );
 }

@@ -97,6 +97,12 @@ pub struct ServeArgs {
     #[arg(long, env = "NANGO_REFRESH_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub refresh_concurrency: u32,
 
+    /// Seconds between the background passes that refresh tokens before they expire and idle
+    /// connections once a day [default: 60]; 0 turns them off (requests still refresh what they
+    /// need), e.g. while another broker still serves the same connections during a move
+    #[arg(long, env = "NANGO_PROACTIVE_REFRESH_INTERVAL", value_name = "SECONDS")]
+    pub proactive_refresh_interval: Option<u64>,
+
     /// Connections kept decrypted in memory for `GET /connection` (0: read the database every
     /// time); about 2 kB each
     #[arg(long, env = "NANGO_CONNECTION_CACHE_SIZE", default_value_t = 10_000)]
@@ -232,6 +238,10 @@ pub struct Settings {
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 impl Settings {
+    fn default_proactive_refresh_interval() -> Duration {
+        Duration::from_secs(60)
+    }
+
     /// Settings for a server reachable at `listen` (e.g. a test server on an ephemeral port).
     pub fn for_address(listen: SocketAddr, database_url: impl Into<String>) -> Settings {
         let server_url = format!("http://{listen}");
@@ -260,7 +270,7 @@ impl Settings {
             request_timeout: Duration::from_secs(90),
             require_connect_session: false,
             connect_session_ttl: Duration::from_secs(15 * 60),
-            proactive_refresh_interval: Duration::from_secs(60),
+            proactive_refresh_interval: Settings::default_proactive_refresh_interval(),
             idle_refresh_age: Duration::from_secs(24 * 3600),
             refresh_concurrency: 64,
             connection_cache_size: 10_000,
@@ -407,6 +417,10 @@ impl Settings {
             refresh_concurrency: args.refresh_concurrency as usize,
             refresh_margin: Duration::from_secs(args.refresh_margin.unwrap_or(15 * 60)),
             connection_cache_size: args.connection_cache_size,
+            proactive_refresh_interval: args.proactive_refresh_interval.map_or(
+                Settings::default_proactive_refresh_interval(),
+                Duration::from_secs,
+            ),
             proxy_retries: args.proxy_retries,
             proxy_max_retry_wait: Duration::from_secs(args.proxy_max_retry_wait),
             log_format: args.log_format,

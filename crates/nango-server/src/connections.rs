@@ -297,10 +297,14 @@ pub enum ImportedCredentials {
     OAuth1 {
         oauth_token: String,
         oauth_token_secret: String,
+        /// The provider's access-token response, when the backend kept it.
+        raw: Option<Map<String, Value>>,
     },
     ClientCredentials {
         token: String,
         expires_at: Option<DateTime<Utc>>,
+        /// The provider's token response, when the backend kept it.
+        raw: Option<Map<String, Value>>,
         /// The app it was issued to, when known: must be the config's, whose app fetches the
         /// next token.
         client_id: Option<String>,
@@ -347,19 +351,48 @@ pub async fn import_connection(
 ) -> Result<Connection, ApiError> {
     let key = import.provider_config_key.as_str();
     let (config, template) = config_and_template(state, key).await?;
-    if !import.credentials.fits(template.auth_mode) {
-        return Err(ApiError::InvalidRequest(format!(
-            "These credentials do not fit provider '{}', whose auth mode is {}.",
-            config.provider,
-            template.auth_mode.as_str()
-        )));
-    }
     let connection_config = checked_connection_config(
         template,
         &config,
         &import.connection_config,
         ValueSource::Stored,
     )?;
+    let entered = matches!(import.credentials, ImportedCredentials::Entered(_));
+    let credentials = imported_credentials(&config, template, import.credentials)?;
+    if entered {
+        verified(state, &config, template, &credentials, &connection_config).await?;
+    }
+    store_connection(
+        state,
+        template,
+        ConnectionFields {
+            provider_config_key: import.provider_config_key.clone(),
+            connection_id: import.connection_id,
+            credentials,
+            connection_config,
+            metadata: import.metadata,
+            obtained_at: Utc::now(),
+            owner: import.owner,
+        },
+    )
+    .await
+}
+
+/// Imported credentials checked against the config's template and made stored credentials;
+/// entered ones (an API key, a username and password) are checked for shape here, and for
+/// validity with the provider only by the caller that may call it.
+pub fn imported_credentials(
+    config: &ProviderConfig,
+    template: &ProviderTemplate,
+    imported: ImportedCredentials,
+) -> Result<Credentials, ApiError> {
+    if !imported.fits(template.auth_mode) {
+        return Err(ApiError::InvalidRequest(format!(
+            "These credentials do not fit provider '{}', whose auth mode is {}.",
+            config.provider,
+            template.auth_mode.as_str()
+        )));
+    }
     let token_problem = |name: &str, value: &str| -> Option<ApiError> {
         if value.is_empty() {
             Some(ApiError::InvalidRequest(format!(
@@ -373,7 +406,7 @@ pub async fn import_connection(
             None
         }
     };
-    let credentials = match import.credentials {
+    Ok(match imported {
         ImportedCredentials::OAuth2 {
             access_token,
             refresh_token,
@@ -409,15 +442,18 @@ pub async fn import_connection(
         ImportedCredentials::OAuth1 {
             oauth_token,
             oauth_token_secret,
+            raw,
         } => {
             let problem = token_problem("oauth_token", &oauth_token)
                 .or_else(|| token_problem("oauth_token_secret", &oauth_token_secret));
             if let Some(problem) = problem {
                 return Err(problem);
             }
-            let raw = serde_json::json!({
-                "oauth_token": oauth_token,
-                "oauth_token_secret": oauth_token_secret,
+            let raw = raw.map(Value::Object).unwrap_or_else(|| {
+                serde_json::json!({
+                    "oauth_token": oauth_token,
+                    "oauth_token_secret": oauth_token_secret,
+                })
             });
             Credentials::OAuth1(OAuth1Credentials {
                 oauth_token,
@@ -428,6 +464,7 @@ pub async fn import_connection(
         ImportedCredentials::ClientCredentials {
             token,
             expires_at,
+            raw,
             client_id,
         } => {
             if let Some(problem) = token_problem("token", &token) {
@@ -435,40 +472,26 @@ pub async fn import_connection(
             }
             if client_id.is_some_and(|id| id != config.oauth_client_id) {
                 return Err(ApiError::InvalidRequest(format!(
-                    "Param 'credentials.client_id' is not the client id of integration '{key}', whose app fetches this connection's next tokens: import it into an integration with that app."
+                    "Param 'credentials.client_id' is not the client id of integration '{}', whose app fetches this connection's next tokens: import it into an integration with that app.",
+                    config.unique_key
                 )));
             }
-            let mut raw = Map::new();
-            raw.insert("access_token".into(), Value::String(token.clone()));
-            if let Some(at) = expires_at {
-                raw.insert("expires_at".into(), Value::String(iso_millis(at)));
-            }
+            let raw = raw.unwrap_or_else(|| {
+                let mut raw = Map::new();
+                raw.insert("access_token".into(), Value::String(token.clone()));
+                if let Some(at) = expires_at {
+                    raw.insert("expires_at".into(), Value::String(iso_millis(at)));
+                }
+                raw
+            });
             Credentials::OAuth2ClientCredentials(ClientCredentials {
                 token,
                 expires_at,
                 raw: Value::Object(raw),
             })
         }
-        ImportedCredentials::Entered(entered) => {
-            let credentials = validated_credentials(template, entered)?;
-            verified(state, &config, template, &credentials, &connection_config).await?;
-            credentials
-        }
-    };
-    store_connection(
-        state,
-        template,
-        ConnectionFields {
-            provider_config_key: import.provider_config_key.clone(),
-            connection_id: import.connection_id,
-            credentials,
-            connection_config,
-            metadata: import.metadata,
-            obtained_at: Utc::now(),
-            owner: import.owner,
-        },
-    )
-    .await
+        ImportedCredentials::Entered(entered) => validated_credentials(template, entered)?,
+    })
 }
 
 /// Deletes a connection and emits the `connection.deleted` webhook (also the dashboard's delete);

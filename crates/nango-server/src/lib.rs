@@ -16,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod nango_import;
 pub mod oauth;
 pub mod outbound;
 pub mod providers;
@@ -399,6 +400,45 @@ pub async fn rotate_encryption_key(args: ServeArgs) -> Result<store::RotationRep
     // Same check as at start: data sealed with a key that is not in the list cannot be re-sealed.
     store.verify_encryption_keys().await?;
     Ok(store.rotate_encryption().await?)
+}
+
+/// `nango import:nango`: checks this server's settings and opens its database (as `nango
+/// serve` would with `args`), then reads the whole Nango source (a wrong source or encryption
+/// key stops here, before any item is written), then imports it.
+pub async fn import_from_nango(
+    args: ServeArgs,
+    source: nango_import::Source,
+    options: nango_import::ImportOptions,
+    progress: nango_import::Progress<'_>,
+) -> Result<nango_import::ImportReport, nango_import::ImportError> {
+    let opened = async {
+        let settings = Settings::from_args(&args)?;
+        let catalog = Catalog::load(settings.providers_file.as_deref())?;
+        let cipher = store::Cipher::from_base64_keys(&settings.encryption_keys)
+            .map_err(store::StoreError::from)?;
+        let store = store::connect(settings.database_url.expose(), Arc::new(cipher), 0).await?;
+        store.verify_encryption_keys().await?;
+        // Measured on 10k connections: eight at a time halve a PostgreSQL import's time, and
+        // quadruple a SQLite one's (one writer).
+        let sqlite = settings.database_url.expose().starts_with("sqlite:");
+        Ok::<_, StartupError>((catalog, store, if sqlite { 1 } else { 8 }))
+    };
+    let (catalog, store, in_flight) = opened.await?;
+    let options = nango_import::ImportOptions {
+        in_flight,
+        ..options
+    };
+    let snapshot = source.read(progress).await?;
+    nango_import::import_snapshot(
+        store.as_ref(),
+        &catalog,
+        snapshot,
+        &source.name(),
+        options,
+        progress,
+    )
+    .await
+    .map_err(nango_import::ImportError::Interrupted)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -201,6 +201,7 @@ async fn import(
         } => ImportedCredentials::ClientCredentials {
             token,
             expires_at,
+            raw: None,
             client_id,
         },
         ImportCredentials::OAuth1 {
@@ -209,6 +210,7 @@ async fn import(
         } => ImportedCredentials::OAuth1 {
             oauth_token,
             oauth_token_secret,
+            raw: None,
         },
         ImportCredentials::ApiKey { api_key } => ImportedCredentials::Entered(EnteredCredentials {
             api_key: Some(api_key),

@@ -4,6 +4,7 @@
 
 mod cache;
 pub mod cipher;
+pub mod nango_db;
 mod sql;
 mod sqlite_files;
 
@@ -232,6 +233,39 @@ pub struct ConnectionSummary {
     pub owner: Owner,
 }
 
+/// What an import from Nango (`crate::nango_import`) wrote of one item, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRecord {
+    pub kind: ImportKind,
+    pub provider_config_key: String,
+    /// Empty for a provider config.
+    pub connection_id: String,
+    /// Where it came from, without credentials (a database URL without its password, an API's
+    /// URL).
+    pub source: String,
+    /// SHA-256 (hex) of the item as the source had it.
+    pub fingerprint: String,
+    /// The generation written: a connection's `refreshed_at`, a config's `updated_at`. This
+    /// server changed the item since when it no longer holds this one.
+    pub generation: Option<DateTime<Utc>>,
+    pub imported_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImportKind {
+    Config,
+    Connection,
+}
+
+impl ImportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportKind::Config => "config",
+            ImportKind::Connection => "connection",
+        }
+    }
+}
+
 /// An OAuth flow between `/oauth/connect` and `/oauth/callback`, keyed by its `state`.
 #[derive(Debug, Clone)]
 pub struct OAuthSession {
@@ -346,6 +380,21 @@ pub trait Store: Send + Sync + 'static {
         &self,
         provider_config_key: &str,
         connection_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Every record of earlier imports.
+    async fn import_records(&self) -> Result<Vec<ImportRecord>, StoreError>;
+    /// Records an import of an item without writing the item (found here as the source has it).
+    async fn record_import(&self, record: &ImportRecord) -> Result<(), StoreError>;
+    /// Writes an imported connection and its record in one transaction, if the connection is
+    /// still as the import found it: absent when `replaces` is `None`, holding the credentials of
+    /// that generation otherwise. False, and nothing written, when it changed meanwhile (a
+    /// refresh or a flow on a running server). `record.generation` is set to what was written.
+    async fn write_imported_connection(
+        &self,
+        fields: &ConnectionFields,
+        replaces: Option<Generation>,
+        record: &ImportRecord,
     ) -> Result<bool, StoreError>;
 
     async fn insert_oauth_session(&self, session: &OAuthSession) -> Result<(), StoreError>;

@@ -13,9 +13,9 @@ use super::cache::ReadCache;
 use super::cipher::{is_sealed, Cipher, CipherError};
 use super::{
     ConfigRename, ConnectSession, Connection, ConnectionFields, ConnectionHealth,
-    ConnectionSummary, DeliveryOutcome, NewWebhook, OAuthSession, Owner, ProviderConfig,
-    ProviderConfigFields, RefreshFailure, RotationReport, Store, StoreError, WebhookDelivery,
-    WsFrames,
+    ConnectionSummary, DeliveryOutcome, Generation, ImportKind, ImportRecord, NewWebhook,
+    OAuthSession, Owner, ProviderConfig, ProviderConfigFields, RefreshFailure, RotationReport,
+    Store, StoreError, WebhookDelivery, WsFrames,
 };
 use crate::credentials::Credentials;
 use crate::secret::Secret;
@@ -419,6 +419,11 @@ const CONNECTION_COLUMNS: &str = "id, created_at, updated_at, provider_config_ke
 /// What a successful flow or refresh writes besides the credentials: the health starts over.
 const HEALTHY: &str = "refresh_failures = 0, refresh_error = NULL, needs_reauth = 0, \
      retry_after = NULL, refresh_failed_at = NULL";
+const UPSERT_IMPORT: &str = "INSERT INTO imports (kind, provider_config_key, connection_id, \
+     source, fingerprint, generation, imported_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (kind, provider_config_key, connection_id) DO UPDATE SET \
+     source = excluded.source, fingerprint = excluded.fingerprint, \
+     generation = excluded.generation, imported_at = excluded.imported_at";
 const SESSION_COLUMNS: &str = "state, created_at, expires_at, provider_config_key, provider, \
      connection_id, callback_url, code_verifier, connection_config, ws_client_id, \
      request_token_secret, return_to, browser_hash, connect_session_hash";
@@ -969,6 +974,133 @@ macro_rules! sql_store {
                 .await?;
                 self.cache.evict_connection(provider_config_key, connection_id);
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn import_records(&self) -> Result<Vec<ImportRecord>, StoreError> {
+                let rows: Vec<(String, String, String, String, String, Option<i64>, i64)> =
+                    sqlx::query_as(
+                        "SELECT kind, provider_config_key, connection_id, source, fingerprint, \
+                         generation, imported_at FROM imports",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter()
+                    .map(|(kind, key, id, source, fingerprint, generation, at)| {
+                        Ok(ImportRecord {
+                            kind: match kind.as_str() {
+                                "config" => ImportKind::Config,
+                                "connection" => ImportKind::Connection,
+                                other => {
+                                    return Err(StoreError::Corrupt(format!(
+                                        "imports.kind: {other:?}"
+                                    )))
+                                }
+                            },
+                            provider_config_key: key,
+                            connection_id: id,
+                            source,
+                            fingerprint,
+                            generation: generation.map(from_millis),
+                            imported_at: from_millis(at),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn record_import(&self, record: &ImportRecord) -> Result<(), StoreError> {
+                sqlx::query(UPSERT_IMPORT)
+                    .bind(record.kind.as_str())
+                    .bind(&record.provider_config_key)
+                    .bind(&record.connection_id)
+                    .bind(&record.source)
+                    .bind(&record.fingerprint)
+                    .bind(record.generation.map(millis))
+                    .bind(millis(record.imported_at))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn write_imported_connection(
+                &self,
+                f: &ConnectionFields,
+                replaces: Option<Generation>,
+                record: &ImportRecord,
+            ) -> Result<bool, StoreError> {
+                let connection_config = to_json(&f.connection_config)?;
+                let metadata = to_json(&f.metadata)?;
+                let owner = f.owner.clone().unwrap_or_default();
+                let end_user = owner.end_user.as_ref().map(to_json).transpose()?;
+                let tags = to_json(&owner.tags)?;
+                let sealed = seal_credentials(
+                    &self.cipher,
+                    &f.credentials,
+                    &f.provider_config_key,
+                    &f.connection_id,
+                    &connection_bound(&connection_config, &metadata),
+                )?;
+                let now = millis(Utc::now());
+                let mut tx = self.pool.begin().await?;
+                let written = match replaces {
+                    // Absent: a row made meanwhile (by a flow) is left alone.
+                    None => sqlx::query(
+                        "INSERT INTO connections (created_at, updated_at, provider_config_key, \
+                         connection_id, credentials, connection_config, metadata, expires_at, \
+                         refreshed_at, end_user, tags) \
+                         VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                         ON CONFLICT (provider_config_key, connection_id) DO NOTHING",
+                    )
+                    .bind(now)
+                    .bind(&f.provider_config_key)
+                    .bind(&f.connection_id)
+                    .bind(&sealed)
+                    .bind(&connection_config)
+                    .bind(&metadata)
+                    .bind(f.credentials.expires_at().map(millis))
+                    .bind(millis(f.obtained_at))
+                    .bind(&end_user)
+                    .bind(&tags)
+                    .execute(&mut *tx)
+                    .await?,
+                    // Still the credentials the import found: not refreshed or re-authorized.
+                    Some(Generation(generation)) => sqlx::query(&format!(
+                        "UPDATE connections SET updated_at = $1, credentials = $2, \
+                         connection_config = $3, metadata = $4, expires_at = $5, \
+                         refreshed_at = $6, end_user = $7, tags = $8, obtained_by_refresh = 0, \
+                         {HEALTHY} \
+                         WHERE provider_config_key = $9 AND connection_id = $10 \
+                         AND refreshed_at IS NOT DISTINCT FROM $11"
+                    ))
+                    .bind(now)
+                    .bind(&sealed)
+                    .bind(&connection_config)
+                    .bind(&metadata)
+                    .bind(f.credentials.expires_at().map(millis))
+                    .bind(millis(f.obtained_at))
+                    .bind(&end_user)
+                    .bind(&tags)
+                    .bind(&f.provider_config_key)
+                    .bind(&f.connection_id)
+                    .bind(generation.map(millis))
+                    .execute(&mut *tx)
+                    .await?,
+                };
+                if written.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(UPSERT_IMPORT)
+                    .bind(ImportKind::Connection.as_str())
+                    .bind(&f.provider_config_key)
+                    .bind(&f.connection_id)
+                    .bind(&record.source)
+                    .bind(&record.fingerprint)
+                    .bind(millis(f.obtained_at))
+                    .bind(millis(record.imported_at))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                self.cache.evict_connection(&f.provider_config_key, &f.connection_id);
+                Ok(true)
             }
 
             async fn update_credentials_if_unchanged(

@@ -2,7 +2,9 @@
 //! small helpers to drive it the way the Nango clients do.
 
 mod fake_api;
+pub mod fake_nango;
 mod fake_provider;
+pub mod nango_db;
 
 pub use fake_api::FakeApi;
 pub use fake_provider::{FakeProvider, TokenRequest};
@@ -68,19 +70,21 @@ struct TestDatabase {
     _postgres: Option<PostgresDatabase>,
 }
 
-/// A database created for one test on the server named by `NANGO_TEST_DATABASE_URL`.
-struct PostgresDatabase {
+/// A database created for one test on a PostgreSQL server (`NANGO_TEST_DATABASE_URL`, or the
+/// Nango sources' `NANGO_TEST_POSTGRES_URL`), dropped with the value.
+pub(crate) struct PostgresDatabase {
     admin_url: String,
     name: String,
 }
 
 impl PostgresDatabase {
-    async fn create(admin_url: &str) -> (PostgresDatabase, String) {
+    /// A fresh database on the server of `admin_url`, and its URL.
+    pub(crate) async fn create(admin_url: &str) -> (PostgresDatabase, String) {
         use sqlx::Connection;
         let name = format!("nango_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = sqlx::PgConnection::connect(admin_url)
             .await
-            .expect("connect to NANGO_TEST_DATABASE_URL");
+            .unwrap_or_else(|e| panic!("the tests need PostgreSQL at {admin_url}: {e}"));
         sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut conn)
             .await
