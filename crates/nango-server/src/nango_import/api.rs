@@ -493,13 +493,21 @@ async fn read_09(
         Ok(connection(&key, &id, &row, false))
     })
     .await?;
+    take_connections(&mut snapshot, read);
+    Ok(snapshot)
+}
+
+/// Connections read go into the snapshot, those that could not be into its unreadable items.
+fn take_connections(
+    snapshot: &mut SourceSnapshot,
+    read: Vec<Result<SourceConnection, Unreadable>>,
+) {
     for item in read {
         match item {
             Ok(connection) => snapshot.connections.push(connection),
             Err(unreadable) => snapshot.unreadable.push(unreadable),
         }
     }
-    Ok(snapshot)
 }
 
 /// Reads a current Nango server, whose `GET /integrations` answered `data`.
@@ -558,12 +566,7 @@ async fn read_current(
         Ok(connection(&key, &id, &body, true))
     })
     .await?;
-    for item in read {
-        match item {
-            Ok(connection) => snapshot.connections.push(connection),
-            Err(unreadable) => snapshot.unreadable.push(unreadable),
-        }
-    }
+    take_connections(&mut snapshot, read);
     Ok(snapshot)
 }
 

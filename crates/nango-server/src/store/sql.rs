@@ -61,6 +61,38 @@ fn connection_bound(connection_config: &str, metadata: &str) -> Bound {
     ]
 }
 
+/// What a connection write stores besides its keys and times: the credentials sealed for the
+/// connection config and metadata they are bound to, and those, the end user and the tags as
+/// JSON text.
+struct ConnectionColumns {
+    sealed: String,
+    connection_config: String,
+    metadata: String,
+    end_user: Option<String>,
+    tags: String,
+}
+
+impl ConnectionColumns {
+    fn of(cipher: &Cipher, f: &ConnectionFields) -> Result<ConnectionColumns, StoreError> {
+        let connection_config = to_json(&f.connection_config)?;
+        let metadata = to_json(&f.metadata)?;
+        let owner = f.owner.clone().unwrap_or_default();
+        Ok(ConnectionColumns {
+            sealed: seal_credentials(
+                cipher,
+                &f.credentials,
+                &f.provider_config_key,
+                &f.connection_id,
+                &connection_bound(&connection_config, &metadata),
+            )?,
+            end_user: owner.end_user.as_ref().map(to_json).transpose()?,
+            tags: to_json(&owner.tags)?,
+            connection_config,
+            metadata,
+        })
+    }
+}
+
 /// SHA-256 of the bound columns, length-prefixed so no two lists hash alike, in hex.
 fn bound_digest(bound: &Bound) -> String {
     use sha2::{Digest, Sha256};
@@ -862,28 +894,18 @@ macro_rules! sql_store {
                      obtained_by_refresh = 0, {HEALTHY} \
                      RETURNING {CONNECTION_COLUMNS}"
                 );
-                let connection_config = to_json(&f.connection_config)?;
-                let metadata = to_json(&f.metadata)?;
-                let owner = f.owner.clone().unwrap_or_default();
-                let end_user = owner.end_user.as_ref().map(to_json).transpose()?;
-                let tags = to_json(&owner.tags)?;
+                let c = ConnectionColumns::of(&self.cipher, f)?;
                 let row: ConnectionRow = sqlx::query_as(&sql)
                     .bind(millis(Utc::now()))
                     .bind(&f.provider_config_key)
                     .bind(&f.connection_id)
-                    .bind(seal_credentials(
-                        &self.cipher,
-                        &f.credentials,
-                        &f.provider_config_key,
-                        &f.connection_id,
-                        &connection_bound(&connection_config, &metadata),
-                    )?)
-                    .bind(&connection_config)
-                    .bind(&metadata)
+                    .bind(&c.sealed)
+                    .bind(&c.connection_config)
+                    .bind(&c.metadata)
                     .bind(f.credentials.expires_at().map(millis))
                     .bind(millis(f.obtained_at))
-                    .bind(end_user)
-                    .bind(tags)
+                    .bind(&c.end_user)
+                    .bind(&c.tags)
                     .bind(i64::from(f.owner.is_some()))
                     .fetch_one(&self.pool)
                     .await?;
@@ -1027,18 +1049,13 @@ macro_rules! sql_store {
                 replaces: Option<Generation>,
                 record: &ImportRecord,
             ) -> Result<bool, StoreError> {
-                let connection_config = to_json(&f.connection_config)?;
-                let metadata = to_json(&f.metadata)?;
-                let owner = f.owner.clone().unwrap_or_default();
-                let end_user = owner.end_user.as_ref().map(to_json).transpose()?;
-                let tags = to_json(&owner.tags)?;
-                let sealed = seal_credentials(
-                    &self.cipher,
-                    &f.credentials,
-                    &f.provider_config_key,
-                    &f.connection_id,
-                    &connection_bound(&connection_config, &metadata),
-                )?;
+                let ConnectionColumns {
+                    sealed,
+                    connection_config,
+                    metadata,
+                    end_user,
+                    tags,
+                } = ConnectionColumns::of(&self.cipher, f)?;
                 let now = millis(Utc::now());
                 let mut tx = self.pool.begin().await?;
                 let written = match replaces {
